@@ -1,0 +1,79 @@
+// Package codec turns Go values into the bytes a tierstore.Store keeps:
+// msgpack by default, JSON as the alternative, and a typed helper so an
+// application can keep a struct in any Store without writing encode/decode.
+package codec
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Codec encodes and decodes values. Implementations must be safe for
+// concurrent use. Unmarshal must not retain data after it returns.
+type Codec interface {
+	Marshal(v any) ([]byte, error)
+	Unmarshal(data []byte, v any) error
+}
+
+// Msgpack is the default codec (github.com/vmihailenco/msgpack/v5). Structs
+// are encoded as maps keyed by field name (or the `msgpack` tag), so fields
+// may be added and removed between releases; time.Time keeps its instant
+// and nanoseconds but not its location.
+var Msgpack Codec = msgpackCodec{}
+
+// JSON is the encoding/json codec: larger and slower than msgpack, but
+// readable with redis-cli.
+var JSON Codec = jsonCodec{}
+
+// Default is the codec used when none is configured.
+var Default = Msgpack
+
+type msgpackCodec struct{}
+
+func (msgpackCodec) Marshal(v any) ([]byte, error) {
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("codec: msgpack encode %T: %w", v, err)
+	}
+	return b, nil
+}
+
+func (msgpackCodec) Unmarshal(data []byte, v any) error {
+	r := bytes.NewReader(data)
+	dec := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(dec)
+	dec.Reset(r) // a *bytes.Reader is read directly, without extra buffering
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("codec: msgpack decode into %T: %w", v, err)
+	}
+	// Trailing bytes mean the value is not what was written: refuse it
+	// rather than return a reading of some prefix of it.
+	if r.Len() > 0 {
+		return fmt.Errorf("codec: msgpack decode into %T: %d trailing bytes", v, r.Len())
+	}
+	return nil
+}
+
+type jsonCodec struct{}
+
+func (jsonCodec) Marshal(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("codec: json encode %T: %w", v, err)
+	}
+	return b, nil
+}
+
+func (jsonCodec) Unmarshal(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("codec: json decode into %T: %w", v, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("codec: json decode into %T: trailing data", v)
+	}
+	return nil
+}

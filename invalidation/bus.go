@@ -1,0 +1,306 @@
+// Package invalidation is the pub/sub bus that keeps in-process caches
+// coherent: the message format, the subscription with reconnect and gap
+// detection, and the health-check lease that bounds staleness when
+// messages may be lost.
+package invalidation
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultHealthCheckInterval is the default Config.HealthCheckInterval.
+const DefaultHealthCheckInterval = time.Second
+
+// Config configures a Bus. Zero fields take the documented defaults.
+type Config struct {
+	// Redis is the client to subscribe with; required. Never closed by Bus.
+	Redis redis.UniversalClient
+	// Channel is the pub/sub channel; required.
+	Channel string
+	// HealthCheckInterval bounds how stale a cache fed by this bus can get
+	// when messages are lost: the bus is Live only while it has proof
+	// (a PING answered on the subscription) that it received every message
+	// published up to HealthCheckInterval ago. Pings go out four times per
+	// interval. Default DefaultHealthCheckInterval (1s).
+	HealthCheckInterval time.Duration
+	// OnMessage is called, in publication order, for every well-formed
+	// message, including this bus's own (compare Message.Sender with ID).
+	OnMessage func(Message)
+	// OnGap is called whenever messages may have been lost (the
+	// subscription was lost or re-made, the lease expired, a message
+	// could not be read): the receiver must forget everything the
+	// messages were protecting. reason says why.
+	OnGap func(reason string)
+}
+
+// Stats is a snapshot of a Bus's counters.
+type Stats struct {
+	Messages  uint64 // well-formed messages received, own included
+	Malformed uint64 // payloads that were not invalidation messages
+	Gaps      uint64 // times OnGap was called
+	Pings     uint64 // health-check pings sent
+	Pongs     uint64 // health-check pongs received
+}
+
+// Bus is a subscription to one invalidation channel.
+//
+// # The lease
+//
+// Redis delivers the messages of one subscription in order, and answers a
+// PING on it after every message published before the PING was processed.
+// So a PONG for a ping sent at time T proves that every message published
+// before T has been handed to OnMessage. The bus is Live until
+// T + HealthCheckInterval for the latest such T; after that a timer marks it
+// not Live and reports a gap. A lost connection, a resubscribe or an
+// unreadable reply also report a gap at once. Callers must not serve cached
+// data while the bus is not Live.
+type Bus struct {
+	cfg   Config
+	id    ID
+	start time.Time // the origin of ping payloads (monotonic)
+
+	mu sync.Mutex // guards ps
+	ps *redis.PubSub
+
+	live       atomic.Bool
+	leaseUntil atomic.Int64 // nanoseconds since start
+	expiry     *time.Timer  // marks the bus not Live when the lease runs out
+	pingNow    chan struct{}
+
+	messages, malformed, gaps, pings, pongs atomic.Uint64
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New subscribes and starts the bus's goroutines. Redis need not be
+// reachable: the bus keeps trying, and is not Live until it succeeds.
+func New(cfg Config) (*Bus, error) {
+	if cfg.Redis == nil || cfg.Channel == "" {
+		return nil, errors.New("invalidation: Config.Redis and Config.Channel are required")
+	}
+	if cfg.HealthCheckInterval < 0 {
+		return nil, errors.New("invalidation: negative HealthCheckInterval")
+	}
+	if cfg.HealthCheckInterval == 0 {
+		cfg.HealthCheckInterval = DefaultHealthCheckInterval
+	}
+	if cfg.OnMessage == nil {
+		cfg.OnMessage = func(Message) {}
+	}
+	if cfg.OnGap == nil {
+		cfg.OnGap = func(string) {}
+	}
+	b := &Bus{cfg: cfg, id: NewID(), start: time.Now(), pingNow: make(chan struct{}, 1)}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.expiry = time.AfterFunc(time.Hour, b.checkLease)
+	b.expiry.Stop()
+	b.ps = cfg.Redis.Subscribe(b.ctx, cfg.Channel)
+	b.wg.Add(2)
+	go b.receive()
+	go b.ping()
+	return b, nil
+}
+
+// ID returns this bus's instance ID, which Publish-side code puts in its
+// messages (see AppendMessage).
+func (b *Bus) ID() ID { return b.id }
+
+// Channel returns the channel the bus listens on.
+func (b *Bus) Channel() string { return b.cfg.Channel }
+
+// Message encodes an invalidation of key by this instance.
+func (b *Bus) Message(key string) []byte {
+	return AppendMessage(make([]byte, 0, headerLen+len(key)), b.id, key)
+}
+
+// Live reports whether the bus currently holds a lease: whether a cache fed
+// by it may serve.
+func (b *Bus) Live() bool { return b.live.Load() }
+
+// Stats returns the counters.
+func (b *Bus) Stats() Stats {
+	return Stats{
+		Messages: b.messages.Load(), Malformed: b.malformed.Load(), Gaps: b.gaps.Load(),
+		Pings: b.pings.Load(), Pongs: b.pongs.Load(),
+	}
+}
+
+// Close unsubscribes and stops the goroutines. It is idempotent.
+func (b *Bus) Close() error {
+	if b.ctx.Err() != nil {
+		return nil
+	}
+	b.cancel()
+	b.mu.Lock()
+	err := b.ps.Close()
+	b.mu.Unlock()
+	b.wg.Wait()
+	b.expiry.Stop()
+	b.live.Store(false)
+	if errors.Is(err, redis.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (b *Bus) pubsub() *redis.PubSub {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ps
+}
+
+// gap withdraws the lease and tells the owner. Order matters: not Live
+// first, so that nothing is served between the loss and the flush.
+func (b *Bus) gap(reason string) {
+	b.live.Store(false)
+	b.leaseUntil.Store(0)
+	b.gaps.Add(1)
+	b.cfg.OnGap(reason)
+}
+
+func (b *Bus) since() time.Duration { return time.Since(b.start) }
+
+// checkLease runs when the lease may have run out.
+func (b *Bus) checkLease() {
+	if b.live.Load() && b.since() >= time.Duration(b.leaseUntil.Load()) {
+		b.gap("health-check lease expired")
+	}
+}
+
+// receive is the only reader of the subscription: it decodes messages,
+// renews the lease on pongs and reports gaps.
+func (b *Bus) receive() {
+	defer b.wg.Done()
+	interval := b.cfg.HealthCheckInterval
+	backoff := time.Duration(0)
+	lastHeard := time.Now()
+	for b.ctx.Err() == nil {
+		ps := b.pubsub()
+		msg, err := ps.ReceiveTimeout(b.ctx, interval)
+		if b.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			var nerr net.Error
+			if errors.As(err, &nerr) && nerr.Timeout() {
+				// Quiet, but pings should have been answered: after three
+				// intervals of silence the connection is presumed dead
+				// (half-open TCP, a paused server) and replaced.
+				if time.Since(lastHeard) > 3*interval {
+					b.recycle()
+					lastHeard = time.Now()
+				}
+				continue
+			}
+			// go-redis reconnects and resubscribes on the next read; the
+			// messages in between are lost.
+			if b.live.Load() || backoff == 0 {
+				b.gap("subscription error: " + err.Error())
+			}
+			backoff = min(max(2*backoff, 10*time.Millisecond), interval)
+			select {
+			case <-time.After(backoff):
+			case <-b.ctx.Done():
+				return
+			}
+			continue
+		}
+		backoff = 0
+		lastHeard = time.Now()
+		switch m := msg.(type) {
+		case *redis.Message:
+			b.deliver(m.Payload)
+		case *redis.Pong:
+			b.renew(m.Payload)
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				// A (re)subscription: whatever was published before it
+				// is lost. Ask for a pong at once to regain the lease.
+				b.gap("subscribed")
+				b.requestPing()
+			}
+		}
+	}
+}
+
+func (b *Bus) deliver(payload string) {
+	m, err := Decode(payload)
+	switch {
+	case err == nil:
+		b.messages.Add(1)
+		b.cfg.OnMessage(m)
+	case errors.Is(err, ErrUnknownVersion):
+		// A newer peer invalidated some key we cannot name: drop all.
+		b.malformed.Add(1)
+		b.gap("message of unknown version")
+	default:
+		b.malformed.Add(1)
+	}
+}
+
+// renew extends the lease to (ping send time + interval).
+func (b *Bus) renew(payload string) {
+	sent, err := strconv.ParseInt(payload, 10, 64)
+	if err != nil {
+		return // not one of our pings
+	}
+	b.pongs.Add(1)
+	until := sent + int64(b.cfg.HealthCheckInterval)
+	for {
+		cur := b.leaseUntil.Load()
+		if until <= cur || b.leaseUntil.CompareAndSwap(cur, until) {
+			break
+		}
+	}
+	if left := time.Duration(until) - b.since(); left > 0 {
+		b.live.Store(true)
+		b.expiry.Reset(left)
+	}
+}
+
+func (b *Bus) requestPing() {
+	select {
+	case b.pingNow <- struct{}{}:
+	default:
+	}
+}
+
+// ping sends a health-check ping four times per interval, or at once when
+// asked. Its payload is its send time, which the pong brings back.
+func (b *Bus) ping() {
+	defer b.wg.Done()
+	t := time.NewTicker(b.cfg.HealthCheckInterval / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+		case <-b.pingNow:
+		}
+		payload := strconv.FormatInt(int64(b.since()), 10)
+		if b.pubsub().Ping(b.ctx, payload) == nil {
+			b.pings.Add(1)
+		}
+	}
+}
+
+// recycle replaces the subscription with a new connection.
+func (b *Bus) recycle() {
+	b.mu.Lock()
+	old := b.ps
+	b.ps = b.cfg.Redis.Subscribe(b.ctx, b.cfg.Channel)
+	b.mu.Unlock()
+	_ = old.Close()
+	b.gap("subscription silent, replaced")
+}

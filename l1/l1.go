@@ -1,0 +1,262 @@
+// Package l1 is the in-process tier: a ristretto/v2 cache bounded by bytes,
+// with per-entry TTLs and validity stamps. Used alone it is the memory-only
+// tierstore.Store; tiered uses it as the front of Redis.
+package l1
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"github.com/tierstore/tierstore"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultMaxBytes = 64 << 20 // 64 MiB
+)
+
+// ErrNotAdmitted is returned by Set when the cache did not keep the value:
+// its admission policy preferred the entries already cached (the cache is
+// full of more frequently used keys) or its write buffer was saturated.
+// Nothing is stored; the caller may retry or size MaxBytes up.
+var ErrNotAdmitted = errors.New("l1: value not admitted: cache full or busy")
+
+// Config configures a Store. Zero fields take the documented defaults.
+type Config struct {
+	// MaxBytes bounds the memory held by entries: key and value bytes plus
+	// a fixed per-entry overhead (EntryOverhead). Default 64 MiB.
+	MaxBytes int64
+	// TTL caps how long an entry stays cached, on top of its own expiry.
+	// Zero means no cap: an entry lives until its expiry, deletion or
+	// eviction. tiered sets this to its L1TTL.
+	TTL time.Duration
+	// MaxValueBytes is the largest value Set accepts. Default
+	// tierstore.DefaultMaxValueBytes (1 MiB).
+	MaxValueBytes int
+}
+
+// EntryOverhead is the cost, in bytes, charged for each entry on top of
+// its key and value: the entry header and ristretto's bookkeeping.
+const EntryOverhead = 96
+
+// numStripes is the number of generation counters. Invalidating a key bumps
+// the counter of its stripe, so it also drops the (still correct) cached
+// values of the other keys in that stripe: 4096 stripes keep that collateral
+// damage to 1/4096 of the cache per invalidation for 32 KiB of counters.
+const numStripes = 4096
+
+// Store is an in-process cache and the memory-only tierstore.Store.
+//
+// # Validity stamps
+//
+// Used as the front of a shared source of truth, a cache must not let a
+// value read from the source before an invalidation land after it. Store
+// therefore keeps a global epoch and numStripes generation counters indexed
+// by a hash of the key. A Stamp records (epoch, generation of the key's
+// stripe). Every entry carries the Stamp taken before its value was read
+// from the source, and is served only while that Stamp is still current:
+//
+//   - Invalidate(key) bumps the key's stripe, so every entry and every fill
+//     in flight stamped before it is dead, whatever order ristretto's
+//     asynchronous buffers apply them in;
+//   - InvalidateAll bumps the epoch: an O(1) flush of everything.
+//
+// Counters only grow, so a dead stamp never becomes current again.
+type Store struct {
+	cache    *ristretto.Cache[string, *entry]
+	ttl      time.Duration
+	maxValue int
+	seed     maphash.Seed
+	closed   atomic.Bool
+
+	epoch   atomic.Uint64
+	stripes [numStripes]atomic.Uint64
+
+	hits, misses, stale atomic.Uint64
+}
+
+// entry is immutable once cached, but for rejected.
+type entry struct {
+	value    []byte
+	stamp    Stamp
+	stripe   uint32
+	rejected atomic.Bool // set if ristretto's admission policy refused it
+}
+
+// Stamp is a validity stamp; see Store.
+type Stamp struct {
+	epoch, gen uint64
+}
+
+// String formats the stamp compactly, for flight keys and debugging.
+func (s Stamp) String() string { return fmt.Sprintf("%d.%d", s.epoch, s.gen) }
+
+// New returns a Store. It fails only on an invalid Config.
+func New(cfg Config) (*Store, error) {
+	if cfg.MaxBytes < 0 || cfg.TTL < 0 || cfg.MaxValueBytes < 0 {
+		return nil, errors.New("l1: negative MaxBytes, TTL or MaxValueBytes")
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.MaxValueBytes == 0 {
+		cfg.MaxValueBytes = tierstore.DefaultMaxValueBytes
+	}
+	// ristretto wants about ten frequency counters per entry it may hold;
+	// assume entries of about 1 KiB, and keep at least 10k counters.
+	counters := max(cfg.MaxBytes/100, 10_000)
+	cache, err := ristretto.NewCache(&ristretto.Config[string, *entry]{
+		NumCounters: counters,
+		MaxCost:     cfg.MaxBytes,
+		BufferItems: 64,
+		// Our cost already counts the overhead, in bytes.
+		IgnoreInternalCost: true,
+		OnReject:           func(it *ristretto.Item[*entry]) { it.Value.rejected.Store(true) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("l1: %w", err)
+	}
+	return &Store{cache: cache, ttl: cfg.TTL, maxValue: cfg.MaxValueBytes, seed: maphash.MakeSeed()}, nil
+}
+
+func (s *Store) stripeOf(key string) uint32 {
+	return uint32(maphash.String(s.seed, key) % numStripes)
+}
+
+// Stamp returns the current stamp of key. Take it before reading the value
+// from the source of truth, and hand it to Fill with what was read.
+func (s *Store) Stamp(key string) Stamp {
+	return s.stampOf(s.stripeOf(key))
+}
+
+func (s *Store) stampOf(stripe uint32) Stamp {
+	// Load the epoch first: a concurrent InvalidateAll then either shows
+	// up here or makes the stamp dead later; never a newer epoch with an
+	// older stripe generation that a later bump could not kill.
+	epoch := s.epoch.Load()
+	return Stamp{epoch: epoch, gen: s.stripes[stripe].Load()}
+}
+
+func (s *Store) current(e *entry) bool {
+	return e.stamp == s.stampOf(e.stripe)
+}
+
+// Lookup calls fn with the cached value of key if there is a current entry,
+// and reports whether it did. fn must neither modify nor retain the slice.
+func (s *Store) Lookup(key string, fn func(value []byte) error) (bool, error) {
+	e, ok := s.cache.Get(key)
+	if !ok {
+		s.misses.Add(1)
+		return false, nil
+	}
+	if !s.current(e) {
+		s.stale.Add(1)
+		s.misses.Add(1)
+		return false, nil
+	}
+	s.hits.Add(1)
+	return true, fn(e.value)
+}
+
+// Fill caches value under key if st is still current, for at most
+// min(TTL, until expiry); a zero expiry means none. Fill takes ownership
+// of value. It reports whether the entry was handed to the cache, which
+// may still decline to keep it.
+func (s *Store) Fill(key string, value []byte, expiry time.Time, st Stamp) bool {
+	return s.fill(key, value, expiry, st, s.stripeOf(key)) != nil
+}
+
+// fill returns the entry handed to the cache, or nil.
+func (s *Store) fill(key string, value []byte, expiry time.Time, st Stamp, stripe uint32) *entry {
+	if s.closed.Load() || len(value) > s.maxValue {
+		return nil
+	}
+	ttl := s.ttl
+	if !expiry.IsZero() {
+		left := time.Until(expiry)
+		if left <= 0 {
+			return nil
+		}
+		if ttl == 0 || left < ttl {
+			ttl = left
+		}
+	}
+	// A stamp that is already dead would only evict a live entry.
+	if st != s.stampOf(stripe) {
+		return nil
+	}
+	e := &entry{value: value, stamp: st, stripe: stripe}
+	if !s.cache.SetWithTTL(key, e, cost(key, value), ttl) {
+		return nil
+	}
+	return e
+}
+
+func cost(key string, value []byte) int64 {
+	return int64(len(key) + len(value) + EntryOverhead)
+}
+
+// Invalidate drops key and kills every fill of it stamped before the call.
+func (s *Store) Invalidate(key string) {
+	s.stripes[s.stripeOf(key)].Add(1)
+	s.cache.Del(key)
+}
+
+// InvalidateAll drops every entry in O(1), and kills every fill stamped
+// before the call. Memory is reclaimed as dead entries are replaced or
+// evicted.
+func (s *Store) InvalidateAll() {
+	s.epoch.Add(1)
+}
+
+// BeginWrite prepares a write of key to the source of truth: it drops the
+// cached value and returns the stamp to pass to EndWrite.
+func (s *Store) BeginWrite(key string) Stamp {
+	stripe := s.stripeOf(key)
+	s.stripes[stripe].Add(1)
+	s.cache.Del(key)
+	return s.stampOf(stripe)
+}
+
+// EndWrite finishes a write begun with BeginWrite. value is what the source
+// now holds under key (EndWrite takes ownership), or nil when nothing
+// should be cached: the write was a delete, or it failed.
+//
+// EndWrite bumps the stripe again, which kills the fills of concurrent
+// readers that may have read the source before the write landed. It caches
+// value only if nothing else bumped the stripe or the epoch since
+// BeginWrite: an invalidation received in between may come from a newer
+// write by another instance, whose value this one must not shadow.
+func (s *Store) EndWrite(key string, st Stamp, value []byte, expiry time.Time) {
+	stripe := s.stripeOf(key)
+	gen := s.stripes[stripe].Add(1)
+	if value == nil || gen != st.gen+1 {
+		return
+	}
+	s.fill(key, value, expiry, Stamp{epoch: st.epoch, gen: gen}, stripe)
+}
+
+// Stats is a snapshot of a Store's counters.
+type Stats struct {
+	Hits   uint64 // lookups served from memory
+	Misses uint64 // lookups not served, including Stale ones
+	Stale  uint64 // lookups that found an entry whose stamp was dead
+}
+
+// Stats returns the counters.
+func (s *Store) Stats() Stats {
+	return Stats{Hits: s.hits.Load(), Misses: s.misses.Load(), Stale: s.stale.Load()}
+}
+
+// Close releases the cache's goroutines and memory. Later calls fail with
+// tierstore.ErrClosed. Close is idempotent.
+func (s *Store) Close() error {
+	if s.closed.CompareAndSwap(false, true) {
+		s.cache.Close()
+	}
+	return nil
+}

@@ -1,0 +1,166 @@
+package l1_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/internal/storetest"
+	"github.com/tierstore/tierstore/l1"
+)
+
+func newStore(t testing.TB, cfg l1.Config) *l1.Store {
+	t.Helper()
+	s, err := l1.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) tierstore.Store { return newStore(t, l1.Config{}) })
+}
+
+func TestInvalidateKillsFillStampedBefore(t *testing.T) {
+	s := newStore(t, l1.Config{})
+	st := s.Stamp("k") // a reader takes its stamp, then reads the source...
+	s.Invalidate("k")  // ...a write elsewhere invalidates...
+	s.Fill("k", []byte("old"), time.Time{}, st)
+	if hit, _ := s.Lookup("k", func([]byte) error { return nil }); hit {
+		t.Fatal("a fill stamped before an invalidation was served")
+	}
+	// A fill stamped after the invalidation is served.
+	s.Fill("k", []byte("new"), time.Time{}, s.Stamp("k"))
+	waitHit(t, s, "k", "new")
+}
+
+func TestInvalidateAllKillsEveryEntryAndFillInFlight(t *testing.T) {
+	s := newStore(t, l1.Config{})
+	s.Fill("a", []byte("1"), time.Time{}, s.Stamp("a"))
+	waitHit(t, s, "a", "1")
+	st := s.Stamp("b")
+	s.InvalidateAll()
+	s.Fill("b", []byte("2"), time.Time{}, st)
+	for _, k := range []string{"a", "b"} {
+		if hit, _ := s.Lookup(k, func([]byte) error { return nil }); hit {
+			t.Fatalf("%s served after InvalidateAll", k)
+		}
+	}
+}
+
+func TestEndWriteCachesOnlyWhenNothingIntervened(t *testing.T) {
+	s := newStore(t, l1.Config{})
+	st := s.BeginWrite("k")
+	s.EndWrite("k", st, []byte("mine"), time.Time{})
+	waitHit(t, s, "k", "mine")
+
+	// An invalidation from a peer arrives while the write is in flight:
+	// the peer's write may be the newer one, so nothing may be cached.
+	st = s.BeginWrite("k")
+	s.Invalidate("k")
+	s.EndWrite("k", st, []byte("maybe-old"), time.Time{})
+	if hit, _ := s.Lookup("k", func([]byte) error { return nil }); hit {
+		t.Fatal("a write that raced a peer's invalidation was cached")
+	}
+}
+
+func TestEndWriteKillsConcurrentReaderFill(t *testing.T) {
+	s := newStore(t, l1.Config{})
+	st := s.BeginWrite("k")
+	readerStamp := s.Stamp("k") // a reader starts during the write, reads the old value
+	s.EndWrite("k", st, []byte("new"), time.Time{})
+	s.Fill("k", []byte("old"), time.Time{}, readerStamp) // and fills late
+	waitHit(t, s, "k", "new")
+}
+
+func TestFillNeverOutlivesExpiry(t *testing.T) {
+	s := newStore(t, l1.Config{})
+	if s.Fill("k", []byte("v"), time.Now().Add(-time.Millisecond), s.Stamp("k")) {
+		t.Fatal("an already expired value was handed to the cache")
+	}
+	s.Fill("k", []byte("v"), time.Now().Add(150*time.Millisecond), s.Stamp("k"))
+	waitHit(t, s, "k", "v")
+	waitMiss(t, s, "k")
+}
+
+func TestTTLCapsEntryLifetime(t *testing.T) {
+	s := newStore(t, l1.Config{TTL: 150 * time.Millisecond})
+	s.Fill("k", []byte("v"), time.Now().Add(time.Hour), s.Stamp("k"))
+	waitHit(t, s, "k", "v")
+	waitMiss(t, s, "k")
+}
+
+func TestMemoryIsBoundedByMaxBytes(t *testing.T) {
+	const maxBytes = 1 << 20
+	s := newStore(t, l1.Config{MaxBytes: maxBytes})
+	ctx := context.Background()
+	value := make([]byte, 1000)
+	key := func(i int) string { return fmt.Sprintf("key-%d", i) }
+	for i := range 5000 { // ~5 MB offered to a 1 MiB cache
+		err := s.Set(ctx, key(i), value, time.Time{})
+		if err != nil && !errors.Is(err, l1.ErrNotAdmitted) {
+			t.Fatal(err)
+		}
+	}
+	present := 0
+	for i := range 5000 {
+		if _, err := s.Get(ctx, key(i)); err == nil {
+			present++
+		}
+	}
+	limit := maxBytes / (len(key(4999)) + len(value) + l1.EntryOverhead)
+	if present == 0 || present > limit {
+		t.Fatalf("%d entries held under MaxBytes %d, want 1..%d", present, maxBytes, limit)
+	}
+}
+
+func TestClosedStoreRefusesOperations(t *testing.T) {
+	s := newStore(t, l1.Config{})
+	s.Close()
+	ctx := context.Background()
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, tierstore.ErrClosed) {
+		t.Fatalf("Get after Close = %v, want ErrClosed", err)
+	}
+	if err := s.Set(ctx, "k", []byte("v"), time.Time{}); !errors.Is(err, tierstore.ErrClosed) {
+		t.Fatalf("Set after Close = %v, want ErrClosed", err)
+	}
+}
+
+// waitHit waits for ristretto's asynchronous admission of a new key.
+func waitHit(t *testing.T, s *l1.Store, key, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var got string
+		hit, _ := s.Lookup(key, func(b []byte) error { got = string(b); return nil })
+		if hit {
+			if got != want {
+				t.Fatalf("Lookup(%q) = %q, want %q", key, got, want)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Lookup(%q) never hit", key)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func waitMiss(t *testing.T, s *l1.Store, key string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if hit, _ := s.Lookup(key, func([]byte) error { return nil }); !hit {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Lookup(%q) still hits", key)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,127 @@
+package l1
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tierstore/tierstore"
+)
+
+// The methods in this file make Store the memory-only tierstore.Store.
+// Writes are synchronous: when Set returns nil the value is readable, and
+// when the cache declines it Set says so (ErrNotAdmitted) instead of
+// dropping it silently.
+
+var (
+	_ tierstore.Store   = (*Store)(nil)
+	_ tierstore.Toucher = (*Store)(nil)
+	_ tierstore.Viewer  = (*Store)(nil)
+)
+
+func (s *Store) check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return tierstore.ErrClosed
+	}
+	return nil
+}
+
+// Get returns a copy of the value under key, or tierstore.ErrNotFound.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	var out []byte
+	err := s.View(ctx, key, func(b []byte) error {
+		out = bytes.Clone(b)
+		return nil
+	})
+	return out, err
+}
+
+// View calls fn with the cached value under key, without copying it.
+func (s *Store) View(ctx context.Context, key string, fn func([]byte) error) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	hit, err := s.Lookup(key, fn)
+	if hit {
+		return err
+	}
+	// Keys are validated on writes, so an invalid key can only miss:
+	// checking it here keeps the hit path free of the scan.
+	if err := tierstore.CheckKey(key); err != nil {
+		return err
+	}
+	return tierstore.ErrNotFound
+}
+
+// Set stores a copy of value under key until expiry, capped by TTL.
+func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.Time) error {
+	if err := s.checkWrite(ctx, key); err != nil {
+		return err
+	}
+	if len(value) > s.maxValue {
+		return fmt.Errorf("l1: set: %d bytes, limit %d: %w", len(value), s.maxValue, tierstore.ErrTooLarge)
+	}
+	if !expiry.IsZero() && !time.Now().Before(expiry) {
+		s.cache.Del(key)
+		return nil
+	}
+	stripe := s.stripeOf(key)
+	value = bytes.Clone(value)
+	return s.store(key, value, expiry, stripe)
+}
+
+// store writes the entry synchronously: it waits until ristretto has applied
+// the write and reports whether its admission policy kept it. Two
+// concurrent first writes of one key are both new to ristretto, which keeps
+// one and rejects the other as a duplicate, so a rejected write is tried
+// again (in place, if the key is now present) before it is reported.
+// A later eviction, or a concurrent Delete, is not a failure of this write.
+func (s *Store) store(key string, value []byte, expiry time.Time, stripe uint32) error {
+	for range 3 {
+		e := s.fill(key, value, expiry, s.stampOf(stripe), stripe)
+		if e == nil {
+			return ErrNotAdmitted
+		}
+		s.cache.Wait()
+		if !e.rejected.Load() {
+			return nil
+		}
+	}
+	return ErrNotAdmitted
+}
+
+// Delete removes key.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := s.checkWrite(ctx, key); err != nil {
+		return err
+	}
+	s.cache.Del(key)
+	return nil
+}
+
+// Touch changes the expiry of key without copying its value.
+func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
+	if err := s.checkWrite(ctx, key); err != nil {
+		return err
+	}
+	e, ok := s.cache.Get(key)
+	if !ok || !s.current(e) {
+		return tierstore.ErrNotFound
+	}
+	if !expiry.IsZero() && !time.Now().Before(expiry) {
+		s.cache.Del(key)
+		return nil
+	}
+	return s.store(key, e.value, expiry, e.stripe)
+}
+
+func (s *Store) checkWrite(ctx context.Context, key string) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	return tierstore.CheckKey(key)
+}

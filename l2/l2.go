@@ -1,0 +1,282 @@
+// Package l2 is the Redis tier: values under a key prefix in any go-redis
+// UniversalClient (single node, Sentinel, Cluster), with native expiry.
+// Used alone it is the Redis-only tierstore.Store; tiered uses its
+// write-and-publish methods to keep the write and its invalidation one
+// atomic Redis step.
+package l2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/tierstore/tierstore"
+)
+
+// DefaultKeyPrefix is the key prefix used when Config.KeyPrefix is empty.
+const DefaultKeyPrefix = "tierstore:"
+
+// Config configures a Store. Zero fields take the documented defaults.
+type Config struct {
+	// Redis is the client; required. The Store never closes it.
+	Redis redis.UniversalClient
+	// KeyPrefix is prepended to every key in Redis. Default
+	// DefaultKeyPrefix ("tierstore:").
+	KeyPrefix string
+	// MaxValueBytes is the largest value Set accepts. Default
+	// tierstore.DefaultMaxValueBytes (1 MiB).
+	MaxValueBytes int
+}
+
+// Store is the Redis-only tierstore.Store.
+type Store struct {
+	rdb      redis.UniversalClient
+	prefix   string
+	maxValue int
+}
+
+var (
+	_ tierstore.Store   = (*Store)(nil)
+	_ tierstore.Toucher = (*Store)(nil)
+	_ tierstore.Viewer  = (*Store)(nil)
+)
+
+// New returns a Store. It does not contact Redis.
+func New(cfg Config) (*Store, error) {
+	if cfg.Redis == nil {
+		return nil, errors.New("l2: Config.Redis is nil")
+	}
+	if cfg.MaxValueBytes < 0 {
+		return nil, errors.New("l2: negative MaxValueBytes")
+	}
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = DefaultKeyPrefix
+	}
+	if cfg.MaxValueBytes == 0 {
+		cfg.MaxValueBytes = tierstore.DefaultMaxValueBytes
+	}
+	return &Store{rdb: cfg.Redis, prefix: cfg.KeyPrefix, maxValue: cfg.MaxValueBytes}, nil
+}
+
+// KeyPrefix returns the prefix of the Store's keys in Redis.
+func (s *Store) KeyPrefix() string { return s.prefix }
+
+// MaxValueBytes returns the largest value the Store accepts.
+func (s *Store) MaxValueBytes() int { return s.maxValue }
+
+// Get returns the value under key, or tierstore.ErrNotFound.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	v, _, err := s.GetWithExpiry(ctx, key)
+	return v, err
+}
+
+// View calls fn with the value under key. The value comes from Redis on
+// every call, so View costs what Get costs; it exists so that Store offers
+// the same capabilities as the other tiers.
+func (s *Store) View(ctx context.Context, key string, fn func([]byte) error) error {
+	v, _, err := s.GetWithExpiry(ctx, key)
+	if err != nil {
+		return err
+	}
+	return fn(v)
+}
+
+// GetWithExpiry returns the value under key and when it expires (zero: no
+// expiry) in one round trip. The expiry is measured from before the request
+// was sent, so it is never later than the real one.
+func (s *Store) GetWithExpiry(ctx context.Context, key string) ([]byte, time.Time, error) {
+	if err := s.checkKey(ctx, key); err != nil {
+		return nil, time.Time{}, err
+	}
+	start := time.Now()
+	var get *redis.StringCmd
+	var ttl *redis.DurationCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, s.prefix+key)
+		ttl = p.PTTL(ctx, s.prefix+key)
+		return nil
+	})
+	if err := get.Err(); err != nil {
+		return nil, time.Time{}, s.wrap(ctx, "get", key, err)
+	}
+	if err != nil {
+		return nil, time.Time{}, s.wrap(ctx, "get", key, err)
+	}
+	framed, _ := get.Bytes()
+	value, ok := unframe(framed)
+	if !ok {
+		return nil, time.Time{}, fmt.Errorf("l2: get %s: %w", s.name(key), tierstore.ErrCorrupt)
+	}
+	var expiry time.Time
+	switch d := ttl.Val(); {
+	case d == -1: // no expiry
+	case d < 0: // expired between GET and PTTL: valid now, cache nothing
+		expiry = start
+	default:
+		expiry = start.Add(d)
+	}
+	return value, expiry, nil
+}
+
+// Set stores value under key until expiry.
+func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.Time) error {
+	return s.SetAndPublish(ctx, key, value, expiry, Notice{})
+}
+
+// Delete removes key.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	return s.DeleteAndPublish(ctx, key, Notice{})
+}
+
+// Touch changes the expiry of key without rewriting its value.
+func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
+	_, err := s.TouchAndPublish(ctx, key, expiry, Notice{})
+	return err
+}
+
+// Notice is a pub/sub message to publish in the same atomic Redis step as
+// a write. The zero Notice publishes nothing.
+type Notice struct {
+	Channel string
+	Payload []byte
+}
+
+// Each script writes and then publishes, so that a failed write publishes
+// nothing and no crash or disconnect can separate the two. A script, not
+// MULTI/EXEC, because a Cluster client routes it whole to the key's node,
+// where PUBLISH still reaches every subscriber.
+var (
+	setScript = redis.NewScript(`
+if ARGV[2] == '0' then
+  redis.call('SET', KEYS[1], ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+end
+if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
+return 1`)
+	delScript = redis.NewScript(`
+local n = redis.call('DEL', KEYS[1])
+if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return n`)
+	// Returns 0 if the key is absent, 1 if the expiry moved later (peers'
+	// cached copies then merely expire early, so nothing is published),
+	// 2 if it moved earlier (published, since peers must not serve the
+	// value past the new expiry).
+	touchScript = redis.NewScript(`
+local cur = redis.call('PEXPIRETIME', KEYS[1])
+if cur == -2 then return 0 end
+if ARGV[1] == '0' then
+  redis.call('PERSIST', KEYS[1])
+  return 1
+end
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+if cur ~= -1 and tonumber(ARGV[1]) >= cur then return 1 end
+if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+return 2`)
+)
+
+var framePool = sync.Pool{New: func() any { return new([]byte) }}
+
+// SetAndPublish stores value under key until expiry (zero: none) and
+// publishes n in the same atomic step. An expiry that is not in the
+// future deletes the key instead.
+func (s *Store) SetAndPublish(ctx context.Context, key string, value []byte, expiry time.Time, n Notice) error {
+	if err := s.checkKey(ctx, key); err != nil {
+		return err
+	}
+	if len(value) > s.maxValue {
+		return fmt.Errorf("l2: set %s: %d bytes, limit %d: %w", s.name(key), len(value), s.maxValue, tierstore.ErrTooLarge)
+	}
+	pxat := "0"
+	if !expiry.IsZero() {
+		ms := expiry.UnixMilli()
+		if ms <= time.Now().UnixMilli() {
+			return s.DeleteAndPublish(ctx, key, n)
+		}
+		pxat = strconv.FormatInt(ms, 10)
+	}
+	buf := framePool.Get().(*[]byte)
+	*buf = appendFrame((*buf)[:0], value)
+	err := setScript.Run(ctx, s.rdb, []string{s.prefix + key}, *buf, pxat, n.Channel, n.Payload).Err()
+	if cap(*buf) <= 64<<10 { // do not pin huge buffers
+		framePool.Put(buf)
+	}
+	if err != nil {
+		return s.wrap(ctx, "set", key, err)
+	}
+	return nil
+}
+
+// DeleteAndPublish removes key and publishes n in the same atomic step.
+func (s *Store) DeleteAndPublish(ctx context.Context, key string, n Notice) error {
+	if err := s.checkKey(ctx, key); err != nil {
+		return err
+	}
+	if err := delScript.Run(ctx, s.rdb, []string{s.prefix + key}, n.Channel, n.Payload).Err(); err != nil {
+		return s.wrap(ctx, "delete", key, err)
+	}
+	return nil
+}
+
+// TouchAndPublish sets the expiry of key (zero: none) without rewriting its
+// value, and publishes n in the same atomic step if the expiry moved
+// earlier; it reports whether it did. An expiry that is not in the future
+// deletes the key (and publishes). It returns tierstore.ErrNotFound if the
+// key is absent.
+func (s *Store) TouchAndPublish(ctx context.Context, key string, expiry time.Time, n Notice) (published bool, err error) {
+	if err := s.checkKey(ctx, key); err != nil {
+		return false, err
+	}
+	pxat := "0"
+	if !expiry.IsZero() {
+		ms := expiry.UnixMilli()
+		if ms <= time.Now().UnixMilli() {
+			return true, s.DeleteAndPublish(ctx, key, n)
+		}
+		pxat = strconv.FormatInt(ms, 10)
+	}
+	res, err := touchScript.Run(ctx, s.rdb, []string{s.prefix + key}, pxat, n.Channel, n.Payload).Int()
+	if err != nil {
+		return false, s.wrap(ctx, "touch", key, err)
+	}
+	if res == 0 {
+		return false, tierstore.ErrNotFound
+	}
+	return res == 2, nil
+}
+
+func (s *Store) checkKey(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return tierstore.CheckKey(key)
+}
+
+// name identifies a key in errors and logs without revealing it: the prefix
+// and a short hash of the key, enough to correlate reports.
+func (s *Store) name(key string) string {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return fmt.Sprintf("%skey#%08x", s.prefix, h.Sum32())
+}
+
+// wrap turns a go-redis error into the documented one.
+func (s *Store) wrap(ctx context.Context, op, key string, err error) error {
+	var rerr redis.Error
+	switch {
+	case errors.Is(err, redis.Nil):
+		return tierstore.ErrNotFound
+	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+		return fmt.Errorf("l2: %s %s: %w", op, s.name(key), ctx.Err())
+	case errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "WRONGTYPE"):
+		return fmt.Errorf("l2: %s %s: %w: %w", op, s.name(key), tierstore.ErrCorrupt, err)
+	default:
+		return fmt.Errorf("l2: %s %s: %w: %w", op, s.name(key), tierstore.ErrUnavailable, err)
+	}
+}

@@ -1,0 +1,115 @@
+// Package tierstore defines the byte-level Store interface that every
+// tierstore tier implements, its optional capabilities and its errors.
+//
+// Three stores implement it, so a service switches between them by
+// configuration alone:
+//
+//   - l1.Store: memory only (a bounded ristretto cache in this process);
+//   - l2.Store: Redis only (any go-redis UniversalClient);
+//   - tiered.Store: l1 in front of l2, kept coherent across instances by
+//     Redis pub/sub invalidations.
+//
+// Packages that build on a Store (session, the scs and gorilla adapters)
+// import only this package, never a concrete tier.
+package tierstore
+
+import (
+	"context"
+	"errors"
+	"time"
+	"unicode/utf8"
+)
+
+// Store is a key/value store with absolute expiry. All methods are safe for
+// concurrent use. A []byte returned by Get belongs to the caller; the store
+// keeps no reference to a slice passed to Set.
+type Store interface {
+	// Get returns the value under key, or ErrNotFound if it is absent or expired.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Set stores value under key until expiry (absolute time). A zero
+	// expiry means no expiry; an expiry that is not in the future deletes
+	// the key, so an expired value is never served.
+	Set(ctx context.Context, key string, value []byte, expiry time.Time) error
+	// Delete removes key. Deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// Toucher is implemented by stores that can change a key's expiry without
+// rewriting its value (sliding session expiry). Touch returns ErrNotFound if
+// the key is absent. A zero expiry removes the expiry; one that is not in the
+// future deletes the key.
+type Toucher interface {
+	Touch(ctx context.Context, key string, expiry time.Time) error
+}
+
+// Viewer is implemented by stores that can lend a value without copying it.
+// fn sees the value only for the duration of the call and must neither
+// modify nor retain it. View returns ErrNotFound without calling fn if the
+// key is absent; otherwise it returns fn's error.
+type Viewer interface {
+	View(ctx context.Context, key string, fn func(value []byte) error) error
+}
+
+// Sentinel errors. Errors returned by the stores wrap these (check them with
+// errors.Is) together with the underlying cause. Error texts name the key
+// prefix, never a key or a value: keys are often session IDs.
+var (
+	// ErrNotFound: the key is absent or expired.
+	ErrNotFound = errors.New("tierstore: not found")
+	// ErrUnavailable: Redis could not be reached or did not answer in time.
+	// The error also wraps the cause.
+	ErrUnavailable = errors.New("tierstore: redis unavailable")
+	// ErrTooLarge: the value is larger than the store's MaxValueBytes.
+	ErrTooLarge = errors.New("tierstore: value too large")
+	// ErrInvalidKey: the key breaks the rules of CheckKey.
+	ErrInvalidKey = errors.New("tierstore: invalid key")
+	// ErrCorrupt: the bytes stored in Redis under the key are not a value
+	// written by tierstore (damaged, truncated, or of another Redis type).
+	// Such a value is never cached.
+	ErrCorrupt = errors.New("tierstore: corrupt value")
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("tierstore: store closed")
+)
+
+// MaxKeyBytes is the longest key, in bytes, that any store accepts.
+const MaxKeyBytes = 512
+
+// DefaultMaxValueBytes is the default largest value a store accepts (1 MiB).
+const DefaultMaxValueBytes = 1 << 20
+
+// CheckKey reports whether key is acceptable to every store: 1 to
+// MaxKeyBytes bytes of valid UTF-8 with no control characters. It returns
+// nil or an error wrapping ErrInvalidKey. The rule is shared so that a key
+// one tier accepts is accepted by all, and so that keys are safe to print in
+// logs and pub/sub messages.
+func CheckKey(key string) error {
+	switch {
+	case key == "":
+		return errEmptyKey
+	case len(key) > MaxKeyBytes:
+		return errLongKey
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c < 0x20 || c == 0x7f {
+			return errControlKey
+		}
+	}
+	if !utf8.ValidString(key) {
+		return errUTF8Key
+	}
+	return nil
+}
+
+var (
+	errEmptyKey   = wrapKeyErr("empty key")
+	errLongKey    = wrapKeyErr("key longer than 512 bytes")
+	errControlKey = wrapKeyErr("key contains a control character")
+	errUTF8Key    = wrapKeyErr("key is not valid UTF-8")
+)
+
+// keyError says which rule a key broke and unwraps to ErrInvalidKey.
+type keyError string
+
+func wrapKeyErr(s string) error  { return keyError(s) }
+func (e keyError) Error() string { return "tierstore: invalid key: " + string(e) }
+func (e keyError) Unwrap() error { return ErrInvalidKey }

@@ -1,0 +1,376 @@
+// Package tiered is tierstore's main type: an in-process L1 cache (package
+// l1) in front of Redis (package l2), kept coherent across instances by
+// pub/sub invalidations (package invalidation).
+//
+// Redis is the source of truth: a write returns only after Redis accepted
+// it, together with its invalidation, in one atomic step. Reads are served
+// from memory while the entry's validity stamp is current and the
+// invalidation bus holds its health-check lease; see docs/consistency.md.
+package tiered
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/invalidation"
+	"github.com/tierstore/tierstore/l1"
+	"github.com/tierstore/tierstore/l2"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultL1TTL      = time.Minute
+	DefaultL1MaxBytes = l1.DefaultMaxBytes // 64 MiB
+)
+
+// ambiguousWriteWindow is how long after a failed write this instance
+// honours its own invalidation messages. A write that failed on a timeout
+// may still have been applied by Redis; its message then reaches this
+// instance too, and must drop any value read before the write landed.
+const ambiguousWriteWindow = 30 * time.Second
+
+// Config configures a Store. Zero fields take the documented defaults.
+type Config struct {
+	// Redis is the client, required: *redis.Client, a Sentinel failover
+	// client or *redis.ClusterClient. The Store never closes it.
+	Redis redis.UniversalClient
+	// KeyPrefix is prepended to every key in Redis. Default "tierstore:".
+	// Instances share data (and invalidations) only if they share it.
+	KeyPrefix string
+	// Channel is the invalidation pub/sub channel. Default
+	// "tierstore:invalidate:" + KeyPrefix.
+	Channel string
+	// L1TTL is the longest an entry stays in memory, whatever its expiry.
+	// Default DefaultL1TTL (1m).
+	L1TTL time.Duration
+	// L1MaxBytes bounds the memory of the L1 cache (key + value +
+	// l1.EntryOverhead bytes per entry). Default DefaultL1MaxBytes (64 MiB).
+	L1MaxBytes int64
+	// MaxValueBytes is the largest value Set accepts. Default
+	// tierstore.DefaultMaxValueBytes (1 MiB).
+	MaxValueBytes int
+	// HealthCheckInterval bounds staleness when invalidations may have been
+	// lost: L1 serves only while the subscription has answered a ping sent
+	// within this interval. Default invalidation.DefaultHealthCheckInterval
+	// (1s).
+	HealthCheckInterval time.Duration
+}
+
+// Store is the tiered tierstore.Store. It is safe for concurrent use; Close
+// it to stop its subscription goroutines.
+type Store struct {
+	l1  *l1.Store
+	l2  *l2.Store
+	bus *invalidation.Bus
+
+	flights singleflight.Group
+	closed  atomic.Bool
+
+	// ownEchoesUntil (unix ns): until then, this instance's own messages
+	// invalidate too (see ambiguousWriteWindow).
+	ownEchoesUntil atomic.Int64
+
+	l2Hits, l2Misses, errs                    atomic.Uint64
+	sent, received, ignoredOwn, invalidateAll atomic.Uint64
+
+	// afterL2Read, if set (by tests), runs between the Redis reply and
+	// the L1 fill of a miss.
+	afterL2Read func(key string)
+}
+
+var (
+	_ tierstore.Store   = (*Store)(nil)
+	_ tierstore.Toucher = (*Store)(nil)
+	_ tierstore.Viewer  = (*Store)(nil)
+)
+
+// New returns a Store and starts its invalidation subscription. Redis need
+// not be reachable yet: until the subscription is established, reads go to
+// Redis and nothing is served from memory.
+func New(cfg Config) (*Store, error) {
+	if cfg.Redis == nil {
+		return nil, errors.New("tiered: Config.Redis is nil")
+	}
+	if cfg.L1TTL < 0 {
+		return nil, errors.New("tiered: negative L1TTL")
+	}
+	if cfg.L1TTL == 0 {
+		cfg.L1TTL = DefaultL1TTL
+	}
+	second, err := l2.New(l2.Config{Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, MaxValueBytes: cfg.MaxValueBytes})
+	if err != nil {
+		return nil, fmt.Errorf("tiered: %w", err)
+	}
+	if cfg.Channel == "" {
+		cfg.Channel = "tierstore:invalidate:" + second.KeyPrefix()
+	}
+	first, err := l1.New(l1.Config{MaxBytes: cfg.L1MaxBytes, TTL: cfg.L1TTL, MaxValueBytes: second.MaxValueBytes()})
+	if err != nil {
+		return nil, fmt.Errorf("tiered: %w", err)
+	}
+	s := &Store{l1: first, l2: second}
+	s.bus, err = invalidation.New(invalidation.Config{
+		Redis:               cfg.Redis,
+		Channel:             cfg.Channel,
+		HealthCheckInterval: cfg.HealthCheckInterval,
+		OnMessage:           s.onMessage,
+		OnGap:               s.onGap,
+	})
+	if err != nil {
+		first.Close()
+		return nil, fmt.Errorf("tiered: %w", err)
+	}
+	return s, nil
+}
+
+func (s *Store) onMessage(m invalidation.Message) {
+	if m.Sender == s.bus.ID() && time.Now().UnixNano() > s.ownEchoesUntil.Load() {
+		s.ignoredOwn.Add(1)
+		return
+	}
+	s.received.Add(1)
+	s.l1.Invalidate(m.Key)
+}
+
+func (s *Store) onGap(string) {
+	s.invalidateAll.Add(1)
+	s.l1.InvalidateAll()
+}
+
+func (s *Store) check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return tierstore.ErrClosed
+	}
+	return nil
+}
+
+// Get returns a copy of the value under key, or tierstore.ErrNotFound.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if s.bus.Live() {
+		var out []byte
+		if hit, _ := s.l1.Lookup(key, func(b []byte) error {
+			out = bytes.Clone(b)
+			return nil
+		}); hit {
+			return out, nil
+		}
+	}
+	v, err := s.fetch(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(v), nil
+}
+
+// View calls fn with the value under key. On an L1 hit fn sees the cached
+// bytes themselves: no copy, no allocation.
+func (s *Store) View(ctx context.Context, key string, fn func([]byte) error) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if s.bus.Live() {
+		if hit, err := s.l1.Lookup(key, fn); hit {
+			return err
+		}
+	}
+	v, err := s.fetch(ctx, key)
+	if err != nil {
+		return err
+	}
+	return fn(v)
+}
+
+// fetch reads key from Redis and fills L1. Concurrent misses of one key
+// under one stamp share one Redis read; the result is shared with L1 and
+// must not be modified. The stamp is part of the flight key so that a Get
+// that follows a write (which changes the stamp) never joins a read that
+// started before the write.
+func (s *Store) fetch(ctx context.Context, key string) ([]byte, error) {
+	if err := tierstore.CheckKey(key); err != nil {
+		return nil, err
+	}
+	st := s.l1.Stamp(key)
+	flight := key + "\x00" + st.String()
+	ch := s.flights.DoChan(flight, func() (any, error) {
+		// The read must not fail for the other waiters because the first
+		// caller gave up: it runs under the first caller's values, without
+		// its cancellation, bounded by the client's read timeout.
+		value, expiry, err := s.l2.GetWithExpiry(context.WithoutCancel(ctx), key)
+		if s.afterL2Read != nil {
+			s.afterL2Read(key)
+		}
+		switch {
+		case err == nil:
+			s.l2Hits.Add(1)
+			s.l1.Fill(key, value, expiry, st)
+		case errors.Is(err, tierstore.ErrNotFound):
+			s.l2Misses.Add(1)
+		default:
+			s.errs.Add(1)
+		}
+		return value, err
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.([]byte), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Set stores value under key until expiry (zero: no expiry) in Redis and
+// publishes the invalidation in the same atomic step; then caches it. An
+// expiry that is not in the future deletes the key.
+func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.Time) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if !expiry.IsZero() && !time.Now().Before(expiry) {
+		return s.Delete(ctx, key)
+	}
+	if err := tierstore.CheckKey(key); err != nil {
+		return err
+	}
+	if len(value) > s.l2.MaxValueBytes() {
+		return fmt.Errorf("tiered: set: %d bytes, limit %d: %w", len(value), s.l2.MaxValueBytes(), tierstore.ErrTooLarge)
+	}
+	st := s.l1.BeginWrite(key)
+	err := s.l2.SetAndPublish(ctx, key, value, expiry, s.notice(key))
+	if err != nil {
+		s.failed(key, st)
+		return err
+	}
+	s.sent.Add(1)
+	s.l1.EndWrite(key, st, bytes.Clone(value), expiry)
+	return nil
+}
+
+// Delete removes key from Redis and from every instance's L1.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if err := tierstore.CheckKey(key); err != nil {
+		return err
+	}
+	st := s.l1.BeginWrite(key)
+	if err := s.l2.DeleteAndPublish(ctx, key, s.notice(key)); err != nil {
+		s.failed(key, st)
+		return err
+	}
+	s.sent.Add(1)
+	s.l1.EndWrite(key, st, nil, time.Time{})
+	return nil
+}
+
+// Touch changes the expiry of key without rewriting its value. Moving the
+// expiry later publishes nothing: other instances' cached copies just
+// expire at the old time and are read again. Moving it earlier invalidates
+// them. A zero expiry removes the expiry.
+func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if err := tierstore.CheckKey(key); err != nil {
+		return err
+	}
+	published, err := s.l2.TouchAndPublish(ctx, key, expiry, s.notice(key))
+	switch {
+	case errors.Is(err, tierstore.ErrNotFound):
+		return err
+	case err != nil:
+		// Whether Redis applied it is unknown: treat it as an earlier expiry.
+		s.failed(key, s.l1.BeginWrite(key))
+		return err
+	case published:
+		s.sent.Add(1)
+		s.l1.Invalidate(key)
+	}
+	return nil
+}
+
+func (s *Store) notice(key string) l2.Notice {
+	return l2.Notice{Channel: s.bus.Channel(), Payload: s.bus.Message(key)}
+}
+
+// failed cleans up after a write that returned an error. Redis may still
+// have applied it (a timeout after sending), so nothing of the key stays
+// cached here, and for a while this instance's own message, should it come,
+// invalidates here too.
+func (s *Store) failed(key string, st l1.Stamp) {
+	s.errs.Add(1)
+	s.l1.EndWrite(key, st, nil, time.Time{})
+	s.ownEchoesUntil.Store(time.Now().Add(ambiguousWriteWindow).UnixNano())
+}
+
+// Live reports whether L1 may currently serve reads: whether the
+// invalidation subscription holds its health-check lease. While it is
+// false, every read goes to Redis. Useful in readiness checks and metrics.
+func (s *Store) Live() bool { return s.bus.Live() }
+
+// Stats is a snapshot of a Store's counters, all cumulative.
+type Stats struct {
+	L1Hits   uint64 // reads served from memory
+	L1Misses uint64 // reads that went to Redis (including L1Stale)
+	L1Stale  uint64 // L1 entries found but refused by their validity stamp
+	L2Hits   uint64 // Redis reads that found the key
+	L2Misses uint64 // Redis reads that did not
+
+	InvalidationsSent       uint64 // writes that published an invalidation
+	InvalidationsReceived   uint64 // peers' invalidations applied to L1
+	InvalidationsIgnoredOwn uint64 // own invalidations echoed back and skipped
+	MalformedMessages       uint64 // channel payloads that were not invalidations
+
+	Gaps   uint64 // subscription gaps: each flushed L1 (InvalidateAll)
+	Pings  uint64 // health-check pings sent
+	Pongs  uint64 // health-check pongs received
+	Errors uint64 // failed Redis reads and writes (not ErrNotFound)
+	Live   bool   // see Store.Live
+}
+
+// Stats returns the counters.
+func (s *Store) Stats() Stats {
+	a, b := s.l1.Stats(), s.bus.Stats()
+	return Stats{
+		L1Hits: a.Hits, L1Misses: a.Misses, L1Stale: a.Stale,
+		L2Hits: s.l2Hits.Load(), L2Misses: s.l2Misses.Load(),
+		InvalidationsSent: s.sent.Load(), InvalidationsReceived: s.received.Load(),
+		InvalidationsIgnoredOwn: s.ignoredOwn.Load(), MalformedMessages: b.Malformed,
+		Gaps: s.invalidateAll.Load(), Pings: b.Pings, Pongs: b.Pongs,
+		Errors: s.errs.Load(), Live: s.bus.Live(),
+	}
+}
+
+// String formats the main counters on one line, for logs and the demo.
+func (st Stats) String() string {
+	return fmt.Sprintf("l1 %d hits/%d misses, l2 %d hits/%d misses, invalidations %d sent/%d received, gaps %d",
+		st.L1Hits, st.L1Misses, st.L2Hits, st.L2Misses, st.InvalidationsSent, st.InvalidationsReceived, st.Gaps)
+}
+
+// Close stops the subscription and frees the L1 cache. Later calls fail
+// with tierstore.ErrClosed. It does not close the Redis client.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	err := s.bus.Close()
+	s.l1.Close()
+	return err
+}
