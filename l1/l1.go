@@ -185,9 +185,14 @@ func (s *Store) fill(key string, value []byte, expiry time.Time, st Stamp, strip
 			ttl = left
 		}
 	}
-	// A stamp that is already dead would only evict a live entry.
+	// A stamp that is already dead would only evict a live entry. It can
+	// still die between this check and the cache write, which is why
+	// Lookup checks again.
 	if st != s.stampOf(stripe) {
 		return nil
+	}
+	if testHookBeforeCacheSet != nil {
+		testHookBeforeCacheSet(key)
 	}
 	e := &entry{value: value, stamp: st, stripe: stripe}
 	if !s.cache.SetWithTTL(key, e, cost(key, value), ttl) {
@@ -195,6 +200,10 @@ func (s *Store) fill(key string, value []byte, expiry time.Time, st Stamp, strip
 	}
 	return e
 }
+
+// testHookBeforeCacheSet, set by tests, runs between a fill's stamp check
+// and its cache write.
+var testHookBeforeCacheSet func(key string)
 
 func cost(key string, value []byte) int64 {
 	return int64(len(key) + len(value) + EntryOverhead)
@@ -238,6 +247,15 @@ func (s *Store) EndWrite(key string, st Stamp, value []byte, expiry time.Time) {
 		return
 	}
 	s.fill(key, value, expiry, Stamp{epoch: st.epoch, gen: gen}, stripe)
+}
+
+// Wait blocks until the cache has applied every write handed to it so far.
+// Fills are applied asynchronously; tests and benchmarks that must observe
+// one call Wait.
+func (s *Store) Wait() {
+	if !s.closed.Load() {
+		s.cache.Wait()
+	}
 }
 
 // Stats is a snapshot of a Store's counters.

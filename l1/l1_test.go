@@ -31,6 +31,7 @@ func TestInvalidateKillsFillStampedBefore(t *testing.T) {
 	st := s.Stamp("k") // a reader takes its stamp, then reads the source...
 	s.Invalidate("k")  // ...a write elsewhere invalidates...
 	s.Fill("k", []byte("old"), time.Time{}, st)
+	s.Wait()
 	if hit, _ := s.Lookup("k", func([]byte) error { return nil }); hit {
 		t.Fatal("a fill stamped before an invalidation was served")
 	}
@@ -46,6 +47,7 @@ func TestInvalidateAllKillsEveryEntryAndFillInFlight(t *testing.T) {
 	st := s.Stamp("b")
 	s.InvalidateAll()
 	s.Fill("b", []byte("2"), time.Time{}, st)
+	s.Wait()
 	for _, k := range []string{"a", "b"} {
 		if hit, _ := s.Lookup(k, func([]byte) error { return nil }); hit {
 			t.Fatalf("%s served after InvalidateAll", k)
@@ -64,6 +66,7 @@ func TestEndWriteCachesOnlyWhenNothingIntervened(t *testing.T) {
 	st = s.BeginWrite("k")
 	s.Invalidate("k")
 	s.EndWrite("k", st, []byte("maybe-old"), time.Time{})
+	s.Wait()
 	if hit, _ := s.Lookup("k", func([]byte) error { return nil }); hit {
 		t.Fatal("a write that raced a peer's invalidation was cached")
 	}

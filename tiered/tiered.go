@@ -78,12 +78,13 @@ type Store struct {
 	// invalidate too (see ambiguousWriteWindow).
 	ownEchoesUntil atomic.Int64
 
-	l2Hits, l2Misses, errs                    atomic.Uint64
+	bypassed, l2Hits, l2Misses, errs          atomic.Uint64
 	sent, received, ignoredOwn, invalidateAll atomic.Uint64
 
-	// afterL2Read, if set (by tests), runs between the Redis reply and
-	// the L1 fill of a miss.
-	afterL2Read func(key string)
+	// Test hooks: afterL2Read runs between the Redis reply and the L1
+	// fill of a miss; afterL2Write between a successful Redis write and
+	// its L1 fill.
+	afterL2Read, afterL2Write func(key string)
 }
 
 var (
@@ -168,6 +169,8 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 		}); hit {
 			return out, nil
 		}
+	} else {
+		s.bypassed.Add(1)
 	}
 	v, err := s.fetch(ctx, key)
 	if err != nil {
@@ -186,6 +189,8 @@ func (s *Store) View(ctx context.Context, key string, fn func([]byte) error) err
 		if hit, err := s.l1.Lookup(key, fn); hit {
 			return err
 		}
+	} else {
+		s.bypassed.Add(1)
 	}
 	v, err := s.fetch(ctx, key)
 	if err != nil {
@@ -258,6 +263,9 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.T
 		return err
 	}
 	s.sent.Add(1)
+	if s.afterL2Write != nil {
+		s.afterL2Write(key)
+	}
 	s.l1.EndWrite(key, st, bytes.Clone(value), expiry)
 	return nil
 }
@@ -328,8 +336,9 @@ func (s *Store) Live() bool { return s.bus.Live() }
 // Stats is a snapshot of a Store's counters, all cumulative.
 type Stats struct {
 	L1Hits   uint64 // reads served from memory
-	L1Misses uint64 // reads that went to Redis (including L1Stale)
+	L1Misses uint64 // reads that went to Redis (including the two below)
 	L1Stale  uint64 // L1 entries found but refused by their validity stamp
+	L1Bypass uint64 // reads that skipped L1 because the bus was not Live
 	L2Hits   uint64 // Redis reads that found the key
 	L2Misses uint64 // Redis reads that did not
 
@@ -349,7 +358,7 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	a, b := s.l1.Stats(), s.bus.Stats()
 	return Stats{
-		L1Hits: a.Hits, L1Misses: a.Misses, L1Stale: a.Stale,
+		L1Hits: a.Hits, L1Misses: a.Misses + s.bypassed.Load(), L1Stale: a.Stale, L1Bypass: s.bypassed.Load(),
 		L2Hits: s.l2Hits.Load(), L2Misses: s.l2Misses.Load(),
 		InvalidationsSent: s.sent.Load(), InvalidationsReceived: s.received.Load(),
 		InvalidationsIgnoredOwn: s.ignoredOwn.Load(), MalformedMessages: b.Malformed,

@@ -1,0 +1,134 @@
+package invalidation_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tierstore/tierstore/internal/redistest"
+	"github.com/tierstore/tierstore/invalidation"
+)
+
+// recorder collects what a Bus reports.
+type recorder struct {
+	mu   sync.Mutex
+	msgs []invalidation.Message
+	gaps []string
+}
+
+func (r *recorder) onMessage(m invalidation.Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, m)
+}
+
+func (r *recorder) onGap(reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gaps = append(r.gaps, reason)
+}
+
+func (r *recorder) counts() (msgs, gaps int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.msgs), len(r.gaps)
+}
+
+func newBus(t *testing.T, c redis.UniversalClient, interval time.Duration) (*invalidation.Bus, *recorder) {
+	t.Helper()
+	r := &recorder{}
+	b, err := invalidation.New(invalidation.Config{
+		Redis: c, Channel: "inv", HealthCheckInterval: interval,
+		OnMessage: r.onMessage, OnGap: r.onGap,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, r
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestBusDeliversMessagesAndBecomesLive(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(nil)
+	b, r := newBus(t, c, 200*time.Millisecond)
+	eventually(t, "the bus is live", b.Live)
+	peer := invalidation.NewID()
+	ctx := context.Background()
+	c.Publish(ctx, "inv", invalidation.AppendMessage(nil, peer, "k1"))
+	c.Publish(ctx, "inv", "garbage")
+	c.Publish(ctx, "inv", invalidation.AppendMessage(nil, b.ID(), "k2"))
+	eventually(t, "two messages arrive", func() bool { n, _ := r.counts(); return n == 2 })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.msgs[0].Key != "k1" || r.msgs[0].Sender != peer || r.msgs[1].Key != "k2" || r.msgs[1].Sender != b.ID() {
+		t.Fatalf("messages = %+v", r.msgs)
+	}
+	if st := b.Stats(); st.Malformed != 1 || st.Messages != 2 {
+		t.Fatalf("stats = %+v, want 1 malformed and 2 messages", st)
+	}
+}
+
+func TestKilledSubscriptionIsAGapAndRecovers(t *testing.T) {
+	srv := redistest.Start(t)
+	b, r := newBus(t, srv.Client(nil), 200*time.Millisecond)
+	eventually(t, "the bus is live", b.Live)
+	_, gaps := r.counts()
+	srv.Do("CLIENT", "KILL", "TYPE", "pubsub")
+	eventually(t, "the kill is reported as a gap", func() bool { _, g := r.counts(); return g > gaps })
+	eventually(t, "the bus is live again", b.Live)
+}
+
+func TestPausedServerExpiresTheLease(t *testing.T) {
+	srv := redistest.Start(t)
+	b, r := newBus(t, srv.Client(nil), 100*time.Millisecond)
+	eventually(t, "the bus is live", b.Live)
+	srv.Do("CLIENT", "PAUSE", "1000", "ALL")
+	eventually(t, "the lease expires while the server is paused", func() bool { return !b.Live() })
+	r.mu.Lock()
+	reported := len(r.gaps) > 0
+	r.mu.Unlock()
+	if !reported {
+		t.Fatal("the bus stopped being live without reporting a gap")
+	}
+	eventually(t, "the bus is live after the pause", b.Live)
+}
+
+func TestUnknownVersionIsAGap(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(nil)
+	b, r := newBus(t, c, 200*time.Millisecond)
+	eventually(t, "the bus is live", b.Live)
+	_, gaps := r.counts()
+	c.Publish(context.Background(), "inv", "\x07 a message from a future release")
+	eventually(t, "a gap is reported", func() bool { _, g := r.counts(); return g > gaps })
+}
+
+func TestCloseStopsTheBus(t *testing.T) {
+	srv := redistest.Start(t)
+	b, _ := newBus(t, srv.Client(nil), 200*time.Millisecond)
+	eventually(t, "the bus is live", b.Live)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b.Live() {
+		t.Fatal("a closed bus reports Live")
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("second Close = %v", err)
+	}
+}

@@ -1,0 +1,193 @@
+package l2_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/internal/redistest"
+	"github.com/tierstore/tierstore/internal/storetest"
+	"github.com/tierstore/tierstore/l2"
+)
+
+func newStore(t testing.TB, rdb redis.UniversalClient) *l2.Store {
+	t.Helper()
+	s, err := l2.New(l2.Config{Redis: rdb, KeyPrefix: "test:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func miniClient(t testing.TB) (*miniredis.Miniredis, *redis.Client) {
+	t.Helper()
+	m := miniredis.RunT(t)
+	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { c.Close() })
+	return m, c
+}
+
+func TestConformanceMiniredis(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) tierstore.Store {
+		_, c := miniClient(t)
+		return newStore(t, c)
+	})
+}
+
+func TestConformanceRealRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(nil)
+	storetest.Run(t, func(t *testing.T) tierstore.Store {
+		if err := c.FlushAll(context.Background()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return newStore(t, c)
+	})
+}
+
+func TestKeysCarryPrefixAndRedisExpiry(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(nil)
+	s := newStore(t, c)
+	ctx := context.Background()
+	if err := s.Set(ctx, "k", []byte("v"), time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	ttl := c.PTTL(ctx, "test:k").Val()
+	if ttl <= 50*time.Second || ttl > time.Minute {
+		t.Fatalf("PTTL(test:k) = %v, want about 1m", ttl)
+	}
+	_, exp, err := s.GetWithExpiry(ctx, "k")
+	if err != nil || time.Until(exp) > time.Minute || time.Until(exp) < 50*time.Second {
+		t.Fatalf("GetWithExpiry expiry in %v, %v; want about 1m", time.Until(exp), err)
+	}
+}
+
+func TestValueExpiresInRealRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, srv.Client(nil))
+	ctx := context.Background()
+	if err := s.Set(ctx, "k", []byte("v"), time.Now().Add(200*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "k"); err != nil {
+		t.Fatalf("Get before expiry: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := s.Get(ctx, "k")
+		if errors.Is(err, tierstore.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("value still readable long after its expiry: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestTouchPublishesOnlyWhenExpiryMovesEarlier(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(nil)
+	s := newStore(t, c)
+	ctx := context.Background()
+	sub := c.Subscribe(ctx, "ch")
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil { // subscription confirmed
+		t.Fatal(err)
+	}
+	n := l2.Notice{Channel: "ch", Payload: []byte("touched")}
+	if err := s.Set(ctx, "k", []byte("v"), time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	later, err := s.TouchAndPublish(ctx, "k", time.Now().Add(time.Hour), n)
+	if err != nil || later {
+		t.Fatalf("extending: published %v, %v; want no publish", later, err)
+	}
+	earlier, err := s.TouchAndPublish(ctx, "k", time.Now().Add(time.Second*30), n)
+	if err != nil || !earlier {
+		t.Fatalf("shortening: published %v, %v; want a publish", earlier, err)
+	}
+	msg, err := sub.ReceiveMessage(ctx)
+	if err != nil || msg.Payload != "touched" {
+		t.Fatalf("received %v, %v", msg, err)
+	}
+	if ttl := c.PTTL(ctx, "test:k").Val(); ttl > 30*time.Second {
+		t.Fatalf("PTTL after shortening = %v", ttl)
+	}
+}
+
+func TestCorruptBytesAreReportedNotServed(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(nil)
+	s := newStore(t, c)
+	ctx := context.Background()
+	if err := s.Set(ctx, "good", []byte("a value"), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	framed := c.Get(ctx, "test:good").Val()
+	cases := map[string]func(){
+		"foreign string": func() { c.Set(ctx, "test:k", "plain text", 0) },
+		"empty":          func() { c.Set(ctx, "test:k", "", 0) },
+		"truncated":      func() { c.Set(ctx, "test:k", framed[:len(framed)-2], 0) },
+		"bit flip":       func() { c.Set(ctx, "test:k", framed[:len(framed)-1]+"X", 0) },
+		"header only":    func() { c.Set(ctx, "test:k", framed[:5], 0) },
+		"list":           func() { c.Del(ctx, "test:k"); c.RPush(ctx, "test:k", "a") },
+	}
+	for name, put := range cases {
+		t.Run(name, func(t *testing.T) {
+			c.Del(ctx, "test:k")
+			put()
+			v, err := s.Get(ctx, "k")
+			if !errors.Is(err, tierstore.ErrCorrupt) {
+				t.Fatalf("Get = %q, %v; want ErrCorrupt", v, err)
+			}
+			if strings.Contains(err.Error(), "test:k ") || !strings.Contains(err.Error(), "test:key#") {
+				t.Fatalf("error %q should name the prefix and a key hash, not the key", err)
+			}
+		})
+	}
+}
+
+func TestRedisDownIsUnavailableThenRecovers(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(&redis.Options{MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	s := newStore(t, c)
+	ctx := context.Background()
+	if err := s.Set(ctx, "k", []byte("v"), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, tierstore.ErrUnavailable) {
+		t.Fatalf("Get with Redis down = %v, want ErrUnavailable", err)
+	}
+	if err := s.Set(ctx, "k", []byte("w"), time.Time{}); !errors.Is(err, tierstore.ErrUnavailable) {
+		t.Fatalf("Set with Redis down = %v, want ErrUnavailable", err)
+	}
+	srv.Restart() // empty dataset, same port
+	if err := s.Set(ctx, "k", []byte("after"), time.Time{}); err != nil {
+		t.Fatalf("Set after restart: %v", err)
+	}
+	if v, err := s.Get(ctx, "k"); err != nil || string(v) != "after" {
+		t.Fatalf("Get after restart = %q, %v", v, err)
+	}
+}
+
+func TestDeadlineIsHonoured(t *testing.T) {
+	srv := redistest.Start(t)
+	// go-redis applies context deadlines to socket I/O only when asked to.
+	s := newStore(t, srv.Client(&redis.Options{ContextTimeoutEnabled: true}))
+	srv.Do("CLIENT", "PAUSE", "2000", "ALL")
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := s.Get(ctx, "k")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Get against a paused server = %v, want context.DeadlineExceeded", err)
+	}
+}

@@ -1,0 +1,455 @@
+package tiered
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/internal/redistest"
+	"github.com/tierstore/tierstore/internal/storetest"
+)
+
+const testInterval = 200 * time.Millisecond
+
+// newStore returns a live Store on c, closed when the test ends.
+func newStore(t testing.TB, c redis.UniversalClient, cfg Config) *Store {
+	t.Helper()
+	cfg.Redis = c
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = "test:"
+	}
+	if cfg.HealthCheckInterval == 0 {
+		cfg.HealthCheckInterval = testInterval
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	eventually(t, "the store is live", s.Live)
+	return s
+}
+
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func get(t testing.TB, s *Store, key string) string {
+	t.Helper()
+	v, err := s.Get(context.Background(), key)
+	if errors.Is(err, tierstore.ErrNotFound) {
+		return "<not found>"
+	}
+	if err != nil {
+		t.Fatalf("Get(%q): %v", key, err)
+	}
+	return string(v)
+}
+
+func set(t testing.TB, s *Store, key, value string) {
+	t.Helper()
+	if err := s.Set(context.Background(), key, []byte(value), time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("Set(%q): %v", key, err)
+	}
+}
+
+// cached waits until key is served from L1 (ristretto admits new keys
+// asynchronously) and returns its value.
+func cached(t testing.TB, s *Store, key string) string {
+	t.Helper()
+	var got string
+	eventually(t, key+" is served from L1", func() bool {
+		hit, _ := s.l1.Lookup(key, func(b []byte) error { got = string(b); return nil })
+		if !hit {
+			_, _ = s.Get(context.Background(), key)
+		}
+		return hit
+	})
+	return got
+}
+
+func miniClient(t testing.TB) (*miniredis.Miniredis, *redis.Client) {
+	t.Helper()
+	m := miniredis.RunT(t)
+	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { c.Close() })
+	return m, c
+}
+
+func TestConformanceMiniredis(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) tierstore.Store {
+		_, c := miniClient(t)
+		return newStore(t, c, Config{})
+	})
+}
+
+func TestConformanceRealRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	storetest.Run(t, func(t *testing.T) tierstore.Store {
+		c := srv.Client(nil)
+		c.FlushAll(context.Background())
+		return newStore(t, c, Config{})
+	})
+}
+
+// pair returns two instances sharing one real Redis, as two processes would.
+func pair(t *testing.T, cfg Config) (a, b *Store, srv *redistest.Server) {
+	srv = redistest.Start(t)
+	return newStore(t, srv.Client(nil), cfg), newStore(t, srv.Client(nil), cfg), srv
+}
+
+func TestForeignSetInvalidatesPeer(t *testing.T) {
+	a, b, _ := pair(t, Config{})
+	set(t, a, "k", "v1")
+	if got := cached(t, b, "k"); got != "v1" {
+		t.Fatalf("B cached %q, want v1", got)
+	}
+	received := b.Stats().InvalidationsReceived
+	set(t, a, "k", "v2")
+	eventually(t, "B receives the invalidation", func() bool { return b.Stats().InvalidationsReceived > received })
+	if got := get(t, b, "k"); got != "v2" {
+		t.Fatalf("B read %q after the invalidation, want v2", got)
+	}
+}
+
+func TestGetAfterForeignDeleteMisses(t *testing.T) {
+	a, b, _ := pair(t, Config{})
+	set(t, a, "k", "v1")
+	cached(t, b, "k")
+	received := b.Stats().InvalidationsReceived
+	if err := a.Delete(context.Background(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B receives the invalidation", func() bool { return b.Stats().InvalidationsReceived > received })
+	if got := get(t, b, "k"); got != "<not found>" {
+		t.Fatalf("B read %q after a foreign delete", got)
+	}
+}
+
+func TestOwnInvalidationsAreIgnored(t *testing.T) {
+	a, _, _ := pair(t, Config{})
+	set(t, a, "k", "v1")
+	eventually(t, "A's own message comes back", func() bool { return a.Stats().InvalidationsIgnoredOwn > 0 })
+	if st := a.Stats(); st.InvalidationsReceived != 0 {
+		t.Fatalf("A applied its own invalidation: %+v", st)
+	}
+	// A still serves its write from memory.
+	if got := cached(t, a, "k"); got != "v1" {
+		t.Fatalf("A cached %q", got)
+	}
+	hits := a.Stats().L1Hits
+	get(t, a, "k")
+	if a.Stats().L1Hits != hits+1 {
+		t.Fatal("A's own write was not served from L1")
+	}
+}
+
+func TestReadYourWrites(t *testing.T) {
+	a, b, _ := pair(t, Config{})
+	for i := range 50 {
+		v := strings.Repeat("x", i)
+		set(t, a, "k", v)
+		if got := get(t, a, "k"); got != v {
+			t.Fatalf("after Set(%q), A read %q", v, got)
+		}
+		set(t, b, "k", v+"b")
+		if got := get(t, b, "k"); got != v+"b" {
+			t.Fatalf("after Set(%q), B read %q", v+"b", got)
+		}
+	}
+}
+
+// writeBehindTheBus changes key in Redis without publishing, as if the
+// invalidation had been lost.
+func writeBehindTheBus(t *testing.T, s *Store, c *redis.Client, key, value string) {
+	t.Helper()
+	if err := s.l2.Set(context.Background(), key, []byte(value), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSubscriptionGapFlushesL1(t *testing.T) {
+	a, b, srv := pair(t, Config{})
+	set(t, a, "k", "v1")
+	cached(t, b, "k")
+	writeBehindTheBus(t, a, nil, "k", "v2") // an invalidation lost...
+	if got := get(t, b, "k"); got != "v1" {
+		t.Fatalf("B read %q; the test needs B to hold the stale v1", got)
+	}
+	gaps := b.Stats().Gaps
+	srv.Do("CLIENT", "KILL", "TYPE", "pubsub") // ...with the subscription
+	eventually(t, "B detects the gap", func() bool { return b.Stats().Gaps > gaps })
+	eventually(t, "B is live again", b.Live)
+	if got := get(t, b, "k"); got != "v2" {
+		t.Fatalf("B read %q after the gap, want v2", got)
+	}
+}
+
+func TestLeaseExpiryStopsL1(t *testing.T) {
+	a, b, srv := pair(t, Config{})
+	set(t, a, "k", "v1")
+	cached(t, b, "k")
+	srv.Do("CLIENT", "PAUSE", "1500", "ALL") // pings are not answered
+	eventually(t, "B's lease expires", func() bool { return !b.Live() })
+	misses := b.Stats().L1Misses
+	get(t, b, "k")
+	if b.Stats().L1Misses != misses+1 {
+		t.Fatal("B served from L1 without a lease")
+	}
+	eventually(t, "B is live after the pause", b.Live)
+}
+
+func TestFillRaceIsClosed(t *testing.T) {
+	a, b, _ := pair(t, Config{})
+	set(t, a, "k", "v1")
+
+	// B misses and reads v1 from Redis; before it fills L1, A writes v2
+	// and B receives the invalidation, which finds nothing to drop.
+	paused, resume := make(chan struct{}), make(chan struct{})
+	b.afterL2Read = func(string) {
+		close(paused)
+		<-resume
+	}
+	done := make(chan string)
+	go func() { v, _ := b.Get(context.Background(), "k"); done <- string(v) }()
+	<-paused
+	received := b.Stats().InvalidationsReceived
+	set(t, a, "k", "v2")
+	eventually(t, "B receives the invalidation", func() bool { return b.Stats().InvalidationsReceived > received })
+	close(resume) // now B fills L1 with v1
+	if got := <-done; got != "v1" {
+		t.Fatalf("the racing read returned %q, want v1 (it began before the write)", got)
+	}
+	b.afterL2Read = nil
+	b.l1.Wait()
+	if got := get(t, b, "k"); got != "v2" {
+		t.Fatalf("B read %q after the race: the late fill of v1 was served", got)
+	}
+}
+
+func TestLocalWriteRacingForeignWriteIsNotCached(t *testing.T) {
+	a, b, _ := pair(t, Config{})
+	// A's write reaches Redis; before A caches it, B writes a newer value
+	// and A receives B's invalidation.
+	paused, resume := make(chan struct{}), make(chan struct{})
+	a.afterL2Write = func(string) {
+		close(paused)
+		<-resume
+	}
+	done := make(chan error)
+	go func() { done <- a.Set(context.Background(), "k", []byte("older"), time.Now().Add(time.Hour)) }()
+	<-paused
+	received := a.Stats().InvalidationsReceived
+	set(t, b, "k", "newer")
+	eventually(t, "A receives B's invalidation", func() bool { return a.Stats().InvalidationsReceived > received })
+	close(resume)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	a.afterL2Write = nil
+	a.l1.Wait()
+	if got := get(t, a, "k"); got != "newer" {
+		t.Fatalf("A read %q: its own older write shadows B's newer one", got)
+	}
+}
+
+func TestGetAfterLocalWriteDoesNotJoinOlderRead(t *testing.T) {
+	_, c := miniClient(t)
+	s := newStore(t, c, Config{})
+	set(t, s, "k", "old")
+	s.l1.InvalidateAll()
+	// A read of "old" is in flight when this instance writes "new".
+	paused, resume := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	s.afterL2Read = func(string) {
+		if first.CompareAndSwap(false, true) { // later reads pass
+			close(paused)
+			<-resume
+		}
+	}
+	done := make(chan string)
+	go func() { v, _ := s.Get(context.Background(), "k"); done <- string(v) }()
+	<-paused
+	set(t, s, "k", "new")
+	got := make(chan string)
+	go func() { got <- get(t, s, "k") }()
+	select {
+	case v := <-got:
+		if v != "new" {
+			t.Fatalf("Get after Set read %q", v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Get after Set waited for a read that began before the Set")
+	}
+	close(resume)
+	<-done
+}
+
+func TestConcurrentMissesShareOneRedisRead(t *testing.T) {
+	_, c := miniClient(t)
+	s := newStore(t, c, Config{})
+	set(t, s, "k", "v")
+	s.l1.InvalidateAll()
+	var reads atomic.Int32
+	c.AddHook(countGets{&reads})
+
+	release := make(chan struct{})
+	s.afterL2Read = func(string) { <-release }
+	const n = 20
+	var wg sync.WaitGroup
+	results := make([][]byte, n)
+	for i := range n {
+		wg.Go(func() {
+			v, err := s.Get(context.Background(), "k")
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = v
+		})
+	}
+	eventually(t, "the first read reaches Redis", func() bool { return reads.Load() == 1 })
+	time.Sleep(50 * time.Millisecond) // let the others join the flight
+	close(release)
+	wg.Wait()
+	if got := reads.Load(); got != 1 {
+		t.Fatalf("%d concurrent misses made %d Redis reads, want 1", n, got)
+	}
+	results[0][0] = 'X' // each caller owns its bytes
+	for i, r := range results[1:] {
+		if string(r) != "v" {
+			t.Fatalf("result %d = %q", i+1, r)
+		}
+	}
+}
+
+type countGets struct{ n *atomic.Int32 }
+
+func (countGets) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (countGets) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h countGets) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			if c.Name() == "get" {
+				h.n.Add(1)
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func TestL1NeverOutlivesTheValue(t *testing.T) {
+	a, b, _ := pair(t, Config{})
+	if err := a.Set(context.Background(), "k", []byte("v"), time.Now().Add(300*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	cached(t, b, "k")
+	eventually(t, "the value expires everywhere", func() bool {
+		return get(t, a, "k") == "<not found>" && get(t, b, "k") == "<not found>"
+	})
+}
+
+func TestL1TTLBoundsStalenessWithoutMessages(t *testing.T) {
+	a, b, _ := pair(t, Config{L1TTL: 300 * time.Millisecond})
+	set(t, a, "k", "v1")
+	cached(t, b, "k")
+	writeBehindTheBus(t, a, nil, "k", "v2")
+	eventually(t, "B's L1 entry expires", func() bool { return get(t, b, "k") == "v2" })
+}
+
+func TestRedisKilledMidRunFailsLoudlyAndRecovers(t *testing.T) {
+	srv := redistest.Start(t)
+	opts := func() *redis.Options { return &redis.Options{MaxRetries: -1, DialTimeout: 200 * time.Millisecond} }
+	a := newStore(t, srv.Client(opts()), Config{})
+	b := newStore(t, srv.Client(opts()), Config{})
+	ctx := context.Background()
+	set(t, a, "k", "v1")
+	cached(t, b, "k")
+
+	srv.Kill()
+	eventually(t, "B notices", func() bool { return !b.Live() })
+	if _, err := b.Get(ctx, "k"); !errors.Is(err, tierstore.ErrUnavailable) {
+		t.Fatalf("B.Get with Redis down = %v, want ErrUnavailable (no stale L1 fallback)", err)
+	}
+	err := a.Set(ctx, "k", []byte("lost"), time.Now().Add(time.Hour))
+	if !errors.Is(err, tierstore.ErrUnavailable) {
+		t.Fatalf("A.Set with Redis down = %v, want ErrUnavailable", err)
+	}
+
+	srv.Restart() // same port, empty dataset
+	eventually(t, "both instances are live again", func() bool { return a.Live() && b.Live() })
+	for _, s := range []*Store{a, b} {
+		if got := get(t, s, "k"); got != "<not found>" {
+			t.Fatalf("read %q after a failed write and a restart with an empty dataset", got)
+		}
+	}
+	set(t, a, "k", "v3")
+	if got := get(t, b, "k"); got != "v3" {
+		t.Fatalf("B read %q after recovery, want v3", got)
+	}
+}
+
+func TestCorruptValueIsNotCached(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(nil)
+	s := newStore(t, c, Config{})
+	ctx := context.Background()
+	c.Set(ctx, "test:k", "not a tierstore value", 0)
+	for range 2 {
+		if _, err := s.Get(ctx, "k"); !errors.Is(err, tierstore.ErrCorrupt) {
+			t.Fatalf("Get = %v, want ErrCorrupt", err)
+		}
+	}
+	if st := s.Stats(); st.L1Hits != 0 {
+		t.Fatalf("a corrupt value was served from L1: %+v", st)
+	}
+}
+
+func TestClosedStoreRefusesOperations(t *testing.T) {
+	_, c := miniClient(t)
+	s := newStore(t, c, Config{})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, tierstore.ErrClosed) {
+		t.Fatalf("Get after Close = %v", err)
+	}
+	if err := s.Set(ctx, "k", nil, time.Time{}); !errors.Is(err, tierstore.ErrClosed) {
+		t.Fatalf("Set after Close = %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close = %v", err)
+	}
+}
+
+func TestCancelledReadReturnsPromptlyWhileFlightContinues(t *testing.T) {
+	_, c := miniClient(t)
+	s := newStore(t, c, Config{})
+	set(t, s, "k", "v")
+	s.l1.InvalidateAll()
+	release := make(chan struct{})
+	s.afterL2Read = func(string) { <-release }
+	defer close(release)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() { _, err := s.Get(ctx, "k"); errc <- err }()
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Get = %v, want context.Canceled", err)
+	}
+}
