@@ -1,0 +1,28 @@
+# Conveniences over scripts/: the README's commands work without make.
+GO ?= go
+
+.PHONY: test demo bench lint fuzz
+
+## test: install redis-server if missing, then vet and run every test with -race.
+test:
+	./scripts/test.sh
+
+## demo: two tiered instances on an embedded miniredis (REDIS=host:port for a real one).
+demo:
+	$(GO) run ./cmd/tierstore demo $(if $(REDIS),-redis $(REDIS))
+
+## bench: the l1 / l2 / tiered comparison on a real redis-server, 6 runs each.
+bench:
+	./scripts/ensure-redis.sh
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 . | tee bench.out
+
+## lint: gofmt, go vet and staticcheck.
+lint:
+	./scripts/lint.sh
+
+## fuzz: run each fuzz target for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzCheckKey -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz FuzzMsgpackDecode -fuzztime $(FUZZTIME) ./codec
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./invalidation

@@ -1,0 +1,191 @@
+// Command tierstore demonstrates the tiered store: two instances sharing one
+// Redis, a write on one invalidating the other's in-process cache.
+//
+//	go run ./cmd/tierstore demo              # embedded miniredis
+//	go run ./cmd/tierstore demo -redis URL   # a real Redis (host:port or redis:// URL)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/tiered"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "tierstore:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: tierstore demo [-redis host:port|redis://URL]
+
+demo   runs two tiered instances against one Redis and shows a write on one
+       invalidating the other's in-process cache, with timings. Without
+       -redis it starts an embedded miniredis.`
+
+func run(args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] != "demo" {
+		return errors.New(usage)
+	}
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(out)
+	addr := fs.String("redis", "", "Redis address (host:port or redis:// URL); empty: embedded miniredis")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	opts, cleanup, err := redisOptions(*addr, out)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	return demo(context.Background(), opts, out)
+}
+
+// redisOptions returns client options for addr, starting a miniredis when
+// addr is empty.
+func redisOptions(addr string, out io.Writer) (*redis.Options, func(), error) {
+	if addr == "" {
+		m, err := miniredis.Run()
+		if err != nil {
+			return nil, nil, fmt.Errorf("start embedded miniredis: %w", err)
+		}
+		fmt.Fprintf(out, "Redis: embedded miniredis at %s (pass -redis host:port for a real server;\n       miniredis timings are for the demo, not a benchmark)\n\n", m.Addr())
+		return &redis.Options{Addr: m.Addr(), ContextTimeoutEnabled: true}, m.Close, nil
+	}
+	if strings.Contains(addr, "://") {
+		opts, err := redis.ParseURL(addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts.ContextTimeoutEnabled = true
+		fmt.Fprintf(out, "Redis: %s\n\n", opts.Addr)
+		return opts, func() {}, nil
+	}
+	fmt.Fprintf(out, "Redis: %s\n\n", addr)
+	return &redis.Options{Addr: addr, ContextTimeoutEnabled: true}, func() {}, nil
+}
+
+func demo(ctx context.Context, opts *redis.Options, out io.Writer) error {
+	// Two instances, as two processes of one service would be: each has
+	// its own Redis connections and its own L1.
+	newInstance := func() (*tiered.Store, func(), error) {
+		o := *opts
+		rdb := redis.NewClient(&o)
+		s, err := tiered.New(tiered.Config{Redis: rdb, KeyPrefix: "tierstore-demo:"})
+		if err != nil {
+			rdb.Close()
+			return nil, nil, err
+		}
+		return s, func() { s.Close(); rdb.Close() }, nil
+	}
+	a, closeA, err := newInstance()
+	if err != nil {
+		return err
+	}
+	defer closeA()
+	b, closeB, err := newInstance()
+	if err != nil {
+		return err
+	}
+	defer closeB()
+	if err := waitLive(ctx, a, b); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "Instances A and B are subscribed to the invalidation channel.")
+
+	const key = "session:demo"
+	expiry := time.Now().Add(time.Hour)
+	step := func(what string, f func() error) error {
+		start := time.Now()
+		err := f()
+		fmt.Fprintf(out, "  %-52s %10v\n", what, time.Since(start).Round(100*time.Nanosecond))
+		return err
+	}
+	getB := func() ([]byte, error) { return b.Get(ctx, key) }
+
+	if err := step(`A.Set  session = {user: ada}`, func() error { return a.Set(ctx, key, []byte(`{"user":"ada"}`), expiry) }); err != nil {
+		return err
+	}
+	if err := step("B.Get  L1 miss: read from Redis, fill L1", func() error { _, err := getB(); return err }); err != nil {
+		return err
+	}
+	waitCached(ctx, b, key)
+	var v []byte
+	if err := step("B.Get  L1 hit: served from memory", func() (err error) { v, err = getB(); return err }); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  %-52s %s\n", "  B sees", v)
+
+	received := b.Stats().InvalidationsReceived
+	if err := step(`A.Set  session = {user: grace}, publishes invalidation`, func() error { return a.Set(ctx, key, []byte(`{"user":"grace"}`), expiry) }); err != nil {
+		return err
+	}
+	start := time.Now()
+	waitReceived(b, received)
+	fmt.Fprintf(out, "  %-52s %10v\n", "  B had dropped its copy; time after Set returned:", time.Since(start).Round(100*time.Nanosecond))
+	if err := step("B.Get  L1 miss (entry dropped): read from Redis", func() (err error) { v, err = getB(); return err }); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  %-52s %s\n", "  B sees", v)
+
+	received = b.Stats().InvalidationsReceived
+	if err := step("A.Delete session", func() error { return a.Delete(ctx, key) }); err != nil {
+		return err
+	}
+	waitReceived(b, received)
+	_, err = getB()
+	fmt.Fprintf(out, "  %-52s %v\n", "  B.Get after the delete:", err)
+	if !errors.Is(err, tierstore.ErrNotFound) {
+		return fmt.Errorf("B still sees the deleted session: %v", err)
+	}
+
+	fmt.Fprintf(out, "\nA: %s\nB: %s\n", a.Stats(), b.Stats())
+	return nil
+}
+
+// waitReceived waits until s has applied an invalidation beyond the
+// first n.
+func waitReceived(s *tiered.Store, n uint64) {
+	for s.Stats().InvalidationsReceived <= n {
+		time.Sleep(5 * time.Microsecond)
+	}
+}
+
+func waitLive(ctx context.Context, stores ...*tiered.Store) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for _, s := range stores {
+		for !s.Live() {
+			select {
+			case <-ctx.Done():
+				return errors.New("the invalidation subscription did not come up within 10s: is Redis reachable?")
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// waitCached gives the L1 cache a moment to admit the fill (ristretto
+// applies new keys asynchronously), so the next read shows a hit.
+func waitCached(ctx context.Context, s *tiered.Store, key string) {
+	for range 100 {
+		hits := s.Stats().L1Hits
+		if _, err := s.Get(ctx, key); err == nil && s.Stats().L1Hits > hits {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/tierstore/tierstore/internal/redistest"
+)
+
+func TestDemoOnEmbeddedMiniredis(t *testing.T) {
+	var out bytes.Buffer
+	if err := run([]string{"demo"}, &out); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"embedded miniredis", `B sees                                             {"user":"grace"}`, "tierstore: not found"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestDemoOnRealRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	var out bytes.Buffer
+	if err := run([]string{"demo", "-redis", "redis://" + srv.Addr()}, &out); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), `{"user":"grace"}`) {
+		t.Errorf("demo output lacks the second value:\n%s", out.String())
+	}
+}
+
+func TestUsageWithoutCommand(t *testing.T) {
+	if err := run(nil, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "usage") {
+		t.Fatalf("run() = %v, want usage", err)
+	}
+}
