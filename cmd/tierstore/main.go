@@ -23,7 +23,12 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	err := run(os.Args[1:], os.Stdout)
+	switch {
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, usage)
+		os.Exit(2)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "tierstore:", err)
 		os.Exit(1)
 	}
@@ -35,9 +40,11 @@ demo   runs two tiered instances against one Redis and shows a write on one
        invalidating the other's in-process cache, with timings. Without
        -redis it starts an embedded miniredis.`
 
+var errUsage = errors.New("usage: tierstore demo [-redis address]")
+
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 || args[0] != "demo" {
-		return errors.New(usage)
+		return errUsage
 	}
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -148,7 +155,7 @@ func demo(ctx context.Context, opts *redis.Options, out io.Writer) error {
 	_, err = getB()
 	fmt.Fprintf(out, "  %-52s %v\n", "  B.Get after the delete:", err)
 	if !errors.Is(err, tierstore.ErrNotFound) {
-		return fmt.Errorf("B still sees the deleted session: %v", err)
+		return fmt.Errorf("instance B still sees the deleted session: %w", err)
 	}
 
 	fmt.Fprintf(out, "\nA: %s\nB: %s\n", a.Stats(), b.Stats())
@@ -170,7 +177,7 @@ func waitLive(ctx context.Context, stores ...*tiered.Store) error {
 		for !s.Live() {
 			select {
 			case <-ctx.Done():
-				return errors.New("the invalidation subscription did not come up within 10s: is Redis reachable?")
+				return errors.New("the invalidation subscription did not come up within 10s; is Redis reachable")
 			case <-time.After(time.Millisecond):
 			}
 		}
