@@ -123,6 +123,14 @@ func (b *Bus) Message(key string) []byte {
 	return AppendMessage(make([]byte, 0, headerLen+len(key)), b.id, key)
 }
 
+// Publish announces that key changed, for writers outside tierstore (an
+// admin tool that edits Redis directly, a migration). tierstore's own
+// writes do not use it: they publish in the same atomic step as the write
+// (see l2.Store.SetAndPublish).
+func (b *Bus) Publish(ctx context.Context, key string) error {
+	return b.cfg.Redis.Publish(ctx, b.cfg.Channel, b.Message(key)).Err()
+}
+
 // Live reports whether the bus currently holds a lease: whether a cache fed
 // by it may serve.
 func (b *Bus) Live() bool { return b.live.Load() }

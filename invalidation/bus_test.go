@@ -132,3 +132,19 @@ func TestCloseStopsTheBus(t *testing.T) {
 		t.Fatalf("second Close = %v", err)
 	}
 }
+
+func TestPublishReachesPeers(t *testing.T) {
+	srv := redistest.Start(t)
+	a, _ := newBus(t, srv.Client(nil), 200*time.Millisecond)
+	b, r := newBus(t, srv.Client(nil), 200*time.Millisecond)
+	eventually(t, "both buses are live", func() bool { return a.Live() && b.Live() })
+	if err := a.Publish(context.Background(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B receives A's message", func() bool { n, _ := r.counts(); return n == 1 })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.msgs[0].Sender != a.ID() || r.msgs[0].Key != "k" {
+		t.Fatalf("B received %+v", r.msgs[0])
+	}
+}
