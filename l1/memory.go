@@ -69,9 +69,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.T
 		s.cache.Del(key)
 		return nil
 	}
-	stripe := s.stripeOf(key)
-	value = bytes.Clone(value)
-	return s.store(key, value, expiry, stripe)
+	return s.store(key, bytes.Clone(value), expiry)
 }
 
 // store writes the entry synchronously: it waits until ristretto has applied
@@ -80,7 +78,8 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.T
 // one and rejects the other as a duplicate, so a rejected write is tried
 // again (in place, if the key is now present) before it is reported.
 // A later eviction, or a concurrent Delete, is not a failure of this write.
-func (s *Store) store(key string, value []byte, expiry time.Time, stripe uint32) error {
+func (s *Store) store(key string, value []byte, expiry time.Time) error {
+	stripe := s.stripeOf(key)
 	for range 3 {
 		e := s.fill(key, value, expiry, s.stampOf(stripe), stripe)
 		if e == nil {
@@ -116,7 +115,7 @@ func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
 		s.cache.Del(key)
 		return nil
 	}
-	return s.store(key, e.value, expiry, e.stripe)
+	return s.store(key, e.value, expiry)
 }
 
 func (s *Store) checkWrite(ctx context.Context, key string) error {
