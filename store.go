@@ -50,6 +50,24 @@ type Viewer interface {
 	View(ctx context.Context, key string, fn func(value []byte) error) error
 }
 
+// ExpiryReader is implemented by stores that can return a value together
+// with its expiry (zero: none) in one call. The session manager uses it to
+// extend idle deadlines only when they moved enough. A store that caches
+// may report an expiry earlier than the current one (another instance
+// extended it since), never a later one.
+type ExpiryReader interface {
+	GetWithExpiry(ctx context.Context, key string) ([]byte, time.Time, error)
+}
+
+// Lister is implemented by stores that can enumerate their live keys, for
+// administration and for session managers that list sessions. Keys calls
+// fn for each key, in no particular order, until fn returns false. A key
+// written or deleted during the walk may or may not be reported; a key
+// reported may have expired by the time fn sees it.
+type Lister interface {
+	Keys(ctx context.Context, fn func(key string) bool) error
+}
+
 // Sentinel errors. Errors returned by the stores wrap these (check them with
 // errors.Is) together with the underlying cause. Error texts name the key
 // prefix, never a key or a value: keys are often session IDs.

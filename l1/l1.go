@@ -81,7 +81,9 @@ type Store struct {
 
 // entry is immutable once cached, but for rejected.
 type entry struct {
+	key      string // for Keys: ristretto keeps only hashes
 	value    []byte
+	expiry   time.Time // the value's own expiry (zero: none), not the TTL cap
 	stamp    Stamp
 	stripe   uint32
 	rejected atomic.Bool // set if ristretto's admission policy refused it
@@ -146,20 +148,21 @@ func (s *Store) current(e *entry) bool {
 }
 
 // Lookup calls fn with the cached value of key if there is a current entry,
-// and reports whether it did. fn must neither modify nor retain the slice.
-func (s *Store) Lookup(key string, fn func(value []byte) error) (bool, error) {
+// and reports whether it did, with the value's expiry (zero: none). fn must
+// neither modify nor retain the slice.
+func (s *Store) Lookup(key string, fn func(value []byte) error) (hit bool, expiry time.Time, err error) {
 	e, ok := s.cache.Get(key)
 	if !ok {
 		s.misses.Add(1)
-		return false, nil
+		return false, time.Time{}, nil
 	}
 	if !s.current(e) {
 		s.stale.Add(1)
 		s.misses.Add(1)
-		return false, nil
+		return false, time.Time{}, nil
 	}
 	s.hits.Add(1)
-	return true, fn(e.value)
+	return true, e.expiry, fn(e.value)
 }
 
 // Fill caches value under key if st is still current, for at most
@@ -194,7 +197,7 @@ func (s *Store) fill(key string, value []byte, expiry time.Time, st Stamp, strip
 	if testHookBeforeCacheSet != nil {
 		testHookBeforeCacheSet(key)
 	}
-	e := &entry{value: value, stamp: st, stripe: stripe}
+	e := &entry{key: key, value: value, expiry: expiry, stamp: st, stripe: stripe}
 	if !s.cache.SetWithTTL(key, e, cost(key, value), ttl) {
 		return nil
 	}
@@ -207,6 +210,17 @@ var testHookBeforeCacheSet func(key string)
 
 func cost(key string, value []byte) int64 {
 	return int64(len(key) + len(value) + EntryOverhead)
+}
+
+// Extend records a later expiry for the current entry of key, if there is
+// one, without changing its value or stamp: used after the source of truth
+// extended the expiry without an invalidation.
+func (s *Store) Extend(key string, expiry time.Time) {
+	e, ok := s.cache.Get(key)
+	if !ok || !s.current(e) {
+		return
+	}
+	s.fill(key, e.value, expiry, e.stamp, e.stripe)
 }
 
 // Invalidate drops key and kills every fill of it stamped before the call.

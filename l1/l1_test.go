@@ -32,7 +32,7 @@ func TestInvalidateKillsFillStampedBefore(t *testing.T) {
 	s.Invalidate("k")  // ...a write elsewhere invalidates...
 	s.Fill("k", []byte("old"), time.Time{}, st)
 	s.Wait()
-	if hit, _ := s.Lookup("k", func([]byte) error { return nil }); hit {
+	if hit, _, _ := s.Lookup("k", func([]byte) error { return nil }); hit {
 		t.Fatal("a fill stamped before an invalidation was served")
 	}
 	// A fill stamped after the invalidation is served.
@@ -49,7 +49,7 @@ func TestInvalidateAllKillsEveryEntryAndFillInFlight(t *testing.T) {
 	s.Fill("b", []byte("2"), time.Time{}, st)
 	s.Wait()
 	for _, k := range []string{"a", "b"} {
-		if hit, _ := s.Lookup(k, func([]byte) error { return nil }); hit {
+		if hit, _, _ := s.Lookup(k, func([]byte) error { return nil }); hit {
 			t.Fatalf("%s served after InvalidateAll", k)
 		}
 	}
@@ -67,7 +67,7 @@ func TestEndWriteCachesOnlyWhenNothingIntervened(t *testing.T) {
 	s.Invalidate("k")
 	s.EndWrite("k", st, []byte("maybe-old"), time.Time{})
 	s.Wait()
-	if hit, _ := s.Lookup("k", func([]byte) error { return nil }); hit {
+	if hit, _, _ := s.Lookup("k", func([]byte) error { return nil }); hit {
 		t.Fatal("a write that raced a peer's invalidation was cached")
 	}
 }
@@ -140,7 +140,7 @@ func waitHit(t *testing.T, s *l1.Store, key, want string) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var got string
-		hit, _ := s.Lookup(key, func(b []byte) error { got = string(b); return nil })
+		hit, _, _ := s.Lookup(key, func(b []byte) error { got = string(b); return nil })
 		if hit {
 			if got != want {
 				t.Fatalf("Lookup(%q) = %q, want %q", key, got, want)
@@ -158,7 +158,7 @@ func waitMiss(t *testing.T, s *l1.Store, key string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if hit, _ := s.Lookup(key, func([]byte) error { return nil }); !hit {
+		if hit, _, _ := s.Lookup(key, func([]byte) error { return nil }); !hit {
 			return
 		}
 		if time.Now().After(deadline) {

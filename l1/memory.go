@@ -15,9 +15,11 @@ import (
 // dropping it silently.
 
 var (
-	_ tierstore.Store   = (*Store)(nil)
-	_ tierstore.Toucher = (*Store)(nil)
-	_ tierstore.Viewer  = (*Store)(nil)
+	_ tierstore.Store        = (*Store)(nil)
+	_ tierstore.Toucher      = (*Store)(nil)
+	_ tierstore.Viewer       = (*Store)(nil)
+	_ tierstore.ExpiryReader = (*Store)(nil)
+	_ tierstore.Lister       = (*Store)(nil)
 )
 
 func (s *Store) check(ctx context.Context) error {
@@ -32,29 +34,65 @@ func (s *Store) check(ctx context.Context) error {
 
 // Get returns a copy of the value under key, or tierstore.ErrNotFound.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	v, _, err := s.GetWithExpiry(ctx, key)
+	return v, err
+}
+
+// GetWithExpiry returns a copy of the value under key and its expiry.
+func (s *Store) GetWithExpiry(ctx context.Context, key string) ([]byte, time.Time, error) {
 	var out []byte
-	err := s.View(ctx, key, func(b []byte) error {
+	expiry, err := s.view(ctx, key, func(b []byte) error {
 		out = bytes.Clone(b)
 		return nil
 	})
-	return out, err
+	return out, expiry, err
 }
 
 // View calls fn with the cached value under key, without copying it.
 func (s *Store) View(ctx context.Context, key string, fn func([]byte) error) error {
+	_, err := s.view(ctx, key, fn)
+	return err
+}
+
+func (s *Store) view(ctx context.Context, key string, fn func([]byte) error) (time.Time, error) {
 	if err := s.check(ctx); err != nil {
-		return err
+		return time.Time{}, err
 	}
-	hit, err := s.Lookup(key, fn)
+	hit, expiry, err := s.Lookup(key, fn)
 	if hit {
-		return err
+		return expiry, err
 	}
 	// Keys are validated on writes, so an invalid key can only miss:
 	// checking it here keeps the hit path free of the scan.
 	if err := tierstore.CheckKey(key); err != nil {
+		return time.Time{}, err
+	}
+	return time.Time{}, tierstore.ErrNotFound
+}
+
+// Keys calls fn for each live key. The keys are collected first, so fn may
+// use the store.
+func (s *Store) Keys(ctx context.Context, fn func(key string) bool) error {
+	if err := s.check(ctx); err != nil {
 		return err
 	}
-	return tierstore.ErrNotFound
+	var keys []string
+	now := time.Now()
+	s.cache.IterValues(func(e *entry) bool {
+		if s.current(e) && (e.expiry.IsZero() || e.expiry.After(now)) {
+			keys = append(keys, e.key)
+		}
+		return false
+	})
+	for _, k := range keys {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !fn(k) {
+			return nil
+		}
+	}
+	return nil
 }
 
 // Set stores a copy of value under key until expiry, capped by TTL.

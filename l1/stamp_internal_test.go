@@ -20,7 +20,7 @@ func TestInvalidationDuringFillIsHonouredOnRead(t *testing.T) {
 	if _, ok := s.cache.Get("k"); !ok {
 		t.Fatal("the test needs the late fill to reach the cache")
 	}
-	if hit, _ := s.Lookup("k", func([]byte) error { return nil }); hit {
+	if hit, _, _ := s.Lookup("k", func([]byte) error { return nil }); hit {
 		t.Fatal("a value filled across an invalidation was served")
 	}
 }

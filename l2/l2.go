@@ -42,9 +42,11 @@ type Store struct {
 }
 
 var (
-	_ tierstore.Store   = (*Store)(nil)
-	_ tierstore.Toucher = (*Store)(nil)
-	_ tierstore.Viewer  = (*Store)(nil)
+	_ tierstore.Store        = (*Store)(nil)
+	_ tierstore.Toucher      = (*Store)(nil)
+	_ tierstore.Viewer       = (*Store)(nil)
+	_ tierstore.ExpiryReader = (*Store)(nil)
+	_ tierstore.Lister       = (*Store)(nil)
 )
 
 // New returns a Store. It does not contact Redis.
@@ -89,7 +91,7 @@ func (s *Store) View(ctx context.Context, key string, fn func([]byte) error) err
 
 // GetWithExpiry returns the value under key and when it expires (zero: no
 // expiry) in one round trip. The expiry is measured from before the request
-// was sent, so it is never later than the real one.
+// was sent, less PTTL's rounding, so it is never later than the real one.
 func (s *Store) GetWithExpiry(ctx context.Context, key string) ([]byte, time.Time, error) {
 	if err := s.checkKey(ctx, key); err != nil {
 		return nil, time.Time{}, err
@@ -119,7 +121,9 @@ func (s *Store) GetWithExpiry(ctx context.Context, key string) ([]byte, time.Tim
 	case d < 0: // expired between GET and PTTL: valid now, cache nothing
 		expiry = start
 	default:
-		expiry = start.Add(d)
+		// PTTL is whole milliseconds from the server's millisecond clock,
+		// so it can exceed the true remainder by up to 1ms.
+		expiry = start.Add(d - time.Millisecond)
 	}
 	return value, expiry, nil
 }
@@ -138,6 +142,54 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
 	_, err := s.TouchAndPublish(ctx, key, expiry, Notice{})
 	return err
+}
+
+// Keys calls fn for each key under the prefix, without the prefix, using
+// SCAN (on every master, for a Cluster client). fn is never called
+// concurrently.
+func (s *Store) Keys(ctx context.Context, fn func(key string) bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	stopped := false
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		iter := c.Scan(ctx, 0, globEscape(s.prefix)+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			if !stopped && !fn(strings.TrimPrefix(iter.Val(), s.prefix)) {
+				stopped = true
+			}
+			done := stopped
+			mu.Unlock()
+			if done {
+				return nil
+			}
+		}
+		return iter.Err()
+	}
+	var err error
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	} else {
+		err = scan(ctx, s.rdb)
+	}
+	if err != nil {
+		return s.wrap(ctx, "keys", "", err)
+	}
+	return nil
+}
+
+// globEscape escapes the characters SCAN MATCH treats as a pattern.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Notice is a pub/sub message to publish in the same atomic Redis step as

@@ -88,9 +88,11 @@ type Store struct {
 }
 
 var (
-	_ tierstore.Store   = (*Store)(nil)
-	_ tierstore.Toucher = (*Store)(nil)
-	_ tierstore.Viewer  = (*Store)(nil)
+	_ tierstore.Store        = (*Store)(nil)
+	_ tierstore.Toucher      = (*Store)(nil)
+	_ tierstore.Viewer       = (*Store)(nil)
+	_ tierstore.ExpiryReader = (*Store)(nil)
+	_ tierstore.Lister       = (*Store)(nil)
 )
 
 // New returns a Store and starts its invalidation subscription. Redis need
@@ -158,55 +160,67 @@ func (s *Store) check(ctx context.Context) error {
 
 // Get returns a copy of the value under key, or tierstore.ErrNotFound.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	if err := s.check(ctx); err != nil {
-		return nil, err
-	}
-	if s.bus.Live() {
-		var out []byte
-		if hit, _ := s.l1.Lookup(key, func(b []byte) error {
-			out = bytes.Clone(b)
-			return nil
-		}); hit {
-			return out, nil
-		}
-	} else {
-		s.bypassed.Add(1)
-	}
-	v, err := s.fetch(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	return bytes.Clone(v), nil
+	var out []byte
+	_, err := s.read(ctx, key, func(b []byte) error {
+		out = bytes.Clone(b)
+		return nil
+	})
+	return out, err
+}
+
+// GetWithExpiry returns a copy of the value under key and its expiry (zero:
+// none). On an L1 hit the expiry is the one read when the entry was filled:
+// another instance may have extended it since (see tierstore.ExpiryReader).
+func (s *Store) GetWithExpiry(ctx context.Context, key string) ([]byte, time.Time, error) {
+	var out []byte
+	expiry, err := s.read(ctx, key, func(b []byte) error {
+		out = bytes.Clone(b)
+		return nil
+	})
+	return out, expiry, err
 }
 
 // View calls fn with the value under key. On an L1 hit fn sees the cached
 // bytes themselves: no copy, no allocation.
 func (s *Store) View(ctx context.Context, key string, fn func([]byte) error) error {
+	_, err := s.read(ctx, key, fn)
+	return err
+}
+
+// read lends the value of key to fn, from L1 when it may serve, else from
+// Redis (filling L1), and returns the value's expiry.
+func (s *Store) read(ctx context.Context, key string, fn func([]byte) error) (time.Time, error) {
 	if err := s.check(ctx); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	if s.bus.Live() {
-		if hit, err := s.l1.Lookup(key, fn); hit {
-			return err
+		if hit, expiry, err := s.l1.Lookup(key, fn); hit {
+			return expiry, err
 		}
 	} else {
 		s.bypassed.Add(1)
 	}
-	v, err := s.fetch(ctx, key)
+	r, err := s.fetch(ctx, key)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
-	return fn(v)
+	return r.expiry, fn(r.value)
+}
+
+// fetched is the shared result of one Redis read. value is shared with L1
+// and the other waiters: it must not be modified.
+type fetched struct {
+	value  []byte
+	expiry time.Time
 }
 
 // fetch reads key from Redis and fills L1. Concurrent misses of one key
-// under one stamp share one Redis read; the result is shared with L1 and
-// must not be modified. The stamp is part of the flight key so that a Get
-// that follows a write (which changes the stamp) never joins a read that
-// started before the write.
-func (s *Store) fetch(ctx context.Context, key string) ([]byte, error) {
+// under one stamp share one Redis read. The stamp is part of the flight key
+// so that a read that follows a write (which changes the stamp) never joins
+// a read that started before the write.
+func (s *Store) fetch(ctx context.Context, key string) (fetched, error) {
 	if err := tierstore.CheckKey(key); err != nil {
-		return nil, err
+		return fetched{}, err
 	}
 	st := s.l1.Stamp(key)
 	flight := key + "\x00" + st.String()
@@ -227,17 +241,26 @@ func (s *Store) fetch(ctx context.Context, key string) ([]byte, error) {
 		default:
 			s.errs.Add(1)
 		}
-		return value, err
+		return fetched{value, expiry}, err
 	})
 	select {
 	case r := <-ch:
 		if r.Err != nil {
-			return nil, r.Err
+			return fetched{}, r.Err
 		}
-		return r.Val.([]byte), nil
+		return r.Val.(fetched), nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return fetched{}, ctx.Err()
 	}
+}
+
+// Keys calls fn for each live key in Redis (SCAN; on every master of a
+// Cluster). It does not read L1, which holds a subset.
+func (s *Store) Keys(ctx context.Context, fn func(key string) bool) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	return s.l2.Keys(ctx, fn)
 }
 
 // Set stores value under key until expiry (zero: no expiry) in Redis and
@@ -310,6 +333,8 @@ func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
 	case published:
 		s.sent.Add(1)
 		s.l1.Invalidate(key)
+	default:
+		s.l1.Extend(key, expiry)
 	}
 	return nil
 }

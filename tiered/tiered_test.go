@@ -74,7 +74,7 @@ func cached(t testing.TB, s *Store, key string) string {
 	t.Helper()
 	var got string
 	eventually(t, key+" is served from L1", func() bool {
-		hit, _ := s.l1.Lookup(key, func(b []byte) error { got = string(b); return nil })
+		hit, _, _ := s.l1.Lookup(key, func(b []byte) error { got = string(b); return nil })
 		if !hit {
 			_, _ = s.Get(context.Background(), key)
 		}

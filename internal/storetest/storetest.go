@@ -166,6 +166,56 @@ func Run(t *testing.T, newStore func(t *testing.T) tierstore.Store) {
 			t.Fatalf("View error = %v, want fn's error", err)
 		}
 	})
+	t.Run("KeysListsLiveKeys", func(t *testing.T) {
+		s := newStore(t)
+		l, ok := s.(tierstore.Lister)
+		if !ok {
+			t.Fatal("store does not implement tierstore.Lister")
+		}
+		for _, k := range []string{"a", "b", "c", "d*?[x]"} {
+			mustSet(t, s, k, []byte("v"), hour())
+		}
+		if err := s.Delete(ctx, "b"); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		if err := l.Keys(ctx, func(k string) bool { got[k] = true; return true }); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 3 || !got["a"] || !got["c"] || !got["d*?[x]"] {
+			t.Fatalf("Keys = %v, want a, c and d*?[x]", got)
+		}
+		calls := 0
+		if err := l.Keys(ctx, func(string) bool { calls++; return false }); err != nil || calls != 1 {
+			t.Fatalf("Keys with a stopping fn: %d calls, %v; want 1 call", calls, err)
+		}
+	})
+	t.Run("GetWithExpiryReportsExpiry", func(t *testing.T) {
+		s := newStore(t)
+		er, ok := s.(tierstore.ExpiryReader)
+		if !ok {
+			t.Fatal("store does not implement tierstore.ExpiryReader")
+		}
+		exp := time.Now().Add(10 * time.Minute).Truncate(time.Millisecond)
+		mustSet(t, s, "k", []byte("v"), exp)
+		for range 2 { // a miss, then (for cached tiers) a hit
+			v, got, err := er.GetWithExpiry(ctx, "k")
+			if err != nil || string(v) != "v" || got.After(exp) || got.Before(exp.Add(-2*time.Second)) {
+				t.Fatalf("GetWithExpiry = %q, %v, %v; want v, at most %v", v, got, err, exp)
+			}
+		}
+		later := exp.Add(time.Hour)
+		if err := s.(tierstore.Toucher).Touch(ctx, "k", later); err != nil {
+			t.Fatal(err)
+		}
+		if _, got, err := er.GetWithExpiry(ctx, "k"); err != nil || !got.After(exp) || got.After(later) {
+			t.Fatalf("after Touch, GetWithExpiry expiry = %v, %v; want in (%v, %v]", got, err, exp, later)
+		}
+		mustSet(t, s, "forever", []byte("v"), time.Time{})
+		if _, got, err := er.GetWithExpiry(ctx, "forever"); err != nil || !got.IsZero() {
+			t.Fatalf("GetWithExpiry(no expiry) = %v, %v; want zero time", got, err)
+		}
+	})
 	t.Run("ConcurrentUseIsSafe", func(t *testing.T) {
 		s := newStore(t)
 		var wg sync.WaitGroup
