@@ -37,7 +37,7 @@ func TestConformanceMiniredis(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) tierstore.Store {
 		_, c := miniClient(t)
 		return newStore(t, c)
-	})
+	}, storetest.FrozenTTLs)
 }
 
 func TestConformanceRealRedis(t *testing.T) {
