@@ -21,7 +21,9 @@ type Codec interface {
 // Msgpack is the default codec (github.com/vmihailenco/msgpack/v5). Structs
 // are encoded as maps keyed by field name (or the `msgpack` tag), so fields
 // may be added and removed between releases; time.Time keeps its instant
-// and nanoseconds but not its location.
+// and nanoseconds but not its location. Decoded into an interface value,
+// integers come back as int64 (or uint64), floats as float64, arrays as
+// []any and maps as map[string]any.
 var Msgpack Codec = msgpackCodec{}
 
 // JSON is the encoding/json codec: larger and slower than msgpack, but
@@ -46,6 +48,7 @@ func (msgpackCodec) Unmarshal(data []byte, v any) error {
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)
 	dec.Reset(r) // a *bytes.Reader is read directly, without extra buffering
+	dec.UseLooseInterfaceDecoding(true)
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("codec: msgpack decode into %T: %w", v, err)
 	}

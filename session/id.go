@@ -1,0 +1,44 @@
+package session
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+)
+
+// idBytes is the entropy of a session ID: 256 bits from crypto/rand.
+const idBytes = 32
+
+// idLen is the length of an ID in its cookie form (base64url, no padding).
+var idLen = base64.RawURLEncoding.EncodedLen(idBytes)
+
+var strictB64 = base64.RawURLEncoding.Strict()
+
+// newID returns a fresh session ID.
+func newID() string {
+	b := make([]byte, idBytes)
+	_, _ = rand.Read(b) // never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// validID reports whether s is a well-formed ID: exactly idLen characters
+// of the base64url alphabet encoding idBytes bytes, with no stray bits. It
+// looks at nothing else first, so a cookie of any size is cheap to refuse.
+func validID(s string) bool {
+	if len(s) != idLen {
+		return false
+	}
+	var buf [idBytes]byte
+	n, err := strictB64.Decode(buf[:], []byte(s))
+	return err == nil && n == idBytes
+}
+
+// storeKey is the Store key of a session. By default it is a hash of the
+// ID, so that a dump of the store holds no token a client could present.
+func (m *Manager) storeKey(id string) string {
+	if m.cfg.RawIDKeys {
+		return m.cfg.KeyPrefix + id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return m.cfg.KeyPrefix + base64.RawURLEncoding.EncodeToString(sum[:])
+}

@@ -1,0 +1,96 @@
+package session_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/tierstore/tierstore/internal/redistest"
+	"github.com/tierstore/tierstore/session"
+	"github.com/tierstore/tierstore/tiered"
+)
+
+// instance is one server process: its own tiered store and manager.
+type instance struct {
+	store *tiered.Store
+	h     http.Handler
+}
+
+func newInstance(t *testing.T, srv *redistest.Server) *instance {
+	t.Helper()
+	store, err := tiered.New(tiered.Config{Redis: srv.Client(nil), HealthCheckInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	for deadline := time.Now().Add(10 * time.Second); !store.Live(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("store never live")
+		}
+	}
+	m, err := session.New(session.Config{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &instance{store: store, h: m.LoadAndSave(handler(m))}
+}
+
+func (in *instance) do(t *testing.T, path, cookie string) *http.Response {
+	t.Helper()
+	req := httptest.NewRequest("GET", path, nil)
+	if cookie != "" {
+		req.AddCookie(&http.Cookie{Name: "session", Value: cookie})
+	}
+	rec := httptest.NewRecorder()
+	in.h.ServeHTTP(rec, req)
+	return rec.Result()
+}
+
+// afterInvalidation runs write, then waits until in has applied at least
+// one more invalidation than before it.
+func afterInvalidation(t *testing.T, in *instance, write func()) {
+	t.Helper()
+	before := in.store.Stats().InvalidationsReceived
+	write()
+	for deadline := time.Now().Add(10 * time.Second); in.store.Stats().InvalidationsReceived <= before; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("invalidation never arrived")
+		}
+	}
+}
+
+func TestLogoutOnOneInstanceIsRejectedOnTheOther(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := newInstance(t, srv), newInstance(t, srv)
+	id := sessionCookie(a.do(t, "/put?user=ada", "")).Value
+	for range 3 { // B reads it, and holds it in its L1
+		if got := body(b.do(t, "/get?k=user", id)); got != "ada" {
+			t.Fatalf("B read %q", got)
+		}
+	}
+	if got := body(a.do(t, "/get?k=user", id)); got != "ada" {
+		t.Fatalf("A read %q", got)
+	}
+	afterInvalidation(t, a, func() { b.do(t, "/destroy", id) })
+	if got := body(a.do(t, "/get?k=user", id)); got != "" {
+		t.Fatalf("A still serves a session destroyed on B: %q", got)
+	}
+}
+
+func TestRenewOnOneInstanceRejectsTheOldIDOnTheOther(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := newInstance(t, srv), newInstance(t, srv)
+	old := sessionCookie(a.do(t, "/put?user=ada", "")).Value
+	if got := body(b.do(t, "/get?k=user", old)); got != "ada" {
+		t.Fatalf("B read %q", got)
+	}
+	var renewed string
+	afterInvalidation(t, b, func() { renewed = sessionCookie(a.do(t, "/renew", old)).Value })
+	if got := body(b.do(t, "/get?k=user", old)); got != "" {
+		t.Fatalf("B still accepts the old ID: %q", got)
+	}
+	if got := body(b.do(t, "/get?k=user", renewed)); got != "ada" {
+		t.Fatalf("B reads %q under the new ID", got)
+	}
+}

@@ -1,0 +1,278 @@
+// Package session provides HTTP sessions on any tierstore.Store: secure
+// IDs in cookies, a load-and-save middleware, typed access to values,
+// absolute and idle timeouts, renewal and destruction.
+//
+// The Store may be memory only (l1), Redis only (l2) or tiered; the Manager
+// uses the Store's optional capabilities when present: tierstore.Toucher to
+// extend an idle deadline without rewriting the session, and
+// tierstore.ExpiryReader to do so only when the deadline moved by at least
+// TouchInterval.
+package session
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/codec"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultLifetime   = 24 * time.Hour
+	DefaultCookieName = "session"
+	DefaultKeyPrefix  = "session:"
+)
+
+// ErrNoSession is returned when a context carries no session: the handler
+// is not behind Manager.LoadAndSave.
+var ErrNoSession = errors.New("session: no session in context (is the handler wrapped by LoadAndSave?)")
+
+// Config configures a Manager. Zero fields take the documented defaults,
+// which are the secure choices.
+type Config struct {
+	// Store keeps the sessions; required.
+	Store tierstore.Store
+	// Codec encodes session values and records. Default codec.Default
+	// (msgpack).
+	Codec codec.Codec
+	// Cookie configures the session cookie.
+	Cookie Cookie
+	// Lifetime is the absolute lifetime of a session, from its creation;
+	// activity does not extend it. Default DefaultLifetime (24h).
+	Lifetime time.Duration
+	// IdleTimeout, if set, ends a session that saw no request for this
+	// long (sliding expiry). Default 0: off.
+	IdleTimeout time.Duration
+	// TouchInterval is the least movement of the idle deadline worth a
+	// Store call: a request extends the deadline only if it moves by at
+	// least this much, so sessions may end up to TouchInterval before
+	// IdleTimeout of inactivity. Default IdleTimeout/10. With a Store that
+	// cannot report expiries (no tierstore.ExpiryReader), every request
+	// extends it.
+	TouchInterval time.Duration
+	// KeyPrefix is prepended to session keys in the Store. Default
+	// DefaultKeyPrefix ("session:").
+	KeyPrefix string
+	// RawIDKeys stores sessions under their ID itself instead of its
+	// SHA-256 hash. Default false: a copy of the store then holds no
+	// usable session token.
+	RawIDKeys bool
+	// ErrorHandler answers a request whose session could not be loaded or
+	// saved. Default: log with slog and answer 500.
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Cookie configures the session cookie. The zero value is the secure
+// default: HttpOnly, Secure, SameSite=Lax, Path=/, persistent until the
+// session's absolute deadline.
+type Cookie struct {
+	// Name of the cookie. Default DefaultCookieName ("session"). Consider
+	// "__Host-session", which browsers accept only from a secure origin,
+	// with Path=/ and no Domain.
+	Name string
+	// Domain of the cookie. Default none: this host only.
+	Domain string
+	// Path of the cookie. Default "/".
+	Path string
+	// SameSite mode. Default http.SameSiteLaxMode.
+	SameSite http.SameSite
+	// AllowInsecure leaves out the Secure attribute, so browsers send the
+	// cookie over plain HTTP. Only for development without TLS.
+	AllowInsecure bool
+	// AllowScriptAccess leaves out the HttpOnly attribute, exposing the
+	// token to JavaScript (and to XSS). Almost never wanted.
+	AllowScriptAccess bool
+	// BrowserSession makes the cookie last until the browser closes
+	// instead of until the session's deadline.
+	BrowserSession bool
+}
+
+// Manager loads and saves sessions. It is safe for concurrent use.
+type Manager struct {
+	cfg   Config
+	codec codec.Codec
+}
+
+// New returns a Manager.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("session: Config.Store is nil")
+	}
+	if cfg.Lifetime < 0 || cfg.IdleTimeout < 0 || cfg.TouchInterval < 0 {
+		return nil, errors.New("session: negative Lifetime, IdleTimeout or TouchInterval")
+	}
+	if cfg.Codec == nil {
+		cfg.Codec = codec.Default
+	}
+	if cfg.Lifetime == 0 {
+		cfg.Lifetime = DefaultLifetime
+	}
+	if cfg.TouchInterval == 0 {
+		cfg.TouchInterval = cfg.IdleTimeout / 10
+	}
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = DefaultKeyPrefix
+	}
+	if cfg.Cookie.Name == "" {
+		cfg.Cookie.Name = DefaultCookieName
+	}
+	if cfg.Cookie.Path == "" {
+		cfg.Cookie.Path = "/"
+	}
+	if cfg.Cookie.SameSite == 0 {
+		cfg.Cookie.SameSite = http.SameSiteLaxMode
+	}
+	if cfg.ErrorHandler == nil {
+		cfg.ErrorHandler = defaultErrorHandler
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Manager{cfg: cfg, codec: cfg.Codec}, nil
+}
+
+func defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	slog.ErrorContext(r.Context(), "session: request failed", "err", err, "path", r.URL.Path)
+	http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+}
+
+// record is a session as kept in the Store. Each value is encoded on its
+// own, when it is put, so that its type survives (decode it into a
+// variable of that type with Decode).
+type record struct {
+	Deadline int64             `msgpack:"d" json:"d"` // absolute end, Unix nanoseconds
+	Values   map[string][]byte `msgpack:"v" json:"v"`
+}
+
+// load reads the session named by a cookie value. A malformed ID, an
+// unknown, expired or unreadable session all give a fresh session; only a
+// Store failure is an error.
+func (m *Manager) load(ctx context.Context, cookie string) (*state, error) {
+	st := &state{m: m, values: map[string][]byte{}}
+	if !validID(cookie) {
+		return st, nil
+	}
+	key := m.storeKey(cookie)
+	var data []byte
+	var expiry time.Time
+	var err error
+	if er, ok := m.cfg.Store.(tierstore.ExpiryReader); ok {
+		data, expiry, err = er.GetWithExpiry(ctx, key)
+	} else {
+		data, err = m.cfg.Store.Get(ctx, key)
+	}
+	switch {
+	case errors.Is(err, tierstore.ErrNotFound), errors.Is(err, tierstore.ErrCorrupt):
+		return st, nil
+	case err != nil:
+		return nil, err
+	}
+	var rec record
+	if err := m.codec.Unmarshal(data, &rec); err != nil {
+		return st, nil // not a session this Manager wrote: start afresh
+	}
+	now := m.cfg.Now()
+	deadline := time.Unix(0, rec.Deadline)
+	if !deadline.After(now) || !expiry.IsZero() && !expiry.After(now) {
+		return st, nil
+	}
+	st.id, st.stored, st.deadline, st.expiry = cookie, true, deadline, expiry
+	if rec.Values != nil {
+		st.values = rec.Values
+	}
+	return st, nil
+}
+
+// idleExpiry is when a session active now should end.
+func (m *Manager) idleExpiry(deadline time.Time) time.Time {
+	if m.cfg.IdleTimeout == 0 {
+		return deadline
+	}
+	if idle := m.cfg.Now().Add(m.cfg.IdleTimeout); idle.Before(deadline) {
+		return idle
+	}
+	return deadline
+}
+
+// save writes a modified session, or extends an unmodified one's idle
+// deadline, and sets the cookie. It runs once per request, before the
+// response headers are written.
+func (m *Manager) save(ctx context.Context, w http.ResponseWriter, st *state) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	w.Header().Add("Vary", "Cookie")
+	switch st.status {
+	case destroyed:
+		m.setCookie(w, "", time.Time{})
+		return nil
+	case unmodified:
+		return m.touch(ctx, st)
+	}
+	if st.id == "" {
+		st.id = newID()
+		st.deadline = m.cfg.Now().Add(m.cfg.Lifetime)
+	}
+	data, err := m.codec.Marshal(record{Deadline: st.deadline.UnixNano(), Values: st.values})
+	if err != nil {
+		return err
+	}
+	if err := m.cfg.Store.Set(ctx, m.storeKey(st.id), data, m.idleExpiry(st.deadline)); err != nil {
+		return err
+	}
+	st.stored = true
+	m.setCookie(w, st.id, st.deadline)
+	return nil
+}
+
+// touch extends the idle deadline of an unmodified stored session, if it
+// moved by at least TouchInterval.
+func (m *Manager) touch(ctx context.Context, st *state) error {
+	if m.cfg.IdleTimeout == 0 || !st.stored {
+		return nil
+	}
+	target := m.idleExpiry(st.deadline)
+	if !st.expiry.IsZero() && target.Sub(st.expiry) < m.cfg.TouchInterval {
+		return nil
+	}
+	key := m.storeKey(st.id)
+	if t, ok := m.cfg.Store.(tierstore.Toucher); ok {
+		err := t.Touch(ctx, key, target)
+		if errors.Is(err, tierstore.ErrNotFound) {
+			return nil // destroyed elsewhere meanwhile: nothing to extend
+		}
+		return err
+	}
+	data, err := m.codec.Marshal(record{Deadline: st.deadline.UnixNano(), Values: st.values})
+	if err != nil {
+		return err
+	}
+	return m.cfg.Store.Set(ctx, key, data, target)
+}
+
+func (m *Manager) setCookie(w http.ResponseWriter, id string, deadline time.Time) {
+	c := &http.Cookie{
+		Name:     m.cfg.Cookie.Name,
+		Value:    id,
+		Domain:   m.cfg.Cookie.Domain,
+		Path:     m.cfg.Cookie.Path,
+		Secure:   !m.cfg.Cookie.AllowInsecure,
+		HttpOnly: !m.cfg.Cookie.AllowScriptAccess,
+		SameSite: m.cfg.Cookie.SameSite,
+	}
+	switch {
+	case id == "": // delete
+		c.Expires = time.Unix(1, 0)
+		c.MaxAge = -1
+	case !m.cfg.Cookie.BrowserSession:
+		c.Expires = deadline.UTC()
+		c.MaxAge = max(1, int(deadline.Sub(m.cfg.Now()).Seconds()))
+	}
+	w.Header().Add("Set-Cookie", c.String())
+	w.Header().Add("Cache-Control", `no-cache="Set-Cookie"`)
+}
