@@ -8,5 +8,6 @@ if [ -n "$unformatted" ]; then
 	echo "$unformatted" >&2
 	exit 1
 fi
-go vet ./...
-go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+mapfile -t mods < <(go list -m -f '{{.Dir}}/...')
+go vet "${mods[@]}"
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 "${mods[@]}"
