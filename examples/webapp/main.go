@@ -1,0 +1,256 @@
+// Command webapp is two instances of one web service sharing sessions
+// through tierstore: log in on one, see the session on the other, log out
+// on the other, and the first rejects it at once.
+//
+//	go run ./examples/webapp                  # embedded miniredis, :8081 and :8082
+//	go run ./examples/webapp -redis host:port # a real Redis
+//
+// It walks through that story with an HTTP client, printing each step,
+// then keeps serving for a browser until interrupted (-serve=false to
+// stop after the walk-through).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"html"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tierstore/tierstore/session"
+	"github.com/tierstore/tierstore/tiered"
+)
+
+func main() {
+	redisAddr := flag.String("redis", "", "Redis address; empty: embedded miniredis")
+	addrA := flag.String("a", "127.0.0.1:8081", "listen address of instance A")
+	addrB := flag.String("b", "127.0.0.1:8082", "listen address of instance B")
+	serve := flag.Bool("serve", true, "keep serving after the walk-through")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, *redisAddr, *addrA, *addrB, *serve, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "webapp:", err)
+		os.Exit(1)
+	}
+}
+
+// Instance is one process of the service: its own tiered store (L1 and
+// Redis connections) and session manager.
+type Instance struct {
+	Name     string
+	Store    *tiered.Store
+	Sessions *session.Manager
+	Handler  http.Handler
+}
+
+// NewInstance builds an instance on its own Redis client.
+func NewInstance(name, redisAddr string) (*Instance, error) {
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, ContextTimeoutEnabled: true})
+	store, err := tiered.New(tiered.Config{Redis: rdb, KeyPrefix: "webapp:"})
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := session.New(session.Config{
+		Store:       store,
+		IdleTimeout: 30 * time.Minute,
+		// Plain HTTP on loopback for the demo. Behind TLS, leave it false.
+		Cookie: session.Cookie{AllowInsecure: true},
+	})
+	if err != nil {
+		return nil, err
+	}
+	in := &Instance{Name: name, Store: store, Sessions: sessions}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", in.home)
+	mux.HandleFunc("POST /login", in.login)
+	mux.HandleFunc("POST /logout", in.logout)
+	in.Handler = sessions.LoadAndSave(mux)
+	return in, nil
+}
+
+// Close stops the instance's store.
+func (in *Instance) Close() error { return in.Store.Close() }
+
+func (in *Instance) home(w http.ResponseWriter, r *http.Request) {
+	user := in.Sessions.GetString(r.Context(), "user")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if user == "" {
+		fmt.Fprintf(w, `<p>instance %s: not logged in</p>
+<form method="post" action="/login"><input name="user" value="ada"><button>log in</button></form>`, in.Name)
+		return
+	}
+	fmt.Fprintf(w, `<p>instance %s: logged in as %s</p>
+<form method="post" action="/logout"><button>log out</button></form>`, in.Name, html.EscapeString(user))
+}
+
+func (in *Instance) login(w http.ResponseWriter, r *http.Request) {
+	user := r.FormValue("user")
+	if user == "" {
+		http.Error(w, "user required", http.StatusBadRequest)
+		return
+	}
+	// A new ID on login: the ID a visitor had before cannot be fixed on them.
+	if err := in.Sessions.Renew(r.Context()); err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	if err := in.Sessions.Put(r.Context(), "user", user); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (in *Instance) logout(w http.ResponseWriter, r *http.Request) {
+	if err := in.Sessions.Destroy(r.Context()); err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func run(ctx context.Context, redisAddr, addrA, addrB string, serve bool, out io.Writer) error {
+	if redisAddr == "" {
+		m, err := miniredis.Run()
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		redisAddr = m.Addr()
+		fmt.Fprintf(out, "Redis: embedded miniredis at %s\n", redisAddr)
+	}
+	a, err := NewInstance("A", redisAddr)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	b, err := NewInstance("B", redisAddr)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	urlA, stopA, err := listen(a.Handler, addrA)
+	if err != nil {
+		return err
+	}
+	defer stopA()
+	urlB, stopB, err := listen(b.Handler, addrB)
+	if err != nil {
+		return err
+	}
+	defer stopB()
+	fmt.Fprintf(out, "instance A: %s\ninstance B: %s\n\n", urlA, urlB)
+	if err := Walkthrough(out, a, b, urlA, urlB); err != nil {
+		return err
+	}
+	if !serve {
+		return nil
+	}
+	fmt.Fprintf(out, "\nServing: open %s and %s in a browser (Ctrl-C to stop).\n", urlA, urlB)
+	<-ctx.Done()
+	return nil
+}
+
+func listen(h http.Handler, addr string) (string, func(), error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	return "http://" + l.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+// Walkthrough plays the story against the two instances with one browser
+// (one cookie jar: cookies do not depend on the port) and checks each step.
+func Walkthrough(out io.Writer, a, b *Instance, urlA, urlB string) error {
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	page := func(url string) (string, error) {
+		resp, err := client.Get(url + "/")
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		first, _, _ := strings.Cut(string(body), "\n")
+		return strings.TrimSuffix(strings.TrimPrefix(first, "<p>"), "</p>"), err
+	}
+	post := func(url string) error {
+		resp, err := client.PostForm(url, map[string][]string{"user": {"ada"}})
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	}
+	step := func(what string, do func() (string, error), want string) error {
+		// A user's think time between clicks; it also lets ristretto
+		// admit new entries, which it does asynchronously.
+		time.Sleep(20 * time.Millisecond)
+		start := time.Now()
+		got, err := do()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "  %-34s %-34s %8v\n", what, got, time.Since(start).Round(time.Microsecond))
+		if !strings.Contains(got, want) {
+			return fmt.Errorf("%s: got %q, want %q", what, got, want)
+		}
+		return nil
+	}
+	// Wait until both subscriptions are up, so that L1 serves.
+	for deadline := time.Now().Add(10 * time.Second); !a.Store.Live() || !b.Store.Live(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			return errors.New("invalidation subscriptions did not come up")
+		}
+	}
+	noop := func(err error) (string, error) { return "done", err }
+	steps := []struct {
+		what string
+		do   func() (string, error)
+		want string
+	}{
+		{"log in on A", func() (string, error) { return noop(post(urlA + "/login")) }, "done"},
+		{"GET B (from Redis)", func() (string, error) { return page(urlB) }, "logged in as ada"},
+		{"GET B again (from B's memory)", func() (string, error) {
+			hits := b.Store.Stats().L1Hits
+			p, err := page(urlB)
+			if err == nil && b.Store.Stats().L1Hits == hits {
+				p += " (but not from memory)"
+			}
+			return p, err
+		}, "logged in as ada"},
+		{"GET A", func() (string, error) { return page(urlA) }, "logged in as ada"},
+		{"log out on B", func() (string, error) { return noop(post(urlB + "/logout")) }, "done"},
+	}
+	for _, s := range steps {
+		if err := step(s.what, s.do, s.want); err != nil {
+			return err
+		}
+	}
+	// The logout's invalidation reaches A within microseconds on loopback.
+	// Wait for it explicitly so that the check below cannot race it.
+	deadline := time.Now().Add(5 * time.Second)
+	for a.Store.Stats().InvalidationsReceived == 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	if err := step("GET A (invalidated by B)", func() (string, error) { return page(urlA) }, "not logged in"); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nA: %s\nB: %s\n", a.Store.Stats(), b.Store.Stats())
+	return nil
+}

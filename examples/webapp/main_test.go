@@ -1,0 +1,31 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/tierstore/tierstore/internal/redistest"
+)
+
+func TestWalkthroughOnMiniredis(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), "", "127.0.0.1:0", "127.0.0.1:0", false, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if strings.Contains(out.String(), "not from memory") {
+		t.Errorf("B's second read was not an L1 hit:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "instance A: not logged in") {
+		t.Fatalf("walk-through did not end logged out on A:\n%s", out.String())
+	}
+}
+
+func TestWalkthroughOnRealRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	var out bytes.Buffer
+	if err := run(context.Background(), srv.Addr(), "127.0.0.1:0", "127.0.0.1:0", false, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+}
