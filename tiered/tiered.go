@@ -62,6 +62,13 @@ type Config struct {
 	// within this interval. Default invalidation.DefaultHealthCheckInterval
 	// (1s).
 	HealthCheckInterval time.Duration
+	// OnInvalidate, if set, is called after a peer's invalidation of key
+	// has been applied to L1: for tracing and metrics. It runs on the
+	// subscription's goroutine, in message order, so it must be quick: a
+	// slow OnInvalidate delays every later invalidation (and, past Redis's
+	// output-buffer limit for pub/sub clients, gets the subscription cut,
+	// which flushes L1).
+	OnInvalidate func(key string)
 }
 
 // Store is the tiered tierstore.Store. It is safe for concurrent use; Close
@@ -77,6 +84,8 @@ type Store struct {
 	// ownEchoesUntil (unix ns): until then, this instance's own messages
 	// invalidate too (see ambiguousWriteWindow).
 	ownEchoesUntil atomic.Int64
+
+	onInvalidate func(key string)
 
 	bypassed, l2Hits, l2Misses, errs          atomic.Uint64
 	sent, received, ignoredOwn, invalidateAll atomic.Uint64
@@ -119,7 +128,7 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tiered: %w", err)
 	}
-	s := &Store{l1: first, l2: second}
+	s := &Store{l1: first, l2: second, onInvalidate: cfg.OnInvalidate}
 	s.bus, err = invalidation.New(invalidation.Config{
 		Redis:               cfg.Redis,
 		Channel:             cfg.Channel,
@@ -141,6 +150,9 @@ func (s *Store) onMessage(m invalidation.Message) {
 	}
 	s.received.Add(1)
 	s.l1.Invalidate(m.Key)
+	if s.onInvalidate != nil {
+		s.onInvalidate(m.Key)
+	}
 }
 
 func (s *Store) onGap(string) {

@@ -1,0 +1,55 @@
+package check
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/tierstore/tierstore/internal/redistest"
+)
+
+// TestMain doubles the test binary as a check worker process.
+func TestMain(m *testing.M) {
+	if os.Getenv("TIERSTORE_CHECK_WORKER") == "1" {
+		if err := ServeWorker(context.Background(), os.Stdin, os.Stdout); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// Instances in separate OS processes, with the faults that act on the
+// subscription and the server.
+func TestInstancesInSeparateProcessesKeepThePromise(t *testing.T) {
+	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	faults, err := FaultsNamed("pubsub-kill", "output-buffer", "crash-restart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), Config{
+		Server: srv.Server,
+		Phase:  time.Second,
+		Faults: faults,
+		Worker: func(int) *exec.Cmd {
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "TIERSTORE_CHECK_WORKER=1")
+			cmd.Stderr = os.Stderr
+			return cmd
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + rep.Table())
+	if rep.Failed() {
+		t.Fatal("the checker found violations")
+	}
+	for _, p := range rep.Phases {
+		if p.Reads == 0 || p.Writes == 0 {
+			t.Fatalf("phase %s made %d reads and %d writes", p.Name, p.Reads, p.Writes)
+		}
+	}
+}

@@ -1,0 +1,284 @@
+package check
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Report is the verdict of a run.
+type Report struct {
+	Phases []PhaseReport
+	// Delta is the staleness bound outside faults; FaultBound the bound
+	// for staleness that overlaps a fault (HealthCheckInterval + Delta).
+	Delta, FaultBound time.Duration
+
+	Reads, ReadErrors, Writes, FailedWrites int
+	// LostWrites counts keys whose final state in Redis is neither the last
+	// acknowledged write nor a write that returned an error.
+	LostWrites int
+	// AmbiguousFinal counts keys whose final state is a write that returned
+	// an error: sent, then timed out, yet applied by Redis. Allowed: a
+	// failed write's outcome is unknown (see docs/consistency.md).
+	AmbiguousFinal int
+	// AmbiguousReads counts reads that returned such a write's value.
+	AmbiguousReads int
+	// Phantoms counts reads of values never written, or written only
+	// after the read ended: always a bug.
+	Phantoms int
+}
+
+// PhaseReport is the verdict of one phase.
+type PhaseReport struct {
+	Name                                    string
+	Reads, ReadErrors, Writes, FailedWrites int
+	// Superseded counts reads that returned a state already replaced by an
+	// acknowledged write when the read began; Violations those whose
+	// staleness exceeded the bound.
+	Superseded, Violations int
+	// Staleness percentiles and maximum over the superseded reads: how
+	// long before the read the replacing write had returned.
+	P50, P99, Max time.Duration
+	// Recovery is how long after the fault's repair every instance was
+	// live and could write and read again.
+	Recovery time.Duration
+	Fault    bool
+}
+
+// Failed reports whether the run broke a promise.
+func (r *Report) Failed() bool {
+	if r.LostWrites > 0 || r.Phantoms > 0 {
+		return true
+	}
+	for _, p := range r.Phases {
+		if p.Violations > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Ops is the number of reads and writes made.
+func (r *Report) Ops() int { return r.Reads + r.Writes }
+
+// keyIndex is one key's history, prepared for judging reads.
+type keyIndex struct {
+	ops []Op
+	// nextAcked[i]: the end of the first acknowledged op at index ≥ i
+	// (version ≥ i+1), or -1; nextAckedSet likewise for Sets only.
+	nextAcked, nextAckedSet []int64
+	// deleteVersions and deleteStarts of every delete, in version order.
+	deleteVersions []uint64
+	deleteStarts   []int64
+}
+
+func indexKey(ops []Op) *keyIndex {
+	ki := &keyIndex{ops: ops, nextAcked: make([]int64, len(ops)+1), nextAckedSet: make([]int64, len(ops)+1)}
+	ki.nextAcked[len(ops)], ki.nextAckedSet[len(ops)] = -1, -1
+	for i := len(ops) - 1; i >= 0; i-- {
+		ki.nextAcked[i], ki.nextAckedSet[i] = ki.nextAcked[i+1], ki.nextAckedSet[i+1]
+		if ops[i].OK {
+			ki.nextAcked[i] = ops[i].End
+			if !ops[i].Del {
+				ki.nextAckedSet[i] = ops[i].End
+			}
+		}
+	}
+	for _, o := range ops {
+		if o.Del {
+			ki.deleteVersions = append(ki.deleteVersions, o.Version)
+			ki.deleteStarts = append(ki.deleteStarts, o.Start)
+		}
+	}
+	return ki
+}
+
+// verdict judges one read: its staleness (0 if it returned a state no
+// acknowledged write had replaced when it began), or a phantom or
+// ambiguous outcome.
+func (ki *keyIndex) verdict(rd Read) (staleness time.Duration, replacedAt int64, phantom, ambiguous bool) {
+	var sup int64
+	if rd.Version > 0 {
+		if rd.Version > uint64(len(ki.ops)) {
+			return 0, 0, true, false
+		}
+		o := ki.ops[rd.Version-1]
+		if o.Del || o.Start > rd.End {
+			return 0, 0, true, false
+		}
+		if !o.OK {
+			return 0, 0, false, true
+		}
+		sup = ki.nextAcked[rd.Version]
+	} else {
+		// Not found: the most recent delete that had started before the
+		// read ended may be what it saw (or the initial absence).
+		n := sort.Search(len(ki.deleteStarts), func(i int) bool { return ki.deleteStarts[i] > rd.End })
+		d := uint64(0)
+		if n > 0 {
+			d = ki.deleteVersions[n-1]
+		}
+		sup = ki.nextAckedSet[d]
+	}
+	if sup < 0 || sup >= rd.Start {
+		return 0, 0, false, false
+	}
+	return time.Duration(rd.Start - sup), sup, false, false
+}
+
+func (r *run) judge(ctx context.Context) (*Report, error) {
+	rep := &Report{Delta: r.cfg.Delta, FaultBound: r.cfg.HealthCheckInterval + r.cfg.Delta}
+	index := make([]*keyIndex, r.cfg.Keys)
+	for k := range index {
+		index[k] = indexKey(r.ops[k])
+	}
+	phaseOf := func(t int64) int {
+		for i, p := range r.phases {
+			if t >= p.start && t < p.end {
+				return i
+			}
+		}
+		return -1
+	}
+	inFault := func(from, to int64) bool {
+		for _, p := range r.phases {
+			if p.faultStart != 0 && from <= p.recovered && to >= p.faultStart {
+				return true
+			}
+		}
+		return false
+	}
+	rep.Phases = make([]PhaseReport, len(r.phases))
+	stale := make([][]time.Duration, len(r.phases))
+	for i, p := range r.phases {
+		rep.Phases[i] = PhaseReport{Name: p.name, Recovery: p.recovery, Fault: p.faultStart != 0}
+	}
+	for _, ops := range r.ops {
+		for _, o := range ops {
+			rep.Writes++
+			if !o.OK {
+				rep.FailedWrites++
+			}
+			if i := phaseOf(o.Start); i >= 0 {
+				rep.Phases[i].Writes++
+				if !o.OK {
+					rep.Phases[i].FailedWrites++
+				}
+			}
+		}
+	}
+	{
+		for _, rd := range r.reads {
+			rep.Reads++
+			i := phaseOf(rd.Start)
+			var ph *PhaseReport
+			if i >= 0 {
+				ph = &rep.Phases[i]
+				ph.Reads++
+			}
+			if rd.Failed {
+				rep.ReadErrors++
+				if ph != nil {
+					ph.ReadErrors++
+				}
+				continue
+			}
+			staleness, replacedAt, phantom, ambiguous := index[rd.Key].verdict(rd)
+			switch {
+			case phantom:
+				rep.Phantoms++
+			case ambiguous:
+				rep.AmbiguousReads++
+			case staleness > 0 && ph != nil:
+				ph.Superseded++
+				stale[i] = append(stale[i], staleness)
+				bound := rep.Delta
+				if inFault(replacedAt, rd.Start) {
+					bound = rep.FaultBound
+				}
+				if staleness > bound {
+					ph.Violations++
+				}
+			}
+		}
+	}
+	for i, s := range stale {
+		if len(s) == 0 {
+			continue
+		}
+		slices.Sort(s)
+		rep.Phases[i].P50 = s[len(s)/2]
+		rep.Phases[i].P99 = s[len(s)*99/100]
+		rep.Phases[i].Max = s[len(s)-1]
+	}
+
+	final, err := r.finalState(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check: read final state: %w", err)
+	}
+	for k, got := range final {
+		ops := r.ops[k]
+		want := uint64(0) // the state of the last acknowledged op
+		for i := len(ops) - 1; i >= 0; i-- {
+			if ops[i].OK {
+				if !ops[i].Del {
+					want = ops[i].Version
+				}
+				break
+			}
+		}
+		if got == want {
+			continue
+		}
+		// A failed write's outcome is unknown: its state is acceptable.
+		ambiguous := false
+		for _, o := range ops {
+			if !o.OK && (o.Del && got == 0 || !o.Del && o.Version == got) {
+				ambiguous = true
+				break
+			}
+		}
+		if ambiguous {
+			rep.AmbiguousFinal++
+		} else {
+			rep.LostWrites++
+		}
+	}
+	return rep, nil
+}
+
+// Table formats the report as a Markdown table with a summary.
+func (r *Report) Table() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| phase | reads | read errors | writes | failed writes | superseded reads | p50 | p99 | max staleness | bound | violations | recovery |\n")
+	fmt.Fprintf(&b, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, p := range r.Phases {
+		bound, recovery := r.Delta, "—"
+		if p.Fault {
+			bound, recovery = r.FaultBound, round(p.Recovery).String()
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %v | %v | %v | %v | %d | %s |\n",
+			p.Name, p.Reads, p.ReadErrors, p.Writes, p.FailedWrites, p.Superseded,
+			round(p.P50), round(p.P99), round(p.Max), bound, p.Violations, recovery)
+	}
+	verdict := "PASS"
+	if r.Failed() {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(&b, "\n%s: %d reads (%d errors), %d writes (%d failed); writes lost: %d; phantom reads: %d; "+
+		"failed writes applied anyway: %d in the final state, %d reads saw one.\n",
+		verdict, r.Reads, r.ReadErrors, r.Writes, r.FailedWrites, r.LostWrites, r.Phantoms, r.AmbiguousFinal, r.AmbiguousReads)
+	return b.String()
+}
+
+func round(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Millisecond:
+		return d.Round(100 * time.Microsecond)
+	default:
+		return d.Round(time.Microsecond)
+	}
+}

@@ -1,0 +1,257 @@
+package check
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/tiered"
+)
+
+// keyName is the name of hot key k.
+func keyName(k int) string {
+	return fmt.Sprintf("check:%03d:", k) + strings.Repeat("k", 290)
+}
+
+// encodeValue stores a version in a value.
+func encodeValue(version uint64, inst int) []byte {
+	b := make([]byte, 9, 64)
+	binary.BigEndian.PutUint64(b, version)
+	b[8] = byte(inst)
+	return append(b, "tierstore-check"...)
+}
+
+func decodeVersion(b []byte) (uint64, bool) {
+	if len(b) < 9 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(b), true
+}
+
+// Op is one write: a Set of Version, or a Delete (which takes a version
+// too). Times are wall-clock Unix nanoseconds, comparable across the
+// processes of one machine.
+type Op struct {
+	Version    uint64
+	Del        bool
+	Start, End int64
+	OK         bool
+}
+
+// Read is one Get. Version 0 means not found.
+type Read struct {
+	Key, Inst  int32
+	Version    uint64
+	Start, End int64
+	Failed     bool
+}
+
+// load is what a worker is told to do: the part of Config it needs.
+type load struct {
+	Addr                        string
+	ID, Instances, Keys         int
+	ReadersPerInstance          int
+	ReadPause, WritePause       time.Duration
+	DeleteRatio, ColdWriteShare float64
+	HealthCheckInterval, L1TTL  time.Duration
+}
+
+func loadOf(cfg *Config, id int) load {
+	return load{
+		Addr: cfg.Server.Addr(), ID: id, Instances: cfg.Instances, Keys: cfg.Keys,
+		ReadersPerInstance: cfg.ReadersPerInstance, ReadPause: cfg.ReadPause, WritePause: cfg.WritePause,
+		DeleteRatio: cfg.DeleteRatio, ColdWriteShare: cfg.ColdWriteShare, HealthCheckInterval: cfg.HealthCheckInterval, L1TTL: cfg.L1TTL,
+	}
+}
+
+// worker is one instance under load: a tiered store with its own Redis
+// client, one writer of the keys it owns (key % Instances == ID, so each
+// key's versions are written in order by one writer) and readers of every
+// key.
+type worker struct {
+	l      load
+	store  *tiered.Store
+	rdb    *redis.Client
+	slow   atomic.Bool // makes OnInvalidate block: a slow subscriber
+	paused atomic.Bool // pauses the readers
+	count  atomic.Int64
+	burst  chan chan struct{} // asks the writer to write every cold key it owns
+
+	ops   map[int][]Op
+	reads [][]Read
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func startWorker(l load) (*worker, error) {
+	w := &worker{l: l, ops: map[int][]Op{}, stop: make(chan struct{}), burst: make(chan chan struct{})}
+	w.rdb = redis.NewClient(&redis.Options{
+		Addr: l.Addr, ContextTimeoutEnabled: true, MaxRetries: -1,
+		DialTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
+	})
+	var err error
+	w.store, err = tiered.New(tiered.Config{
+		Redis: w.rdb, KeyPrefix: "check:", L1TTL: l.L1TTL,
+		HealthCheckInterval: l.HealthCheckInterval,
+		OnInvalidate: func(string) {
+			for w.slow.Load() {
+				time.Sleep(10 * time.Millisecond)
+			}
+		},
+	})
+	if err != nil {
+		w.rdb.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// run starts the writer and readers.
+func (w *worker) run() {
+	w.wg.Go(w.write)
+	w.reads = make([][]Read, w.l.ReadersPerInstance)
+	for i := range w.reads {
+		w.wg.Go(func() { w.reads[i] = w.readLoop(uint64(i)) })
+	}
+}
+
+// finish stops the load and returns the records.
+func (w *worker) finish() (map[int][]Op, []Read) {
+	close(w.stop)
+	w.wg.Wait()
+	var all []Read
+	for _, r := range w.reads {
+		all = append(all, r...)
+	}
+	return w.ops, all
+}
+
+func (w *worker) close() {
+	w.slow.Store(false)
+	w.store.Close()
+	w.rdb.Close()
+}
+
+// probe writes and reads back a key of its own, once live.
+func (w *worker) probe(ctx context.Context) error {
+	if !w.store.Live() {
+		return errors.New("not live")
+	}
+	key := fmt.Sprintf("probe:%d", w.l.ID)
+	want := []byte(time.Now().String())
+	if err := w.store.Set(ctx, key, want, time.Now().Add(time.Minute)); err != nil {
+		return err
+	}
+	got, err := w.store.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if string(got) != string(want) {
+		return errors.New("probe read back a different value")
+	}
+	return nil
+}
+
+func (w *worker) write() {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(uint64(w.l.ID), 7))
+	// Half the keys are hot, half cold: a cold key is written about once
+	// a second, so that a lost invalidation of it leaves an instance stale
+	// for long enough to exceed any bound, unless a gap flushed it.
+	var hot, cold []int
+	for k := range w.l.Keys {
+		switch {
+		case k%w.l.Instances != w.l.ID:
+		case k < w.l.Keys/2:
+			hot = append(hot, k)
+		default:
+			cold = append(cold, k)
+		}
+	}
+	for {
+		select {
+		case <-w.stop:
+			return
+		case done := <-w.burst:
+			for _, k := range cold {
+				w.writeKey(ctx, k, false)
+			}
+			close(done)
+		case <-time.After(w.l.WritePause):
+			k := hot[rng.IntN(len(hot))]
+			if rng.Float64() < w.l.ColdWriteShare {
+				k = cold[rng.IntN(len(cold))]
+			}
+			w.writeKey(ctx, k, rng.Float64() < w.l.DeleteRatio)
+		}
+	}
+}
+
+// writeKey writes the next version of key k, or deletes it, and records it.
+func (w *worker) writeKey(ctx context.Context, k int, del bool) {
+	o := Op{Version: uint64(len(w.ops[k])) + 1, Del: del}
+	o.Start = time.Now().UnixNano()
+	var err error
+	if del {
+		err = w.store.Delete(ctx, keyName(k))
+	} else {
+		err = w.store.Set(ctx, keyName(k), encodeValue(o.Version, w.l.ID), time.Now().Add(time.Hour))
+	}
+	o.End = time.Now().UnixNano()
+	o.OK = err == nil
+	w.ops[k] = append(w.ops[k], o)
+	w.count.Add(1)
+}
+
+// writeCold makes the writer write every cold key it owns, and waits.
+func (w *worker) writeCold() {
+	done := make(chan struct{})
+	select {
+	case w.burst <- done:
+		<-done
+	case <-w.stop:
+	}
+}
+
+func (w *worker) readLoop(seed uint64) []Read {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(uint64(w.l.ID), seed))
+	reads := make([]Read, 0, 1<<16)
+	for {
+		select {
+		case <-w.stop:
+			return reads
+		default:
+		}
+		if w.paused.Load() {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		k := rng.IntN(w.l.Keys)
+		rd := Read{Key: int32(k), Inst: int32(w.l.ID), Start: time.Now().UnixNano()}
+		v, err := w.store.Get(ctx, keyName(k))
+		rd.End = time.Now().UnixNano()
+		switch {
+		case errors.Is(err, tierstore.ErrNotFound):
+		case err != nil:
+			rd.Failed = true
+		default:
+			ver, ok := decodeVersion(v)
+			rd.Version, rd.Failed = ver, !ok
+		}
+		reads = append(reads, rd)
+		w.count.Add(1)
+		if w.l.ReadPause > 0 {
+			time.Sleep(w.l.ReadPause)
+		}
+	}
+}
