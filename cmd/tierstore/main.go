@@ -1,8 +1,9 @@
-// Command tierstore demonstrates the tiered store: two instances sharing one
-// Redis, a write on one invalidating the other's in-process cache.
+// Command tierstore demonstrates the tiered store and checks its promise.
 //
-//	go run ./cmd/tierstore demo              # embedded miniredis
-//	go run ./cmd/tierstore demo -redis URL   # a real Redis (host:port or redis:// URL)
+//	go run ./cmd/tierstore demo              # two instances on an embedded miniredis
+//	go run ./cmd/tierstore demo -redis URL   # ... on a real Redis (host:port or redis:// URL)
+//	go run ./cmd/tierstore check             # the staleness checker under injected faults
+//	go run ./cmd/tierstore check -procs -ops 1000000   # a soak, one OS process per instance
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/internal/check"
 	"github.com/tierstore/tierstore/tiered"
 )
 
@@ -35,15 +37,28 @@ func main() {
 }
 
 const usage = `usage: tierstore demo [-redis host:port|redis://URL]
+       tierstore check [flags]   (tierstore check -h lists them)
 
 demo   runs two tiered instances against one Redis and shows a write on one
        invalidating the other's in-process cache, with timings. Without
-       -redis it starts an embedded miniredis.`
+       -redis it starts an embedded miniredis.
+check  starts a redis-server (apt-get install redis-server), runs several
+       instances against it under load, injects faults, and judges every
+       read against the documented staleness bounds. Exits 1 on a violation.`
 
-var errUsage = errors.New("usage: tierstore demo [-redis address]")
+var errUsage = errors.New("usage: tierstore demo|check [flags]")
 
 func run(args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] != "demo" {
+	if len(args) == 0 {
+		return errUsage
+	}
+	switch args[0] {
+	case "demo":
+	case "check":
+		return runCheck(args[1:], out)
+	case "check-worker": // one instance of `check -procs`, driven over stdin/stdout
+		return check.ServeWorker(context.Background(), os.Stdin, os.Stdout)
+	default:
 		return errUsage
 	}
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)

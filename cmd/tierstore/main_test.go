@@ -36,3 +36,12 @@ func TestUsageWithoutCommand(t *testing.T) {
 		t.Fatalf("run() = %v, want usage", err)
 	}
 }
+
+func TestCheckCommandPasses(t *testing.T) {
+	redistest.Start(t) // fails or skips as the harness does when redis-server is missing
+	var out bytes.Buffer
+	err := run([]string{"check", "-faults", "pubsub-kill", "-phase", "300ms"}, &out)
+	if err != nil || !strings.Contains(out.String(), "PASS:") {
+		t.Fatalf("check: %v\n%s", err, out.String())
+	}
+}
