@@ -1,7 +1,7 @@
 # Conveniences over scripts/: the README's commands work without make.
 GO ?= go
 
-.PHONY: test demo bench lint fuzz
+.PHONY: test demo bench lint fuzz check
 
 ## test: install redis-server if missing, then vet and run every test with -race.
 test:
@@ -23,6 +23,8 @@ lint:
 ## fuzz: run each fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzCheckKey -fuzztime $(FUZZTIME) .
-	$(GO) test -run '^$$' -fuzz FuzzMsgpackDecode -fuzztime $(FUZZTIME) ./codec
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./invalidation
+	./scripts/fuzz.sh $(FUZZTIME)
+
+## check: the staleness checker under every fault; SOAK=1000000 for a soak in separate processes.
+check:
+	$(GO) run ./cmd/tierstore check $(if $(SOAK),-procs -ops $(SOAK))
