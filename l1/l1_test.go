@@ -26,6 +26,10 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) tierstore.Store { return newStore(t, l1.Config{}) })
 }
 
+func TestBadInput(t *testing.T) {
+	storetest.RunBadInput(t, func(t *testing.T) tierstore.Store { return newStore(t, l1.Config{}) }, nil)
+}
+
 func TestInvalidateKillsFillStampedBefore(t *testing.T) {
 	s := newStore(t, l1.Config{})
 	st := s.Stamp("k") // a reader takes its stamp, then reads the source...

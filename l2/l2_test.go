@@ -51,6 +51,36 @@ func TestConformanceRealRedis(t *testing.T) {
 	})
 }
 
+// rawWriter writes foreign bytes under test:key, as storetest.Raw.
+func rawWriter(c *redis.Client) storetest.Raw {
+	return func(t *testing.T, key, kind string) {
+		ctx := context.Background()
+		c.Del(ctx, "test:"+key)
+		var err error
+		switch kind {
+		case "corrupt":
+			err = c.Set(ctx, "test:"+key, "plain text", 0).Err()
+		case "truncated":
+			framed := append([]byte{0xB1, 1, 2, 3, 4}, "a value"...)
+			err = c.Set(ctx, "test:"+key, framed[:len(framed)-3], 0).Err()
+		case "list":
+			err = c.RPush(ctx, "test:"+key, "a").Err()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestBadInputRealRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(nil)
+	storetest.RunBadInput(t, func(t *testing.T) tierstore.Store {
+		c.FlushAll(context.Background())
+		return newStore(t, c)
+	}, rawWriter(c))
+}
+
 func TestKeysCarryPrefixAndRedisExpiry(t *testing.T) {
 	srv := redistest.Start(t)
 	c := srv.Client(nil)

@@ -107,6 +107,30 @@ func TestConformanceRealRedis(t *testing.T) {
 	})
 }
 
+func TestBadInputRealRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(nil)
+	storetest.RunBadInput(t, func(t *testing.T) tierstore.Store {
+		c.FlushAll(context.Background())
+		return newStore(t, srv.Client(nil), Config{})
+	}, func(t *testing.T, key, kind string) {
+		ctx := context.Background()
+		c.Del(ctx, "test:"+key)
+		var err error
+		switch kind {
+		case "corrupt":
+			err = c.Set(ctx, "test:"+key, "plain text", 0).Err()
+		case "truncated":
+			err = c.Set(ctx, "test:"+key, "\xb1\x01\x02\x03\x04a val", 0).Err()
+		case "list":
+			err = c.RPush(ctx, "test:"+key, "a").Err()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 // pair returns two instances sharing one real Redis, as two processes would.
 func pair(t *testing.T, cfg Config) (a, b *Store, srv *redistest.Server) {
 	srv = redistest.Start(t)
