@@ -87,7 +87,8 @@ func runCheck(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\n%s\n%d operations in %v\n", rep.Table(), rep.Ops(), time.Since(start).Round(time.Second))
+	fmt.Fprintf(out, "\nPer phase:\n\n%s\nPer fault:\n\n%s\n%d operations in %v\n",
+		rep.Table(), rep.Summary(), rep.Ops(), time.Since(start).Round(time.Second))
 	if rep.Failed() {
 		return errViolations
 	}

@@ -282,3 +282,44 @@ func round(d time.Duration) time.Duration {
 		return d.Round(time.Microsecond)
 	}
 }
+
+// Summary formats the report as one row per fault, over every round:
+// the table docs/consistency.md publishes.
+func (r *Report) Summary() string {
+	type agg struct {
+		rounds, reads, superseded, violations int
+		max, recovery                         time.Duration
+		fault                                 bool
+	}
+	var order []string
+	byName := map[string]*agg{}
+	for _, p := range r.Phases {
+		a, ok := byName[p.Name]
+		if !ok {
+			a = &agg{fault: p.Fault}
+			byName[p.Name] = a
+			order = append(order, p.Name)
+		}
+		a.rounds++
+		a.reads += p.Reads
+		a.superseded += p.Superseded
+		a.violations += p.Violations
+		a.max = max(a.max, p.Max)
+		a.recovery = max(a.recovery, p.Recovery)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "| fault | rounds | reads | superseded reads | max staleness observed | bound promised | stale reads over the bound | worst time to recover |\n")
+	fmt.Fprintf(&b, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, name := range order {
+		a := byName[name]
+		bound, recovery := r.Delta, "—"
+		if a.fault {
+			bound, recovery = r.FaultBound, round(a.recovery).String()
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %v | %v | %d | %s |\n",
+			name, a.rounds, a.reads, a.superseded, round(a.max), bound, a.violations, recovery)
+	}
+	fmt.Fprintf(&b, "\nwrites acknowledged: %d, lost: %d; writes failed: %d, of which applied anyway: %d in the final state; phantom reads: %d\n",
+		r.Writes-r.FailedWrites, r.LostWrites, r.FailedWrites, r.AmbiguousFinal, r.Phantoms)
+	return b.String()
+}
