@@ -48,6 +48,9 @@ type Stats struct {
 	Gaps      uint64 // times OnGap was called
 	Pings     uint64 // health-check pings sent
 	Pongs     uint64 // health-check pongs received
+	// Subscriptions counts subscription confirmations: 1 for the first,
+	// one more for every resubscription after a lost connection.
+	Subscriptions uint64
 }
 
 // Bus is a subscription to one invalidation channel.
@@ -75,7 +78,7 @@ type Bus struct {
 	expiry     *time.Timer  // marks the bus not Live when the lease runs out
 	pingNow    chan struct{}
 
-	messages, malformed, gaps, pings, pongs atomic.Uint64
+	messages, malformed, gaps, pings, pongs, subscriptions atomic.Uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -139,7 +142,7 @@ func (b *Bus) Live() bool { return b.live.Load() }
 func (b *Bus) Stats() Stats {
 	return Stats{
 		Messages: b.messages.Load(), Malformed: b.malformed.Load(), Gaps: b.gaps.Load(),
-		Pings: b.pings.Load(), Pongs: b.pongs.Load(),
+		Pings: b.pings.Load(), Pongs: b.pongs.Load(), Subscriptions: b.subscriptions.Load(),
 	}
 }
 
@@ -234,6 +237,7 @@ func (b *Bus) receive() {
 			if m.Kind == "subscribe" {
 				// A (re)subscription: whatever was published before it
 				// is lost. Ask for a pong at once to regain the lease.
+				b.subscriptions.Add(1)
 				b.gap("subscribed")
 				b.requestPing()
 			}

@@ -384,7 +384,8 @@ type Stats struct {
 	InvalidationsIgnoredOwn uint64 // own invalidations echoed back and skipped
 	MalformedMessages       uint64 // channel payloads that were not invalidations
 
-	Gaps   uint64 // subscription gaps: each flushed L1 (InvalidateAll)
+	Gaps          uint64 // subscription gaps: each flushed L1 (InvalidateAll)
+	Subscriptions uint64 // subscriptions confirmed: 1 + resubscriptions
 	Pings  uint64 // health-check pings sent
 	Pongs  uint64 // health-check pongs received
 	Errors uint64 // failed Redis reads and writes (not ErrNotFound)
@@ -399,7 +400,7 @@ func (s *Store) Stats() Stats {
 		L2Hits: s.l2Hits.Load(), L2Misses: s.l2Misses.Load(),
 		InvalidationsSent: s.sent.Load(), InvalidationsReceived: s.received.Load(),
 		InvalidationsIgnoredOwn: s.ignoredOwn.Load(), MalformedMessages: b.Malformed,
-		Gaps: s.invalidateAll.Load(), Pings: b.Pings, Pongs: b.Pongs,
+		Gaps: s.invalidateAll.Load(), Subscriptions: b.Subscriptions, Pings: b.Pings, Pongs: b.Pongs,
 		Errors: s.errs.Load(), Live: s.bus.Live(),
 	}
 }

@@ -116,7 +116,7 @@ type member interface {
 	setSlow(slow bool) error
 	pauseReads(pause bool) error
 	writeCold() error
-	gaps() (uint64, error)
+	subscriptions() (uint64, error)
 	count() (int64, error)
 	finish() (map[int][]Op, []Read, error)
 	close()

@@ -77,9 +77,10 @@ func clientPause(ctx context.Context, e Env) error {
 
 // outputBuffer makes instance 0's subscriber slow until Redis disconnects
 // it for exceeding a lowered pub/sub output-buffer limit. While it is cut
-// off, every cold key is written (so its invalidations are lost for it)
-// and its readers pause: the keys nobody reads during an outage are the
-// ones only the flush on resubscription keeps from being served stale.
+// off, every cold key is written (so its invalidations are lost for it),
+// and its readers leave the cold keys alone: the keys nobody reads during
+// an outage are the ones only the flush on resubscription keeps from being
+// served stale, while its reads of hot keys show the lease at work.
 func outputBuffer(ctx context.Context, e Env) error {
 	srv := e.cfg.Server
 	if _, err := srv.Do("CONFIG", "SET", "client-output-buffer-limit", "pubsub 64kb 0 0"); err != nil {
@@ -98,14 +99,16 @@ func outputBuffer(ctx context.Context, e Env) error {
 		return err
 	}
 	victim := e.members[0]
+	subs, err := victim.subscriptions()
+	if err != nil {
+		return err
+	}
 	if err := victim.pauseReads(true); err != nil {
 		return err
 	}
-	defer victim.pauseReads(false)
 	if err := victim.setSlow(true); err != nil {
 		return err
 	}
-	defer victim.setSlow(false)
 	for n, deadline := before, time.Now().Add(30*time.Second); n >= before; {
 		if time.Now().After(deadline) {
 			return errors.New("the slow subscriber was never disconnected")
@@ -122,7 +125,28 @@ func outputBuffer(ctx context.Context, e Env) error {
 			return err
 		}
 	}
-	return nil
+	if err := victim.setSlow(false); err != nil {
+		return err
+	}
+	// The cold keys stay unread until the victim has resubscribed and
+	// regained its lease: reads in between would go to Redis and refill
+	// its cache, hiding a missing flush.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		n, err := victim.subscriptions()
+		if err != nil {
+			return err
+		}
+		if n > subs && victim.probe(ctx) == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the slow subscriber did not resubscribe")
+		}
+		if err := wait(ctx, 5*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return victim.pauseReads(false)
 }
 
 // crashRestart kills redis-server with SIGKILL and restarts it on the same

@@ -26,7 +26,7 @@ func (m local) probe(ctx context.Context) error { return m.w.probe(ctx) }
 func (m local) setSlow(slow bool) error         { m.w.slow.Store(slow); return nil }
 func (m local) pauseReads(p bool) error         { m.w.paused.Store(p); return nil }
 func (m local) writeCold() error                { m.w.writeCold(); return nil }
-func (m local) gaps() (uint64, error)           { return m.w.store.Stats().Gaps, nil }
+func (m local) subscriptions() (uint64, error) { return m.w.store.Stats().Subscriptions, nil }
 func (m local) count() (int64, error)           { return m.w.count.Load(), nil }
 func (m local) close()                          { m.w.close() }
 func (m local) finish() (map[int][]Op, []Read, error) {
@@ -37,14 +37,14 @@ func (m local) finish() (map[int][]Op, []Read, error) {
 // The worker protocol: gob-encoded requests on the worker's stdin, one
 // response each on its stdout. The first request carries the load.
 type request struct {
-	Kind string // start, probe, slow, pause, cold, gaps, count, finish
+	Kind string // start, probe, slow, pause, cold, subscriptions, count, finish
 	Load load
 	Flag bool
 }
 
 type response struct {
 	Err   string
-	Gaps  uint64
+	Subs  uint64
 	Count int64
 	Ops   map[int][]Op
 	Reads []Read
@@ -105,7 +105,10 @@ func (p *process) pauseReads(pause bool) error {
 	return err
 }
 func (p *process) writeCold() error      { _, err := p.call(request{Kind: "cold"}); return err }
-func (p *process) gaps() (uint64, error) { r, err := p.call(request{Kind: "gaps"}); return r.Gaps, err }
+func (p *process) subscriptions() (uint64, error) {
+	r, err := p.call(request{Kind: "subscriptions"})
+	return r.Subs, err
+}
 func (p *process) count() (int64, error) {
 	r, err := p.call(request{Kind: "count"})
 	return r.Count, err
@@ -157,8 +160,8 @@ func ServeWorker(ctx context.Context, r io.Reader, w io.Writer) error {
 			wk.paused.Store(req.Flag)
 		case "cold":
 			wk.writeCold()
-		case "gaps":
-			resp.Gaps = wk.store.Stats().Gaps
+		case "subscriptions":
+			resp.Subs = wk.store.Stats().Subscriptions
 		case "count":
 			resp.Count = wk.count.Load()
 		case "finish":
