@@ -386,10 +386,10 @@ type Stats struct {
 
 	Gaps          uint64 // subscription gaps: each flushed L1 (InvalidateAll)
 	Subscriptions uint64 // subscriptions confirmed: 1 + resubscriptions
-	Pings  uint64 // health-check pings sent
-	Pongs  uint64 // health-check pongs received
-	Errors uint64 // failed Redis reads and writes (not ErrNotFound)
-	Live   bool   // see Store.Live
+	Pings         uint64 // health-check pings sent
+	Pongs         uint64 // health-check pongs received
+	Errors        uint64 // failed Redis reads and writes (not ErrNotFound)
+	Live          bool   // see Store.Live
 }
 
 // Stats returns the counters.

@@ -26,7 +26,7 @@ func (m local) probe(ctx context.Context) error { return m.w.probe(ctx) }
 func (m local) setSlow(slow bool) error         { m.w.slow.Store(slow); return nil }
 func (m local) pauseReads(p bool) error         { m.w.paused.Store(p); return nil }
 func (m local) writeCold() error                { m.w.writeCold(); return nil }
-func (m local) subscriptions() (uint64, error) { return m.w.store.Stats().Subscriptions, nil }
+func (m local) subscriptions() (uint64, error)  { return m.w.store.Stats().Subscriptions, nil }
 func (m local) count() (int64, error)           { return m.w.count.Load(), nil }
 func (m local) close()                          { m.w.close() }
 func (m local) finish() (map[int][]Op, []Read, error) {
@@ -104,7 +104,7 @@ func (p *process) pauseReads(pause bool) error {
 	_, err := p.call(request{Kind: "pause", Flag: pause})
 	return err
 }
-func (p *process) writeCold() error      { _, err := p.call(request{Kind: "cold"}); return err }
+func (p *process) writeCold() error { _, err := p.call(request{Kind: "cold"}); return err }
 func (p *process) subscriptions() (uint64, error) {
 	r, err := p.call(request{Kind: "subscriptions"})
 	return r.Subs, err
