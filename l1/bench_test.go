@@ -1,0 +1,81 @@
+package l1_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+
+	"github.com/tierstore/tierstore/l1"
+)
+
+// BenchmarkHit compares an L1 hit with a raw ristretto/v2 Get of the same
+// 500 bytes under the same key: the cost of validity stamps, stats and
+// the Store API.
+//
+//	go test -run '^$' -bench Hit -count 6 ./l1 | tee hit.out && benchstat hit.out
+func BenchmarkHit(b *testing.B) {
+	const key = "session:0123456789abcdef0123456789abcdef01234"
+	value := bytes.Repeat([]byte("v"), 500)
+
+	raw, err := ristretto.NewCache(&ristretto.Config[string, []byte]{NumCounters: 1e5, MaxCost: 64 << 20, BufferItems: 64})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	raw.Set(key, value, int64(len(value)))
+	raw.Wait()
+
+	s, err := l1.New(l1.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Set(context.Background(), key, value, time.Now().Add(time.Hour)); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	// Checks instead of sinks: the cases run in parallel too.
+	errShort := errors.New("short value")
+	read := func(v []byte) error {
+		if len(v) != 500 {
+			return errShort
+		}
+		return nil
+	}
+
+	cases := []struct {
+		name string
+		hit  func() bool
+	}{
+		{"ristretto-Get", func() bool { v, ok := raw.Get(key); return ok && read(v) == nil }},
+		{"ristretto-Get+copy", func() bool { v, ok := raw.Get(key); return ok && read(bytes.Clone(v)) == nil }},
+		{"l1-Lookup", func() bool { hit, _, err := s.Lookup(key, read); return hit && err == nil }},
+		{"l1-View", func() bool { return s.View(ctx, key, read) == nil }},
+		{"l1-Get", func() bool { v, err := s.Get(ctx, key); return err == nil && read(v) == nil }},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if !c.hit() {
+					b.Fatal("miss")
+				}
+			}
+		})
+		b.Run(c.name+"/parallel", func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if !c.hit() {
+						b.Error("miss")
+						return
+					}
+				}
+			})
+		})
+	}
+}
