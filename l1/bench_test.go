@@ -27,7 +27,16 @@ func BenchmarkHit(b *testing.B) {
 	}
 	defer raw.Close()
 	raw.Set(key, value, int64(len(value)))
+	// The same bytes stored as L1 stores them: with a TTL, which makes
+	// ristretto read the clock on every Get.
+	rawTTL, err := ristretto.NewCache(&ristretto.Config[string, []byte]{NumCounters: 1e5, MaxCost: 64 << 20, BufferItems: 64})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rawTTL.Close()
+	rawTTL.SetWithTTL(key, value, int64(len(value)), time.Hour)
 	raw.Wait()
+	rawTTL.Wait()
 
 	s, err := l1.New(l1.Config{})
 	if err != nil {
@@ -52,6 +61,7 @@ func BenchmarkHit(b *testing.B) {
 		hit  func() bool
 	}{
 		{"ristretto-Get", func() bool { v, ok := raw.Get(key); return ok && read(v) == nil }},
+		{"ristretto-Get-TTL", func() bool { v, ok := rawTTL.Get(key); return ok && read(v) == nil }},
 		{"ristretto-Get+copy", func() bool { v, ok := raw.Get(key); return ok && read(bytes.Clone(v)) == nil }},
 		{"l1-Lookup", func() bool { hit, _, err := s.Lookup(key, read); return hit && err == nil }},
 		{"l1-View", func() bool { return s.View(ctx, key, read) == nil }},

@@ -1,0 +1,169 @@
+package tierstore_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/internal/redistest"
+	"github.com/tierstore/tierstore/internal/workload"
+	"github.com/tierstore/tierstore/l2"
+	"github.com/tierstore/tierstore/tiered"
+)
+
+func newTiered(b *testing.B, srv *redistest.Server, prefix string) *tiered.Store {
+	b.Helper()
+	s, err := tiered.New(tiered.Config{Redis: srv.Client(&redis.Options{ContextTimeoutEnabled: true}), KeyPrefix: prefix})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	for deadline := time.Now().Add(10 * time.Second); !s.Live(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("never live")
+		}
+	}
+	return s
+}
+
+func BenchmarkDelete(b *testing.B) {
+	srv := redistest.Start(b)
+	ctx := context.Background()
+	for _, s := range benchStores(b, srv) {
+		b.Run(s.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := s.Delete(ctx, "session:x"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkMixed is the seed's workload: two instances of a service on one
+// real redis-server, 95% reads and 5% writes of 500-byte values over 10k
+// keys with Zipf-like popularity, 8 goroutines. One b.N iteration is one
+// 2-second run; ops/s is the figure to read.
+func BenchmarkMixed(b *testing.B) {
+	srv := redistest.Start(b)
+	ctx := context.Background()
+	cfg := workload.Config{}
+	instances := map[string][]tierstore.Store{}
+	for _, name := range []string{"redis", "tiered"} {
+		prefix := "mixed-" + name + ":"
+		if name == "redis" {
+			for range 2 {
+				s, err := l2.New(l2.Config{Redis: srv.Client(&redis.Options{ContextTimeoutEnabled: true}), KeyPrefix: prefix})
+				if err != nil {
+					b.Fatal(err)
+				}
+				instances[name] = append(instances[name], s)
+			}
+		} else {
+			instances[name] = []tierstore.Store{newTiered(b, srv, prefix), newTiered(b, srv, prefix)}
+		}
+		if err := workload.Preload(ctx, instances[name][0], cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, name := range []string{"redis", "tiered"} {
+		b.Run(name, func(b *testing.B) {
+			var total workload.Result
+			for b.Loop() {
+				r, err := workload.Run(ctx, instances[name], cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if r.Errors > 0 {
+					b.Fatalf("%d errors", r.Errors)
+				}
+				total.Reads += r.Reads
+				total.Writes += r.Writes
+				total.Stale += r.Stale
+				total.Elapsed += r.Elapsed
+			}
+			b.ReportMetric(total.OpsPerSecond(), "ops/s")
+			b.ReportMetric(100*total.StaleShare(), "%stale")
+		})
+	}
+}
+
+// BenchmarkInvalidationDelay measures how long after a write starts on one
+// instance the other stops serving the old value, against the floor: how
+// long after a PUBLISH starts a subscriber receives it, with raw go-redis
+// on the same server. One b.N iteration is one write.
+func BenchmarkInvalidationDelay(b *testing.B) {
+	srv := redistest.Start(b)
+	ctx := context.Background()
+	report := func(b *testing.B, d []time.Duration) {
+		b.ReportMetric(float64(workload.Percentile(d, 50).Microseconds()), "p50-µs")
+		b.ReportMetric(float64(workload.Percentile(d, 99).Microseconds()), "p99-µs")
+	}
+	b.Run("pubsub-raw", func(b *testing.B) {
+		pub, sub := srv.Client(nil), srv.Client(nil).Subscribe(ctx, "raw")
+		defer sub.Close()
+		if _, err := sub.Receive(ctx); err != nil {
+			b.Fatal(err)
+		}
+		var last atomic.Int64
+		go func() {
+			for {
+				m, err := sub.ReceiveMessage(ctx)
+				if err != nil {
+					return
+				}
+				n, _ := strconv.ParseInt(m.Payload, 10, 64)
+				last.Store(n)
+			}
+		}()
+		d, err := workload.Delays(b.N, nil,
+			func(i int) error { return pub.Publish(ctx, "raw", strconv.Itoa(i)).Err() },
+			func(i int) bool { return last.Load() >= int64(i) })
+		if err != nil {
+			b.Fatal(err)
+		}
+		report(b, d)
+	})
+	b.Run("tiered", func(b *testing.B) {
+		a, other := newTiered(b, srv, "delay:"), newTiered(b, srv, "delay:")
+		value := make([]byte, benchValueSize)
+		version := func(s *tiered.Store) uint64 {
+			v, err := s.Get(ctx, "k")
+			if errors.Is(err, tierstore.ErrNotFound) {
+				return 0
+			}
+			return binary.BigEndian.Uint64(v)
+		}
+		if err := a.Set(ctx, "k", value, time.Now().Add(time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+		d, err := workload.Delays(b.N,
+			func(int) { // the reader holds the current value in L1
+				for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+					hits := other.Stats().L1Hits
+					version(other)
+					if other.Stats().L1Hits > hits {
+						return
+					}
+				}
+				b.Fatal("the reader never cached the value")
+			},
+			func(i int) error {
+				binary.BigEndian.PutUint64(value, uint64(i))
+				return a.Set(ctx, "k", value, time.Now().Add(time.Hour))
+			},
+			func(i int) bool { return version(other) >= uint64(i) })
+		if err != nil {
+			b.Fatal(err)
+		}
+		report(b, d)
+	})
+}

@@ -1,0 +1,220 @@
+// Package workload drives the mixed benchmark workload: reads and writes of
+// session-sized values over a key space with Zipf-like popularity, spread
+// over several instances of a store, counting stale reads.
+package workload
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tierstore/tierstore"
+)
+
+// Config describes a workload. Zero fields take the defaults in
+// parentheses.
+type Config struct {
+	Keys        int           // key space (10000)
+	ReadShare   float64       // share of reads (0.95)
+	ValueSize   int           // bytes per value (500)
+	Zipf        float64       // Zipf exponent s > 1 of key popularity (1.1)
+	Concurrency int           // goroutines, spread over the instances (8)
+	Duration    time.Duration // how long to run (2s)
+	// StaleAfter is the grace for a read: it is stale if it returns a
+	// version older than one whose write had returned more than
+	// StaleAfter before the read began (1ms).
+	StaleAfter time.Duration
+	// Progress, if set, is called about every 100ms with the fraction done.
+	Progress func(done float64)
+}
+
+func (c *Config) defaults() {
+	if c.Keys == 0 {
+		c.Keys = 10000
+	}
+	if c.ReadShare == 0 {
+		c.ReadShare = 0.95
+	}
+	if c.ValueSize == 0 {
+		c.ValueSize = 500
+	}
+	if c.Zipf == 0 {
+		c.Zipf = 1.1
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 8
+	}
+	if c.Duration == 0 {
+		c.Duration = 2 * time.Second
+	}
+	if c.StaleAfter == 0 {
+		c.StaleAfter = time.Millisecond
+	}
+}
+
+// Result is what a run measured.
+type Result struct {
+	Reads, Writes, Errors, Stale int64
+	Elapsed                      time.Duration
+}
+
+// OpsPerSecond is the throughput.
+func (r Result) OpsPerSecond() float64 {
+	return float64(r.Reads+r.Writes) / r.Elapsed.Seconds()
+}
+
+// StaleShare is the share of reads that were stale.
+func (r Result) StaleShare() float64 {
+	if r.Reads == 0 {
+		return 0
+	}
+	return float64(r.Stale) / float64(r.Reads)
+}
+
+func (r Result) String() string {
+	return fmt.Sprintf("%.0f ops/s (%d reads, %d writes, %d errors, %d stale reads = %.3f%%)",
+		r.OpsPerSecond(), r.Reads, r.Writes, r.Errors, r.Stale, 100*r.StaleShare())
+}
+
+// KeyName is the name of key k.
+func KeyName(k int) string { return fmt.Sprintf("bench:%05d", k) }
+
+// Preload writes version 1 of every key through store.
+func Preload(ctx context.Context, store tierstore.Store, cfg Config) error {
+	cfg.defaults()
+	v := make([]byte, cfg.ValueSize)
+	binary.BigEndian.PutUint64(v, 1)
+	for k := range cfg.Keys {
+		if err := store.Set(ctx, KeyName(k), v, time.Now().Add(time.Hour)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keyState is one key's write history, as readers need it.
+type keyState struct {
+	mu      sync.Mutex // serialises writes of the key: versions land in order
+	version uint64     // last version written (under mu)
+	acked   atomic.Uint64
+	ackedAt atomic.Int64 // when the write of acked returned, Unix ns
+}
+
+// Run runs the workload over instances (all sharing one backing store, as
+// instances of one service would) until Duration has passed. Keys must
+// have been preloaded with version 1.
+func Run(ctx context.Context, instances []tierstore.Store, cfg Config) (Result, error) {
+	cfg.defaults()
+	if len(instances) == 0 {
+		return Result{}, errors.New("workload: no instances")
+	}
+	keys := make([]keyState, cfg.Keys)
+	for i := range keys {
+		keys[i].version = 1
+		keys[i].acked.Store(1)
+	}
+	var reads, writes, errs, stale atomic.Int64
+	deadline := time.Now().Add(cfg.Duration)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for g := range cfg.Concurrency {
+		store := instances[g%len(instances)]
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 42))
+			zipf := rand.NewZipf(rng, cfg.Zipf, 1, uint64(cfg.Keys-1))
+			value := make([]byte, cfg.ValueSize)
+			for n := 0; ; n++ {
+				if n%64 == 0 && (time.Now().After(deadline) || ctx.Err() != nil) {
+					return
+				}
+				k := int(zipf.Uint64())
+				ks := &keys[k]
+				if rng.Float64() < cfg.ReadShare {
+					want, wantAt := ks.acked.Load(), ks.ackedAt.Load()
+					began := time.Now().UnixNano()
+					v, err := store.Get(ctx, KeyName(k))
+					reads.Add(1)
+					if err != nil {
+						errs.Add(1)
+						continue
+					}
+					if got := binary.BigEndian.Uint64(v); got < want && began-wantAt > int64(cfg.StaleAfter) {
+						stale.Add(1)
+					}
+					continue
+				}
+				ks.mu.Lock()
+				ks.version++
+				binary.BigEndian.PutUint64(value, ks.version)
+				err := store.Set(ctx, KeyName(k), value, time.Now().Add(time.Hour))
+				if err == nil {
+					ks.ackedAt.Store(time.Now().UnixNano())
+					ks.acked.Store(ks.version)
+				}
+				ks.mu.Unlock()
+				writes.Add(1)
+				if err != nil {
+					errs.Add(1)
+				}
+			}
+		})
+	}
+	if cfg.Progress != nil {
+		done := make(chan struct{})
+		go func() {
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					cfg.Progress(min(1, float64(time.Since(start))/float64(cfg.Duration)))
+				}
+			}
+		}()
+		defer close(done)
+	}
+	wg.Wait()
+	return Result{Reads: reads.Load(), Writes: writes.Load(), Errors: errs.Load(), Stale: stale.Load(), Elapsed: time.Since(start)}, nil
+}
+
+// Delays measures, n times, how long after a write starts a reader sees
+// it: write(i) makes change i (and returns when it is acknowledged), and
+// seen(i) reports whether the reader sees change i yet; it is polled in a
+// tight loop. Before each write, prepare(i) (if set) readies the reader,
+// for instance by caching the current value. The delays are sorted.
+func Delays(n int, prepare func(i int), write func(i int) error, seen func(i int) bool) ([]time.Duration, error) {
+	out := make([]time.Duration, 0, n)
+	for i := 1; i <= n; i++ {
+		if prepare != nil {
+			prepare(i)
+		}
+		start := time.Now()
+		if err := write(i); err != nil {
+			return nil, err
+		}
+		for deadline := start.Add(5 * time.Second); !seen(i); {
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("workload: change %d not seen within 5s", i)
+			}
+		}
+		out = append(out, time.Since(start))
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Percentile returns the p-th percentile (0–100) of sorted durations.
+func Percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p/100))]
+}
