@@ -1,0 +1,65 @@
+package l1_test
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tierstore/tierstore/l1"
+)
+
+// rss returns the process's resident set size in bytes (Linux).
+func rss(b *testing.B) int64 {
+	data, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		b.Skip("no /proc/self/statm: RSS unknown on this system")
+	}
+	pages, _ := strconv.ParseInt(strings.Fields(string(data))[1], 10, 64)
+	return pages * int64(os.Getpagesize())
+}
+
+// BenchmarkMemory1M fills a 64 MiB L1 with 1M distinct 500-byte sessions,
+// as a tiered instance's fills would, and reports the process RSS against
+// MaxBytes. Run it alone: go test -run '^$' -bench Memory1M -benchtime 1x ./l1
+func BenchmarkMemory1M(b *testing.B) {
+	const maxBytes = 64 << 20
+	for b.Loop() {
+		runtime.GC()
+		debug.FreeOSMemory()
+		before := rss(b)
+		s, err := l1.New(l1.Config{MaxBytes: maxBytes, TTL: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+		empty := rss(b)
+		key := make([]byte, 0, 64)
+		for i := range 1_000_000 {
+			key = strconv.AppendInt(append(key[:0], "session:"...), int64(i), 10)
+			s.Fill(string(key), make([]byte, 500), time.Time{}, s.Stamp(string(key)))
+		}
+		s.Wait()
+		runtime.GC()
+		debug.FreeOSMemory()
+		full := rss(b)
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		// Live bytes vs bytes in spans holding them: a large gap is heap
+		// fragmentation (evicted values free scattered slots in spans
+		// that stay in use for their surviving neighbours).
+		b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "MiB-heap-live")
+		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "MiB-heap-inuse")
+		var entries int
+		_ = s.Keys(context.Background(), func(string) bool { entries++; return true })
+		b.ReportMetric(float64(entries), "entries")
+		b.ReportMetric(float64(before)/(1<<20), "MiB-rss-before")
+		b.ReportMetric(float64(empty-before)/(1<<20), "MiB-empty-cache")
+		b.ReportMetric(float64(full-before)/(1<<20), "MiB-full-cache")
+		b.ReportMetric(float64(full-empty)/maxBytes, "x-MaxBytes")
+		s.Close()
+	}
+}
