@@ -23,11 +23,7 @@ func newTiered(b *testing.B, srv *redistest.Server, prefix string) *tiered.Store
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
-	for deadline := time.Now().Add(10 * time.Second); !s.Live(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			b.Fatal("never live")
-		}
-	}
+	redistest.WaitLive(b, s)
 	return s
 }
 
@@ -143,9 +139,7 @@ func BenchmarkInvalidationDelay(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer other.Close()
-		for !other.Live() {
-			time.Sleep(time.Millisecond)
-		}
+		redistest.WaitLive(b, other)
 		value := make([]byte, benchValueSize)
 		d, err := workload.Delays(b.N, nil,
 			func(int) error { return a.Set(ctx, "k", value, time.Now().Add(time.Hour)) },

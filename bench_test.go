@@ -47,12 +47,7 @@ func benchStores(b *testing.B, srv *redistest.Server) []benchStore {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { tier.Close() })
-	for deadline := time.Now().Add(10 * time.Second); !tier.Live(); {
-		if time.Now().After(deadline) {
-			b.Fatal("tiered store never became live")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	redistest.WaitLive(b, tier)
 	return []benchStore{{"memory", mem}, {"redis", red}, {"tiered", tier}}
 }
 

@@ -40,11 +40,7 @@ func setups(tb testing.TB) []setup {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { tier.Close() })
-	for deadline := time.Now().Add(10 * time.Second); !tier.Live(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			tb.Fatal("tiered store never live")
-		}
-	}
+	redistest.WaitLive(tb, tier)
 	red, err := l2.New(l2.Config{Redis: newClient(), KeyPrefix: "bench-l2:"})
 	if err != nil {
 		tb.Fatal(err)

@@ -51,28 +51,17 @@ func newBus(t *testing.T, c redis.UniversalClient, interval time.Duration) (*inv
 	return b, r
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func TestBusDeliversMessagesAndBecomesLive(t *testing.T) {
 	srv := redistest.Start(t)
 	c := srv.Client(nil)
 	b, r := newBus(t, c, 200*time.Millisecond)
-	eventually(t, "the bus is live", b.Live)
+	redistest.Eventually(t, "the bus is live", b.Live)
 	peer := invalidation.NewID()
 	ctx := context.Background()
 	c.Publish(ctx, "inv", invalidation.AppendMessage(nil, peer, "k1"))
 	c.Publish(ctx, "inv", "garbage")
 	c.Publish(ctx, "inv", invalidation.AppendMessage(nil, b.ID(), "k2"))
-	eventually(t, "two messages arrive", func() bool { n, _ := r.counts(); return n == 2 })
+	redistest.Eventually(t, "two messages arrive", func() bool { n, _ := r.counts(); return n == 2 })
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.msgs[0].Key != "k1" || r.msgs[0].Sender != peer || r.msgs[1].Key != "k2" || r.msgs[1].Sender != b.ID() {
@@ -86,42 +75,42 @@ func TestBusDeliversMessagesAndBecomesLive(t *testing.T) {
 func TestKilledSubscriptionIsAGapAndRecovers(t *testing.T) {
 	srv := redistest.Start(t)
 	b, r := newBus(t, srv.Client(nil), 200*time.Millisecond)
-	eventually(t, "the bus is live", b.Live)
+	redistest.Eventually(t, "the bus is live", b.Live)
 	_, gaps := r.counts()
 	srv.Do("CLIENT", "KILL", "TYPE", "pubsub")
-	eventually(t, "the kill is reported as a gap", func() bool { _, g := r.counts(); return g > gaps })
-	eventually(t, "the bus is live again", b.Live)
+	redistest.Eventually(t, "the kill is reported as a gap", func() bool { _, g := r.counts(); return g > gaps })
+	redistest.Eventually(t, "the bus is live again", b.Live)
 }
 
 func TestPausedServerExpiresTheLease(t *testing.T) {
 	srv := redistest.Start(t)
 	b, r := newBus(t, srv.Client(nil), 100*time.Millisecond)
-	eventually(t, "the bus is live", b.Live)
+	redistest.Eventually(t, "the bus is live", b.Live)
 	srv.Do("CLIENT", "PAUSE", "1000", "ALL")
-	eventually(t, "the lease expires while the server is paused", func() bool { return !b.Live() })
+	redistest.Eventually(t, "the lease expires while the server is paused", func() bool { return !b.Live() })
 	r.mu.Lock()
 	reported := len(r.gaps) > 0
 	r.mu.Unlock()
 	if !reported {
 		t.Fatal("the bus stopped being live without reporting a gap")
 	}
-	eventually(t, "the bus is live after the pause", b.Live)
+	redistest.Eventually(t, "the bus is live after the pause", b.Live)
 }
 
 func TestUnknownVersionIsAGap(t *testing.T) {
 	srv := redistest.Start(t)
 	c := srv.Client(nil)
 	b, r := newBus(t, c, 200*time.Millisecond)
-	eventually(t, "the bus is live", b.Live)
+	redistest.Eventually(t, "the bus is live", b.Live)
 	_, gaps := r.counts()
 	c.Publish(context.Background(), "inv", "\x07 a message from a future release")
-	eventually(t, "a gap is reported", func() bool { _, g := r.counts(); return g > gaps })
+	redistest.Eventually(t, "a gap is reported", func() bool { _, g := r.counts(); return g > gaps })
 }
 
 func TestCloseStopsTheBus(t *testing.T) {
 	srv := redistest.Start(t)
 	b, _ := newBus(t, srv.Client(nil), 200*time.Millisecond)
-	eventually(t, "the bus is live", b.Live)
+	redistest.Eventually(t, "the bus is live", b.Live)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +126,11 @@ func TestPublishReachesPeers(t *testing.T) {
 	srv := redistest.Start(t)
 	a, _ := newBus(t, srv.Client(nil), 200*time.Millisecond)
 	b, r := newBus(t, srv.Client(nil), 200*time.Millisecond)
-	eventually(t, "both buses are live", func() bool { return a.Live() && b.Live() })
+	redistest.Eventually(t, "both buses are live", func() bool { return a.Live() && b.Live() })
 	if err := a.Publish(context.Background(), "k"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "B receives A's message", func() bool { n, _ := r.counts(); return n == 1 })
+	redistest.Eventually(t, "B receives A's message", func() bool { n, _ := r.counts(); return n == 1 })
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.msgs[0].Sender != a.ID() || r.msgs[0].Key != "k" {

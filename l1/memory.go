@@ -111,20 +111,34 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.T
 }
 
 // store writes the entry synchronously: it waits until ristretto has applied
-// the write and reports whether its admission policy kept it. Two
-// concurrent first writes of one key are both new to ristretto, which keeps
-// one and rejects the other as a duplicate, so a rejected write is tried
-// again (in place, if the key is now present) before it is reported.
-// A later eviction, or a concurrent Delete, is not a failure of this write.
+// the write and reports whether its admission policy kept it.
+//
+// Two concurrent first writes of one key are both new to ristretto, which
+// keeps one and rejects the other as a duplicate. A rejected write whose
+// key is present afterwards was overtaken by such a concurrent write (the
+// key was absent when this one began, or ristretto would have updated it
+// in place), so it succeeded and was overwritten. Otherwise, and when
+// ristretto's write buffer was full, it is tried again before it is
+// reported. A later eviction, or a concurrent Delete, is not a failure of
+// this write.
 func (s *Store) store(key string, value []byte, expiry time.Time) error {
 	stripe := s.stripeOf(key)
-	for range 3 {
+	for attempt := range 5 {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * 100 * time.Microsecond)
+		}
 		e := s.fill(key, value, expiry, s.stampOf(stripe), stripe)
 		if e == nil {
-			return ErrNotAdmitted
+			if s.closed.Load() {
+				return tierstore.ErrClosed
+			}
+			continue // write buffer full
 		}
 		s.cache.Wait()
 		if !e.rejected.Load() {
+			return nil
+		}
+		if _, ok := s.cache.Get(key); ok {
 			return nil
 		}
 	}

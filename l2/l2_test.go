@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore"
@@ -25,17 +24,9 @@ func newStore(t testing.TB, rdb redis.UniversalClient) *l2.Store {
 	return s
 }
 
-func miniClient(t testing.TB) (*miniredis.Miniredis, *redis.Client) {
-	t.Helper()
-	m := miniredis.RunT(t)
-	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	t.Cleanup(func() { c.Close() })
-	return m, c
-}
-
 func TestConformanceMiniredis(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) tierstore.Store {
-		_, c := miniClient(t)
+		_, c := redistest.Miniredis(t)
 		return newStore(t, c)
 	}, storetest.FrozenTTLs)
 }
@@ -51,34 +42,13 @@ func TestConformanceRealRedis(t *testing.T) {
 	})
 }
 
-// rawWriter writes foreign bytes under test:key, as storetest.Raw.
-func rawWriter(c *redis.Client) storetest.Raw {
-	return func(t *testing.T, key, kind string) {
-		ctx := context.Background()
-		c.Del(ctx, "test:"+key)
-		var err error
-		switch kind {
-		case "corrupt":
-			err = c.Set(ctx, "test:"+key, "plain text", 0).Err()
-		case "truncated":
-			framed := append([]byte{0xB1, 1, 2, 3, 4}, "a value"...)
-			err = c.Set(ctx, "test:"+key, framed[:len(framed)-3], 0).Err()
-		case "list":
-			err = c.RPush(ctx, "test:"+key, "a").Err()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func TestBadInputRealRedis(t *testing.T) {
 	srv := redistest.Start(t)
 	c := srv.Client(nil)
 	storetest.RunBadInput(t, func(t *testing.T) tierstore.Store {
 		c.FlushAll(context.Background())
 		return newStore(t, c)
-	}, rawWriter(c))
+	}, redistest.RawWriter(c, "test:"))
 }
 
 func TestKeysCarryPrefixAndRedisExpiry(t *testing.T) {

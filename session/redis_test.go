@@ -24,11 +24,7 @@ func newInstance(t *testing.T, srv *redistest.Server) *instance {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	for deadline := time.Now().Add(10 * time.Second); !store.Live(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("store never live")
-		}
-	}
+	redistest.WaitLive(t, store)
 	m, err := session.New(session.Config{Store: store})
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,7 @@ package session
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -214,12 +214,10 @@ func (m *Manager) Renew(ctx context.Context) error {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.stored {
-		if err := m.cfg.Store.Delete(ctx, m.storeKey(st.id)); err != nil {
-			return errors.Join(errors.New("session: renew: old session not deleted"), err)
-		}
+	if err := m.deleteStored(ctx, st, "renew"); err != nil {
+		return err
 	}
-	st.id, st.stored = newID(), false
+	st.id = newID()
 	if st.deadline.IsZero() {
 		st.deadline = m.cfg.Now().Add(m.cfg.Lifetime)
 	}
@@ -237,13 +235,24 @@ func (m *Manager) Destroy(ctx context.Context) error {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.stored {
-		if err := m.cfg.Store.Delete(ctx, m.storeKey(st.id)); err != nil {
-			return errors.Join(errors.New("session: destroy: session not deleted"), err)
-		}
+	if err := m.deleteStored(ctx, st, "destroy"); err != nil {
+		return err
 	}
-	st.id, st.stored, st.deadline, st.expiry = "", false, time.Time{}, time.Time{}
+	st.id, st.deadline, st.expiry = "", time.Time{}, time.Time{}
 	st.values = map[string][]byte{}
 	st.status = destroyed
+	return nil
+}
+
+// deleteStored deletes the session's stored copy, if any, at once, so that
+// every instance rejects its ID. st.mu must be held.
+func (m *Manager) deleteStored(ctx context.Context, st *state, op string) error {
+	if !st.stored {
+		return nil
+	}
+	if err := m.cfg.Store.Delete(ctx, m.storeKey(st.id)); err != nil {
+		return fmt.Errorf("session: %s: stored session not deleted: %w", op, err)
+	}
+	st.stored = false
 	return nil
 }

@@ -36,10 +36,10 @@ func TestClusterInvalidationsReachEveryInstance(t *testing.T) {
 	// With L1TTL at its default of a minute, only the invalidations can
 	// make B see v2 within eventually's 10s.
 	for _, k := range keys {
-		eventually(t, "B reads the new "+k, func() bool { return get(t, b, k) == "v2" })
+		redistest.Eventually(t, "B reads the new "+k, func() bool { return get(t, b, k) == "v2" })
 	}
 	if err := a.Delete(context.Background(), "alpha"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "B drops the deleted key", func() bool { return get(t, b, "alpha") == "<not found>" })
+	redistest.Eventually(t, "B drops the deleted key", func() bool { return get(t, b, "alpha") == "<not found>" })
 }

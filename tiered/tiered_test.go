@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore"
@@ -34,19 +33,8 @@ func newStore(t testing.TB, c redis.UniversalClient, cfg Config) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	eventually(t, "the store is live", s.Live)
+	redistest.WaitLive(t, s)
 	return s
-}
-
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func get(t testing.TB, s *Store, key string) string {
@@ -73,7 +61,7 @@ func set(t testing.TB, s *Store, key, value string) {
 func cached(t testing.TB, s *Store, key string) string {
 	t.Helper()
 	var got string
-	eventually(t, key+" is served from L1", func() bool {
+	redistest.Eventually(t, key+" is served from L1", func() bool {
 		hit, _, _ := s.l1.Lookup(key, func(b []byte) error { got = string(b); return nil })
 		if !hit {
 			_, _ = s.Get(context.Background(), key)
@@ -83,17 +71,9 @@ func cached(t testing.TB, s *Store, key string) string {
 	return got
 }
 
-func miniClient(t testing.TB) (*miniredis.Miniredis, *redis.Client) {
-	t.Helper()
-	m := miniredis.RunT(t)
-	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	t.Cleanup(func() { c.Close() })
-	return m, c
-}
-
 func TestConformanceMiniredis(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) tierstore.Store {
-		_, c := miniClient(t)
+		_, c := redistest.Miniredis(t)
 		return newStore(t, c, Config{})
 	}, storetest.FrozenTTLs)
 }
@@ -113,22 +93,7 @@ func TestBadInputRealRedis(t *testing.T) {
 	storetest.RunBadInput(t, func(t *testing.T) tierstore.Store {
 		c.FlushAll(context.Background())
 		return newStore(t, srv.Client(nil), Config{})
-	}, func(t *testing.T, key, kind string) {
-		ctx := context.Background()
-		c.Del(ctx, "test:"+key)
-		var err error
-		switch kind {
-		case "corrupt":
-			err = c.Set(ctx, "test:"+key, "plain text", 0).Err()
-		case "truncated":
-			err = c.Set(ctx, "test:"+key, "\xb1\x01\x02\x03\x04a val", 0).Err()
-		case "list":
-			err = c.RPush(ctx, "test:"+key, "a").Err()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	})
+	}, redistest.RawWriter(c, "test:"))
 }
 
 // pair returns two instances sharing one real Redis, as two processes would.
@@ -145,7 +110,7 @@ func TestForeignSetInvalidatesPeer(t *testing.T) {
 	}
 	received := b.Stats().InvalidationsReceived
 	set(t, a, "k", "v2")
-	eventually(t, "B receives the invalidation", func() bool { return b.Stats().InvalidationsReceived > received })
+	redistest.Eventually(t, "B receives the invalidation", func() bool { return b.Stats().InvalidationsReceived > received })
 	if got := get(t, b, "k"); got != "v2" {
 		t.Fatalf("B read %q after the invalidation, want v2", got)
 	}
@@ -159,7 +124,7 @@ func TestGetAfterForeignDeleteMisses(t *testing.T) {
 	if err := a.Delete(context.Background(), "k"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "B receives the invalidation", func() bool { return b.Stats().InvalidationsReceived > received })
+	redistest.Eventually(t, "B receives the invalidation", func() bool { return b.Stats().InvalidationsReceived > received })
 	if got := get(t, b, "k"); got != "<not found>" {
 		t.Fatalf("B read %q after a foreign delete", got)
 	}
@@ -168,7 +133,7 @@ func TestGetAfterForeignDeleteMisses(t *testing.T) {
 func TestOwnInvalidationsAreIgnored(t *testing.T) {
 	a, _, _ := pair(t, Config{})
 	set(t, a, "k", "v1")
-	eventually(t, "A's own message comes back", func() bool { return a.Stats().InvalidationsIgnoredOwn > 0 })
+	redistest.Eventually(t, "A's own message comes back", func() bool { return a.Stats().InvalidationsIgnoredOwn > 0 })
 	if st := a.Stats(); st.InvalidationsReceived != 0 {
 		t.Fatalf("A applied its own invalidation: %+v", st)
 	}
@@ -217,8 +182,8 @@ func TestSubscriptionGapFlushesL1(t *testing.T) {
 	}
 	gaps := b.Stats().Gaps
 	srv.Do("CLIENT", "KILL", "TYPE", "pubsub") // ...with the subscription
-	eventually(t, "B detects the gap", func() bool { return b.Stats().Gaps > gaps })
-	eventually(t, "B is live again", b.Live)
+	redistest.Eventually(t, "B detects the gap", func() bool { return b.Stats().Gaps > gaps })
+	redistest.Eventually(t, "B is live again", b.Live)
 	if got := get(t, b, "k"); got != "v2" {
 		t.Fatalf("B read %q after the gap, want v2", got)
 	}
@@ -229,13 +194,13 @@ func TestLeaseExpiryStopsL1(t *testing.T) {
 	set(t, a, "k", "v1")
 	cached(t, b, "k")
 	srv.Do("CLIENT", "PAUSE", "1500", "ALL") // pings are not answered
-	eventually(t, "B's lease expires", func() bool { return !b.Live() })
+	redistest.Eventually(t, "B's lease expires", func() bool { return !b.Live() })
 	misses := b.Stats().L1Misses
 	get(t, b, "k")
 	if b.Stats().L1Misses != misses+1 {
 		t.Fatal("B served from L1 without a lease")
 	}
-	eventually(t, "B is live after the pause", b.Live)
+	redistest.Eventually(t, "B is live after the pause", b.Live)
 }
 
 func TestFillRaceIsClosed(t *testing.T) {
@@ -254,7 +219,7 @@ func TestFillRaceIsClosed(t *testing.T) {
 	<-paused
 	received := b.Stats().InvalidationsReceived
 	set(t, a, "k", "v2")
-	eventually(t, "B receives the invalidation", func() bool { return b.Stats().InvalidationsReceived > received })
+	redistest.Eventually(t, "B receives the invalidation", func() bool { return b.Stats().InvalidationsReceived > received })
 	close(resume) // now B fills L1 with v1
 	if got := <-done; got != "v1" {
 		t.Fatalf("the racing read returned %q, want v1 (it began before the write)", got)
@@ -280,7 +245,7 @@ func TestLocalWriteRacingForeignWriteIsNotCached(t *testing.T) {
 	<-paused
 	received := a.Stats().InvalidationsReceived
 	set(t, b, "k", "newer")
-	eventually(t, "A receives B's invalidation", func() bool { return a.Stats().InvalidationsReceived > received })
+	redistest.Eventually(t, "A receives B's invalidation", func() bool { return a.Stats().InvalidationsReceived > received })
 	close(resume)
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -293,7 +258,7 @@ func TestLocalWriteRacingForeignWriteIsNotCached(t *testing.T) {
 }
 
 func TestGetAfterLocalWriteDoesNotJoinOlderRead(t *testing.T) {
-	_, c := miniClient(t)
+	_, c := redistest.Miniredis(t)
 	s := newStore(t, c, Config{})
 	set(t, s, "k", "old")
 	s.l1.InvalidateAll()
@@ -325,7 +290,7 @@ func TestGetAfterLocalWriteDoesNotJoinOlderRead(t *testing.T) {
 }
 
 func TestConcurrentMissesShareOneRedisRead(t *testing.T) {
-	_, c := miniClient(t)
+	_, c := redistest.Miniredis(t)
 	s := newStore(t, c, Config{})
 	set(t, s, "k", "v")
 	s.l1.InvalidateAll()
@@ -346,7 +311,7 @@ func TestConcurrentMissesShareOneRedisRead(t *testing.T) {
 			results[i] = v
 		})
 	}
-	eventually(t, "the first read reaches Redis", func() bool { return reads.Load() == 1 })
+	redistest.Eventually(t, "the first read reaches Redis", func() bool { return reads.Load() == 1 })
 	time.Sleep(50 * time.Millisecond) // let the others join the flight
 	close(release)
 	wg.Wait()
@@ -382,7 +347,7 @@ func TestL1NeverOutlivesTheValue(t *testing.T) {
 		t.Fatal(err)
 	}
 	cached(t, b, "k")
-	eventually(t, "the value expires everywhere", func() bool {
+	redistest.Eventually(t, "the value expires everywhere", func() bool {
 		return get(t, a, "k") == "<not found>" && get(t, b, "k") == "<not found>"
 	})
 }
@@ -392,7 +357,7 @@ func TestL1TTLBoundsStalenessWithoutMessages(t *testing.T) {
 	set(t, a, "k", "v1")
 	cached(t, b, "k")
 	writeBehindTheBus(t, a, nil, "k", "v2")
-	eventually(t, "B's L1 entry expires", func() bool { return get(t, b, "k") == "v2" })
+	redistest.Eventually(t, "B's L1 entry expires", func() bool { return get(t, b, "k") == "v2" })
 }
 
 func TestRedisKilledMidRunFailsLoudlyAndRecovers(t *testing.T) {
@@ -405,7 +370,7 @@ func TestRedisKilledMidRunFailsLoudlyAndRecovers(t *testing.T) {
 	cached(t, b, "k")
 
 	srv.Kill()
-	eventually(t, "B notices", func() bool { return !b.Live() })
+	redistest.Eventually(t, "B notices", func() bool { return !b.Live() })
 	if _, err := b.Get(ctx, "k"); !errors.Is(err, tierstore.ErrUnavailable) {
 		t.Fatalf("B.Get with Redis down = %v, want ErrUnavailable (no stale L1 fallback)", err)
 	}
@@ -415,7 +380,7 @@ func TestRedisKilledMidRunFailsLoudlyAndRecovers(t *testing.T) {
 	}
 
 	srv.Restart() // same port, empty dataset
-	eventually(t, "both instances are live again", func() bool { return a.Live() && b.Live() })
+	redistest.Eventually(t, "both instances are live again", func() bool { return a.Live() && b.Live() })
 	for _, s := range []*Store{a, b} {
 		if got := get(t, s, "k"); got != "<not found>" {
 			t.Fatalf("read %q after a failed write and a restart with an empty dataset", got)
@@ -444,7 +409,7 @@ func TestCorruptValueIsNotCached(t *testing.T) {
 }
 
 func TestClosedStoreRefusesOperations(t *testing.T) {
-	_, c := miniClient(t)
+	_, c := redistest.Miniredis(t)
 	s := newStore(t, c, Config{})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -462,7 +427,7 @@ func TestClosedStoreRefusesOperations(t *testing.T) {
 }
 
 func TestCancelledReadReturnsPromptlyWhileFlightContinues(t *testing.T) {
-	_, c := miniClient(t)
+	_, c := redistest.Miniredis(t)
 	s := newStore(t, c, Config{})
 	set(t, s, "k", "v")
 	s.l1.InvalidateAll()

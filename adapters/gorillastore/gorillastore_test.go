@@ -121,9 +121,8 @@ func TestStoreFailureIsReported(t *testing.T) {
 	h := app(store)
 	_, cookie := do(t, h, "/login", nil)
 	srv.Kill()
-	for tier.Live() { // until then L1 may serve, within the documented bound
-		time.Sleep(time.Millisecond)
-	}
+	// Until the store notices, L1 may serve, within the documented bound.
+	redistest.Eventually(t, "the store notices", func() bool { return !tier.Live() })
 	req := httptest.NewRequest("GET", "/whoami", nil)
 	req.AddCookie(cookie)
 	s, err := store.New(req, "sid")
@@ -140,9 +139,7 @@ func TestLogoutOnOneInstanceIsRejectedOnTheOther(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		for !s.Live() {
-			time.Sleep(time.Millisecond)
-		}
+		redistest.WaitLive(t, s)
 		return s, app(gorillastore.New(s))
 	}
 	storeA, a := instance()

@@ -25,15 +25,7 @@ func TestEveryFaultKeepsThePromise(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Log("\n" + rep.Table())
-	if rep.Failed() {
-		t.Fatal("the checker found violations")
-	}
-	for _, p := range rep.Phases {
-		if p.Reads == 0 || p.Writes == 0 {
-			t.Fatalf("phase %s made %d reads and %d writes: nothing was checked", p.Name, p.Reads, p.Writes)
-		}
-	}
+	requirePass(t, rep)
 	if rep.FailedWrites == 0 || rep.ReadErrors == 0 {
 		t.Fatalf("no write or read failed: the faults did not bite (%d failed writes, %d read errors)", rep.FailedWrites, rep.ReadErrors)
 	}
@@ -72,6 +64,21 @@ func TestVerdictFindsStaleAndPhantomReads(t *testing.T) {
 		s, _, phantom, ambiguous := ki.verdict(c.rd)
 		if s != c.staleness || phantom != c.phantom || ambiguous != c.ambiguous {
 			t.Errorf("%s: staleness %v phantom %v ambiguous %v; want %v %v %v", c.name, s, phantom, ambiguous, c.staleness, c.phantom, c.ambiguous)
+		}
+	}
+}
+
+// requirePass fails t if the run found violations or left a phase
+// unchecked.
+func requirePass(t *testing.T, rep *Report) {
+	t.Helper()
+	t.Log("\n" + rep.Table())
+	if rep.Failed() {
+		t.Fatal("the checker found violations")
+	}
+	for _, p := range rep.Phases {
+		if p.Reads == 0 || p.Writes == 0 {
+			t.Fatalf("phase %s made %d reads and %d writes: nothing was checked", p.Name, p.Reads, p.Writes)
 		}
 	}
 }
