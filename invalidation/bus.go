@@ -25,6 +25,9 @@ type Config struct {
 	Redis redis.UniversalClient
 	// Channel is the pub/sub channel; required.
 	Channel string
+	// ID identifies this instance in its messages. Default: NewID().
+	// Set it when the handlers need it before New returns.
+	ID ID
 	// HealthCheckInterval bounds how stale a cache fed by this bus can get
 	// when messages are lost: the bus is Live only while it has proof
 	// (a PING answered on the subscription) that it received every message
@@ -103,7 +106,10 @@ func New(cfg Config) (*Bus, error) {
 	if cfg.OnGap == nil {
 		cfg.OnGap = func(string) {}
 	}
-	b := &Bus{cfg: cfg, id: NewID(), start: time.Now(), pingNow: make(chan struct{}, 1)}
+	if cfg.ID == (ID{}) {
+		cfg.ID = NewID()
+	}
+	b := &Bus{cfg: cfg, id: cfg.ID, start: time.Now(), pingNow: make(chan struct{}, 1)}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.expiry = time.AfterFunc(time.Hour, b.checkLease)
 	b.expiry.Stop()

@@ -77,6 +77,7 @@ type Store struct {
 	l1  *l1.Store
 	l2  *l2.Store
 	bus *invalidation.Bus
+	id  invalidation.ID // this instance's, in its messages
 
 	flights singleflight.Group
 	closed  atomic.Bool
@@ -128,10 +129,13 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tiered: %w", err)
 	}
-	s := &Store{l1: first, l2: second, onInvalidate: cfg.OnInvalidate}
+	// The bus calls onMessage and onGap from its goroutines as soon as it
+	// starts, so everything they read is set first.
+	s := &Store{l1: first, l2: second, id: invalidation.NewID(), onInvalidate: cfg.OnInvalidate}
 	s.bus, err = invalidation.New(invalidation.Config{
 		Redis:               cfg.Redis,
 		Channel:             cfg.Channel,
+		ID:                  s.id,
 		HealthCheckInterval: cfg.HealthCheckInterval,
 		OnMessage:           s.onMessage,
 		OnGap:               s.onGap,
@@ -144,7 +148,7 @@ func New(cfg Config) (*Store, error) {
 }
 
 func (s *Store) onMessage(m invalidation.Message) {
-	if m.Sender == s.bus.ID() && time.Now().UnixNano() > s.ownEchoesUntil.Load() {
+	if m.Sender == s.id && time.Now().UnixNano() > s.ownEchoesUntil.Load() {
 		s.ignoredOwn.Add(1)
 		return
 	}
