@@ -2,6 +2,7 @@
 //
 //	go run ./cmd/tierstore demo              # two instances on an embedded miniredis
 //	go run ./cmd/tierstore demo -redis URL   # ... on a real Redis (host:port or redis:// URL)
+//	go run ./cmd/tierstore bench -out DIR    # memory vs Redis vs tiered, with a chart
 //	go run ./cmd/tierstore check             # the staleness checker under injected faults
 //	go run ./cmd/tierstore check -procs -ops 1000000   # a soak, one OS process per instance
 package main
@@ -37,16 +38,20 @@ func main() {
 }
 
 const usage = `usage: tierstore demo [-redis host:port|redis://URL]
+       tierstore bench [flags]   (tierstore bench -h lists them)
        tierstore check [flags]   (tierstore check -h lists them)
 
 demo   runs two tiered instances against one Redis and shows a write on one
        invalidating the other's in-process cache, with timings. Without
        -redis it starts an embedded miniredis.
+bench  measures memory vs Redis vs tiered on a mixed workload, and the
+       invalidation delay; prints a table, and with -out DIR writes
+       results.md and chart.svg. Embedded miniredis unless -redis is given.
 check  starts a redis-server (apt-get install redis-server), runs several
        instances against it under load, injects faults, and judges every
        read against the documented staleness bounds. Exits 1 on a violation.`
 
-var errUsage = errors.New("usage: tierstore demo|check [flags]")
+var errUsage = errors.New("usage: tierstore demo|bench|check [flags]")
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
@@ -56,6 +61,8 @@ func run(args []string, out io.Writer) error {
 	case "demo":
 	case "check":
 		return runCheck(args[1:], out)
+	case "bench":
+		return runBench(args[1:], out)
 	case "check-worker": // one instance of `check -procs`, driven over stdin/stdout
 		return check.ServeWorker(context.Background(), os.Stdin, os.Stdout)
 	default:

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -43,5 +45,28 @@ func TestCheckCommandPasses(t *testing.T) {
 	err := run([]string{"check", "-faults", "pubsub-kill", "-phase", "300ms"}, &out)
 	if err != nil || !strings.Contains(out.String(), "PASS:") {
 		t.Fatalf("check: %v\n%s", err, out.String())
+	}
+}
+
+func TestBenchCommandWritesTableAndChart(t *testing.T) {
+	srv := redistest.Start(t)
+	dir := t.TempDir()
+	var out bytes.Buffer
+	err := run([]string{"bench", "-redis", srv.Addr(), "-duration", "200ms", "-delay-samples", "20", "-keys", "500", "-out", dir}, &out)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"| memory (l1", "| Redis (l2", "| tiered (two", "Invalidation delay"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "results.md"))
+	if err != nil || !strings.Contains(string(md), "| tiered (two") {
+		t.Fatalf("results.md: %v\n%s", err, md)
+	}
+	svg, err := os.ReadFile(filepath.Join(dir, "chart.svg"))
+	if err != nil || !strings.Contains(string(svg), "<svg") {
+		t.Fatalf("chart.svg: %v", err)
 	}
 }

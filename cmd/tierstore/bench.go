@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+
+	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/internal/workload"
+	"github.com/tierstore/tierstore/l1"
+	"github.com/tierstore/tierstore/l2"
+	"github.com/tierstore/tierstore/tiered"
+)
+
+// benchRow is one store's result.
+type benchRow struct {
+	name   string
+	result workload.Result
+}
+
+func runBench(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(out)
+	var (
+		addr     = fs.String("redis", "", "Redis address (host:port or redis:// URL); empty: embedded miniredis")
+		duration = fs.Duration("duration", 2*time.Second, "how long each store runs")
+		conc     = fs.Int("concurrency", 8, "goroutines, spread over two instances")
+		size     = fs.Int("value-size", 500, "bytes per value")
+		reads    = fs.Float64("reads", 0.95, "share of reads")
+		keys     = fs.Int("keys", 10000, "number of keys (Zipf-like popularity)")
+		ttl      = fs.Duration("l1-ttl", tiered.DefaultL1TTL, "tiered L1TTL")
+		l1Size   = fs.Int64("l1-size", tiered.DefaultL1MaxBytes, "L1 size in bytes (memory store and tiered)")
+		samples  = fs.Int("delay-samples", 1000, "writes measured for the invalidation delay")
+		outDir   = fs.String("out", "", "directory to write results.md and chart.svg to")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	opts, cleanup, err := redisOptions(*addr, out)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	ctx := context.Background()
+	cfg := workload.Config{Keys: *keys, ReadShare: *reads, ValueSize: *size, Concurrency: *conc, Duration: *duration}
+	fmt.Fprintf(out, "workload: %d keys, %.0f%% reads, %d-byte values, %d goroutines, %v per store\n\n",
+		*keys, 100**reads, *size, *conc, *duration)
+
+	client := func() *redis.Client { o := *opts; c := redis.NewClient(&o); return c }
+	var closers []func()
+	defer func() {
+		for _, c := range closers {
+			c()
+		}
+	}()
+	newTiered := func() (*tiered.Store, error) {
+		c := client()
+		s, err := tiered.New(tiered.Config{Redis: c, KeyPrefix: "tierstore-bench:tiered:", L1TTL: *ttl, L1MaxBytes: *l1Size})
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, func() { s.Close(); c.Close() })
+		return s, waitLive(ctx, s)
+	}
+	mem, err := l1.New(l1.Config{MaxBytes: *l1Size})
+	if err != nil {
+		return err
+	}
+	closers = append(closers, func() { mem.Close() })
+	var red []tierstore.Store
+	for range 2 {
+		c := client()
+		closers = append(closers, func() { c.Close() })
+		s, err := l2.New(l2.Config{Redis: c, KeyPrefix: "tierstore-bench:redis:"})
+		if err != nil {
+			return err
+		}
+		red = append(red, s)
+	}
+	ta, err := newTiered()
+	if err != nil {
+		return err
+	}
+	tb, err := newTiered()
+	if err != nil {
+		return err
+	}
+	setups := []struct {
+		name      string
+		instances []tierstore.Store
+	}{
+		{"memory (l1, one instance: not shared)", []tierstore.Store{mem}},
+		{"Redis (l2, two instances)", red},
+		{"tiered (two instances)", []tierstore.Store{ta, tb}},
+	}
+	progress := newProgress(out)
+	var rows []benchRow
+	for _, s := range setups {
+		progress.update(s.name+": preloading", 0)
+		if err := workload.Preload(ctx, s.instances[0], cfg); err != nil {
+			return fmt.Errorf("%s: preload: %w", s.name, err)
+		}
+		run := cfg
+		run.Progress = func(done float64) { progress.update(s.name, done) }
+		r, err := workload.Run(ctx, s.instances, run)
+		if err != nil {
+			return err
+		}
+		progress.done(s.name)
+		rows = append(rows, benchRow{s.name, r})
+	}
+	progress.update("invalidation delay", 0)
+	delays, err := invalidationDelays(ctx, ta, tb, *size, *samples, progress)
+	if err != nil {
+		return err
+	}
+	progress.done("invalidation delay")
+
+	table := benchTable(rows, delays)
+	fmt.Fprintf(out, "\n%s", table)
+	if *addr == "" {
+		fmt.Fprintln(out, "\nThese figures come from an embedded miniredis: they show the shape of the comparison,\nnot Redis's speed. Pass -redis with a real server for figures to trust.")
+	}
+	if *outDir != "" {
+		if err := writeBenchOutput(*outDir, table, rows, *addr == ""); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\nwrote %s and %s\n", filepath.Join(*outDir, "results.md"), filepath.Join(*outDir, "chart.svg"))
+	}
+	return nil
+}
+
+// invalidationDelays measures, for n writes on a, how long until b has
+// dropped the old value.
+func invalidationDelays(ctx context.Context, a, b *tiered.Store, size, n int, p *progress) ([]time.Duration, error) {
+	value := make([]byte, size)
+	start := b.Stats().InvalidationsReceived
+	var i atomic.Int64
+	return workload.Delays(n, func(k int) { p.update("invalidation delay", float64(k)/float64(n)) },
+		func(k int) error {
+			i.Store(int64(k))
+			binary.BigEndian.PutUint64(value, uint64(k))
+			return a.Set(ctx, "delay", value, time.Now().Add(time.Hour))
+		},
+		func(k int) bool { return b.Stats().InvalidationsReceived >= start+uint64(k) })
+}
+
+func benchTable(rows []benchRow, delays []time.Duration) string {
+	var b strings.Builder
+	var redisOps float64
+	for _, r := range rows {
+		if strings.HasPrefix(r.name, "Redis") {
+			redisOps = r.result.OpsPerSecond()
+		}
+	}
+	fmt.Fprintf(&b, "| store | ops/s | × Redis only | reads | writes | errors | stale reads |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, r := range rows {
+		ratio := "—"
+		if redisOps > 0 {
+			ratio = strconv.FormatFloat(r.result.OpsPerSecond()/redisOps, 'f', 1, 64) + "×"
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %d | %d | %d | %.3f%% |\n", r.name, r.result.OpsPerSecond(), ratio,
+			r.result.Reads, r.result.Writes, r.result.Errors, 100*r.result.StaleShare())
+	}
+	fmt.Fprintf(&b, "\nInvalidation delay (Set starts on A → B has dropped the old value), %d writes: p50 %v, p99 %v, max %v\n",
+		len(delays), workload.Percentile(delays, 50).Round(time.Microsecond), workload.Percentile(delays, 99).Round(time.Microsecond),
+		workload.Percentile(delays, 100).Round(time.Microsecond))
+	return b.String()
+}
+
+func writeBenchOutput(dir, table string, rows []benchRow, mini bool) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	note := "Redis: a real server."
+	if mini {
+		note = "Redis: embedded miniredis — for the demo; real-Redis figures are the ones to trust."
+	}
+	md := fmt.Sprintf("# tierstore bench\n\n%s, %s. %s\n\n![throughput](chart.svg)\n\n%s", host, time.Now().UTC().Format(time.RFC3339), note, table)
+	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	p := plot.New()
+	p.Title.Text = "Mixed workload throughput"
+	p.Y.Label.Text = "operations per second"
+	values := make(plotter.Values, len(rows))
+	names := make([]string, len(rows))
+	for i, r := range rows {
+		values[i] = r.result.OpsPerSecond()
+		names[i], _, _ = strings.Cut(r.name, " (")
+	}
+	bars, err := plotter.NewBarChart(values, vg.Points(40))
+	if err != nil {
+		return err
+	}
+	// The memory bar dwarfs the others: label every bar with its value.
+	var xys plotter.XYLabels
+	for i, v := range values {
+		xys.XYs = append(xys.XYs, plotter.XY{X: float64(i), Y: v})
+		xys.Labels = append(xys.Labels, fmt.Sprintf("%.0fk/s", v/1000))
+	}
+	labels, err := plotter.NewLabels(xys)
+	if err != nil {
+		return err
+	}
+	for i := range labels.TextStyle {
+		labels.TextStyle[i].XAlign = -0.5 // centred over the bar
+		labels.TextStyle[i].YAlign = 0    // just above it
+	}
+	p.Add(bars, labels)
+	p.NominalX(names...)
+	return p.Save(5*vg.Inch, 3.5*vg.Inch, filepath.Join(dir, "chart.svg"))
+}
+
+// progress shows a bar on a terminal and plain lines otherwise.
+type progress struct {
+	out      io.Writer
+	terminal bool
+	last     string
+}
+
+func newProgress(out io.Writer) *progress {
+	p := &progress{out: out}
+	if f, ok := out.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			p.terminal = true
+		}
+	}
+	return p
+}
+
+func (p *progress) update(what string, done float64) {
+	if p.terminal {
+		n := int(done * 30)
+		fmt.Fprintf(p.out, "\r%-45s [%s%s] %3.0f%%", what, strings.Repeat("=", n), strings.Repeat(" ", 30-n), 100*done)
+		return
+	}
+	if what != p.last {
+		fmt.Fprintf(p.out, "%s ...\n", what)
+		p.last = what
+	}
+}
+
+func (p *progress) done(what string) {
+	if p.terminal {
+		p.update(what, 1)
+		fmt.Fprintln(p.out)
+	}
+}
