@@ -166,20 +166,23 @@ func Run(ctx context.Context, instances []tierstore.Store, cfg Config) (Result, 
 		})
 	}
 	if cfg.Progress != nil {
-		done := make(chan struct{})
+		// Reports until the workers are done; Run returns only after its
+		// last report, so the caller's callback never runs after Run.
+		stop, stopped := make(chan struct{}), make(chan struct{})
 		go func() {
+			defer close(stopped)
 			t := time.NewTicker(100 * time.Millisecond)
 			defer t.Stop()
 			for {
 				select {
-				case <-done:
+				case <-stop:
 					return
 				case <-t.C:
 					cfg.Progress(min(1, float64(time.Since(start))/float64(cfg.Duration)))
 				}
 			}
 		}()
-		defer close(done)
+		defer func() { close(stop); <-stopped }()
 	}
 	wg.Wait()
 	return Result{Reads: reads.Load(), Writes: writes.Load(), Errors: errs.Load(), Stale: stale.Load(), Elapsed: time.Since(start)}, nil
