@@ -77,9 +77,8 @@ func (s *Store) Keys(ctx context.Context, fn func(key string) bool) error {
 		return err
 	}
 	var keys []string
-	now := time.Now()
 	s.cache.IterValues(func(e *entry) bool {
-		if s.current(e) && (e.expiry.IsZero() || e.expiry.After(now)) {
+		if s.current(e) && !s.expired(e) {
 			keys = append(keys, e.key)
 		}
 		return false
@@ -160,7 +159,7 @@ func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
 		return err
 	}
 	e, ok := s.cache.Get(key)
-	if !ok || !s.current(e) {
+	if !ok || s.expired(e) || !s.current(e) {
 		return tierstore.ErrNotFound
 	}
 	if !expiry.IsZero() && !time.Now().Before(expiry) {
