@@ -43,7 +43,15 @@ func (msgpackCodec) Marshal(v any) ([]byte, error) {
 	return b, nil
 }
 
-func (msgpackCodec) Unmarshal(data []byte, v any) error {
+func (msgpackCodec) Unmarshal(data []byte, v any) (err error) {
+	// msgpack v5.4.1 panics on some malformed input (a nil where a
+	// struct-typed field such as time.Time is expected: found by
+	// FuzzMsgpackDecode). Corrupt bytes must be an error, never a crash.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("codec: msgpack decode into %T: malformed input: %v", v, r)
+		}
+	}()
 	r := bytes.NewReader(data)
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)
