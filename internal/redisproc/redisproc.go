@@ -24,10 +24,11 @@ var ErrNoBinary = errors.New("redis-server not found in PATH: install it (apt-ge
 
 // Server is one redis-server process on 127.0.0.1.
 type Server struct {
-	bin  string
-	dir  string
-	port int
-	args []string
+	bin     string
+	dir     string
+	port    int
+	leading []string // before the generated arguments (a config file)
+	args    []string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -39,11 +40,17 @@ type Server struct {
 // directory dir, persistence off unless extra turns it on, and waits until
 // it answers PING. extra are additional `--name value` arguments.
 func Start(dir string, extra ...string) (*Server, error) {
+	return StartWith(dir, nil, extra...)
+}
+
+// StartWith is Start with arguments that go before the generated ones,
+// such as a config file and --sentinel.
+func StartWith(dir string, leading []string, extra ...string) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, ErrNoBinary
 	}
-	s := &Server{bin: bin, dir: dir, args: extra}
+	s := &Server{bin: bin, dir: dir, leading: leading, args: extra}
 	for range 5 { // a free port can be taken between probe and bind
 		if s.port, err = freePort(); err != nil {
 			return nil, err
@@ -65,11 +72,12 @@ func freePort() (int, error) {
 }
 
 func (s *Server) start() error {
-	args := []string{
+	args := append([]string{}, s.leading...)
+	args = append(args,
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--dir", s.dir, "--save", "", "--appendonly", "no",
 		"--daemonize", "no", "--logfile", "",
-	}
+	)
 	args = append(args, s.args...)
 	cmd := exec.Command(s.bin, args...)
 	out := new(bytes.Buffer)
