@@ -86,6 +86,7 @@ type entry struct {
 	value    []byte
 	expiry   time.Time // the value's own expiry (zero: none), not the TTL cap
 	deadline int64     // when the entry dies, in ns since Store.born; 0: never
+	capAt    int64     // when TTL ends it, whatever its expiry; 0: no TTL
 	stamp    Stamp
 	stripe   uint32
 	rejected atomic.Bool // set if ristretto's admission policy refused it
@@ -187,23 +188,31 @@ func (s *Store) Lookup(key string, fn func(value []byte) error) (hit bool, expir
 // of value. It reports whether the entry was handed to the cache, which
 // may still decline to keep it.
 func (s *Store) Fill(key string, value []byte, expiry time.Time, st Stamp) bool {
-	return s.fill(key, value, expiry, st, s.stripeOf(key)) != nil
+	return s.fill(key, value, expiry, st, s.stripeOf(key), 0) != nil
 }
 
-// fill returns the entry handed to the cache, or nil.
-func (s *Store) fill(key string, value []byte, expiry time.Time, st Stamp, stripe uint32) *entry {
+// fill returns the entry handed to the cache, or nil. capAt is when TTL
+// ends the entry (ns since born); 0 starts a new TTL now.
+func (s *Store) fill(key string, value []byte, expiry time.Time, st Stamp, stripe uint32, capAt int64) *entry {
 	if s.closed.Load() || len(value) > s.maxValue {
 		return nil
 	}
-	ttl := s.ttl
+	now := int64(time.Since(s.born))
+	if capAt == 0 && s.ttl > 0 {
+		capAt = now + int64(s.ttl)
+	}
+	deadline := capAt
 	if !expiry.IsZero() {
-		left := time.Until(expiry)
+		left := int64(time.Until(expiry))
 		if left <= 0 {
 			return nil
 		}
-		if ttl == 0 || left < ttl {
-			ttl = left
+		if deadline == 0 || now+left < deadline {
+			deadline = now + left
 		}
+	}
+	if deadline != 0 && deadline <= now {
+		return nil
 	}
 	// A stamp that is already dead would only evict a live entry. It can
 	// still die between this check and the cache write, which is why
@@ -214,10 +223,7 @@ func (s *Store) fill(key string, value []byte, expiry time.Time, st Stamp, strip
 	if testHookBeforeCacheSet != nil {
 		testHookBeforeCacheSet(key)
 	}
-	e := &entry{key: key, value: value, expiry: expiry, stamp: st, stripe: stripe}
-	if ttl > 0 {
-		e.deadline = int64(time.Since(s.born) + ttl)
-	}
+	e := &entry{key: key, value: value, expiry: expiry, deadline: deadline, capAt: capAt, stamp: st, stripe: stripe}
 	if !s.cache.Set(key, e, cost(key, value)) {
 		return nil
 	}
@@ -234,13 +240,14 @@ func cost(key string, value []byte) int64 {
 
 // Extend records a later expiry for the current entry of key, if there is
 // one, without changing its value or stamp: used after the source of truth
-// extended the expiry without an invalidation.
+// extended the expiry without an invalidation. The entry keeps the end of
+// its TTL: extending never keeps a copy in memory longer than TTL.
 func (s *Store) Extend(key string, expiry time.Time) {
 	e, ok := s.cache.Get(key)
 	if !ok || s.expired(e) || !s.current(e) {
 		return
 	}
-	s.fill(key, e.value, expiry, e.stamp, e.stripe)
+	s.fill(key, e.value, expiry, e.stamp, e.stripe, e.capAt)
 }
 
 // Invalidate drops key and kills every fill of it stamped before the call.
@@ -280,7 +287,7 @@ func (s *Store) EndWrite(key string, st Stamp, value []byte, expiry time.Time) {
 	if value == nil || gen != st.gen+1 {
 		return
 	}
-	s.fill(key, value, expiry, Stamp{epoch: st.epoch, gen: gen}, stripe)
+	s.fill(key, value, expiry, Stamp{epoch: st.epoch, gen: gen}, stripe, 0)
 }
 
 // Wait blocks until the cache has applied every write handed to it so far.

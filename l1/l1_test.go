@@ -102,6 +102,25 @@ func TestTTLCapsEntryLifetime(t *testing.T) {
 	waitMiss(t, s, "k")
 }
 
+func TestExtendKeepsTheTTLCap(t *testing.T) {
+	s := newStore(t, l1.Config{TTL: 300 * time.Millisecond})
+	s.Fill("k", []byte("v"), time.Now().Add(time.Minute), s.Stamp("k"))
+	waitHit(t, s, "k", "v")
+	// Touches extend the value's expiry, but the copy must still leave
+	// memory when its TTL runs out.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.Extend("k", time.Now().Add(time.Hour))
+		if hit, _, _ := s.Lookup("k", func([]byte) error { return nil }); !hit {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an entry extended every few milliseconds outlived its TTL")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestMemoryIsBoundedByMaxBytes(t *testing.T) {
 	const maxBytes = 1 << 20
 	s := newStore(t, l1.Config{MaxBytes: maxBytes})

@@ -106,7 +106,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.T
 		s.cache.Del(key)
 		return nil
 	}
-	return s.store(key, bytes.Clone(value), expiry)
+	return s.store(key, bytes.Clone(value), expiry, 0)
 }
 
 // store writes the entry synchronously: it waits until ristretto has applied
@@ -120,13 +120,13 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.T
 // ristretto's write buffer was full, it is tried again before it is
 // reported. A later eviction, or a concurrent Delete, is not a failure of
 // this write.
-func (s *Store) store(key string, value []byte, expiry time.Time) error {
+func (s *Store) store(key string, value []byte, expiry time.Time, capAt int64) error {
 	stripe := s.stripeOf(key)
 	for attempt := range 5 {
 		if attempt > 0 {
 			time.Sleep(time.Duration(attempt) * 100 * time.Microsecond)
 		}
-		e := s.fill(key, value, expiry, s.stampOf(stripe), stripe)
+		e := s.fill(key, value, expiry, s.stampOf(stripe), stripe, capAt)
 		if e == nil {
 			if s.closed.Load() {
 				return tierstore.ErrClosed
@@ -166,7 +166,7 @@ func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
 		s.cache.Del(key)
 		return nil
 	}
-	return s.store(key, e.value, expiry)
+	return s.store(key, e.value, expiry, e.capAt) // a touch does not restart TTL
 }
 
 func (s *Store) checkWrite(ctx context.Context, key string) error {
