@@ -47,13 +47,7 @@ func (in *instance) do(t *testing.T, path, cookie string) *http.Response {
 // one more invalidation than before it.
 func afterInvalidation(t *testing.T, in *instance, write func()) {
 	t.Helper()
-	before := in.store.Stats().InvalidationsReceived
-	write()
-	for deadline := time.Now().Add(10 * time.Second); in.store.Stats().InvalidationsReceived <= before; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("invalidation never arrived")
-		}
-	}
+	redistest.AfterGrowth(t, "the invalidation arrives", func() uint64 { return in.store.Stats().InvalidationsReceived }, write)
 }
 
 func TestLogoutOnOneInstanceIsRejectedOnTheOther(t *testing.T) {

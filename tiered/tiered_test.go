@@ -102,15 +102,18 @@ func pair(t *testing.T, cfg Config) (a, b *Store, srv *redistest.Server) {
 	return newStore(t, srv.Client(nil), cfg), newStore(t, srv.Client(nil), cfg), srv
 }
 
+// received reads s's count of applied peer invalidations.
+func received(s *Store) func() uint64 {
+	return func() uint64 { return s.Stats().InvalidationsReceived }
+}
+
 func TestForeignSetInvalidatesPeer(t *testing.T) {
 	a, b, _ := pair(t, Config{})
 	set(t, a, "k", "v1")
 	if got := cached(t, b, "k"); got != "v1" {
 		t.Fatalf("B cached %q, want v1", got)
 	}
-	received := b.Stats().InvalidationsReceived
-	set(t, a, "k", "v2")
-	redistest.Eventually(t, "B receives the invalidation", func() bool { return b.Stats().InvalidationsReceived > received })
+	redistest.AfterGrowth(t, "B receives the invalidation", received(b), func() { set(t, a, "k", "v2") })
 	if got := get(t, b, "k"); got != "v2" {
 		t.Fatalf("B read %q after the invalidation, want v2", got)
 	}
@@ -120,11 +123,11 @@ func TestGetAfterForeignDeleteMisses(t *testing.T) {
 	a, b, _ := pair(t, Config{})
 	set(t, a, "k", "v1")
 	cached(t, b, "k")
-	received := b.Stats().InvalidationsReceived
-	if err := a.Delete(context.Background(), "k"); err != nil {
-		t.Fatal(err)
-	}
-	redistest.Eventually(t, "B receives the invalidation", func() bool { return b.Stats().InvalidationsReceived > received })
+	redistest.AfterGrowth(t, "B receives the invalidation", received(b), func() {
+		if err := a.Delete(context.Background(), "k"); err != nil {
+			t.Fatal(err)
+		}
+	})
 	if got := get(t, b, "k"); got != "<not found>" {
 		t.Fatalf("B read %q after a foreign delete", got)
 	}
@@ -217,9 +220,7 @@ func TestFillRaceIsClosed(t *testing.T) {
 	done := make(chan string)
 	go func() { v, _ := b.Get(context.Background(), "k"); done <- string(v) }()
 	<-paused
-	received := b.Stats().InvalidationsReceived
-	set(t, a, "k", "v2")
-	redistest.Eventually(t, "B receives the invalidation", func() bool { return b.Stats().InvalidationsReceived > received })
+	redistest.AfterGrowth(t, "B receives the invalidation", received(b), func() { set(t, a, "k", "v2") })
 	close(resume) // now B fills L1 with v1
 	if got := <-done; got != "v1" {
 		t.Fatalf("the racing read returned %q, want v1 (it began before the write)", got)
@@ -243,9 +244,7 @@ func TestLocalWriteRacingForeignWriteIsNotCached(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- a.Set(context.Background(), "k", []byte("older"), time.Now().Add(time.Hour)) }()
 	<-paused
-	received := a.Stats().InvalidationsReceived
-	set(t, b, "k", "newer")
-	redistest.Eventually(t, "A receives B's invalidation", func() bool { return a.Stats().InvalidationsReceived > received })
+	redistest.AfterGrowth(t, "A receives B's invalidation", received(a), func() { set(t, b, "k", "newer") })
 	close(resume)
 	if err := <-done; err != nil {
 		t.Fatal(err)
