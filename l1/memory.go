@@ -103,7 +103,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.T
 		return fmt.Errorf("l1: set: %d bytes, limit %d: %w", len(value), s.maxValue, tierstore.ErrTooLarge)
 	}
 	if !expiry.IsZero() && !time.Now().Before(expiry) {
-		s.cache.Del(key)
+		s.del(key)
 		return nil
 	}
 	return s.store(key, bytes.Clone(value), expiry, 0)
@@ -121,12 +121,12 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.T
 // reported. A later eviction, or a concurrent Delete, is not a failure of
 // this write.
 func (s *Store) store(key string, value []byte, expiry time.Time, capAt int64) error {
-	stripe := s.stripeOf(key)
+	h := s.hashOf(key)
 	for attempt := range 5 {
 		if attempt > 0 {
 			time.Sleep(time.Duration(attempt) * 100 * time.Microsecond)
 		}
-		e := s.fill(key, value, expiry, s.stampOf(stripe), stripe, capAt)
+		e := s.fill(key, value, expiry, s.stampOf(stripeOfHash(h)), h, capAt)
 		if e == nil {
 			if s.closed.Load() {
 				return tierstore.ErrClosed
@@ -137,7 +137,7 @@ func (s *Store) store(key string, value []byte, expiry time.Time, capAt int64) e
 		if !e.rejected.Load() {
 			return nil
 		}
-		if _, ok := s.cache.Get(key); ok {
+		if _, ok := s.get(key); ok {
 			return nil
 		}
 	}
@@ -149,7 +149,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := s.checkWrite(ctx, key); err != nil {
 		return err
 	}
-	s.cache.Del(key)
+	s.del(key)
 	return nil
 }
 
@@ -158,12 +158,12 @@ func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
 	if err := s.checkWrite(ctx, key); err != nil {
 		return err
 	}
-	e, ok := s.cache.Get(key)
+	e, ok := s.get(key)
 	if !ok || s.expired(e) || !s.current(e) {
 		return tierstore.ErrNotFound
 	}
 	if !expiry.IsZero() && !time.Now().Before(expiry) {
-		s.cache.Del(key)
+		s.del(key)
 		return nil
 	}
 	return s.store(key, e.value, expiry, e.capAt) // a touch does not restart TTL

@@ -17,7 +17,7 @@ func TestInvalidationDuringFillIsHonouredOnRead(t *testing.T) {
 	s.Fill("k", []byte("old"), time.Time{}, s.Stamp("k"))
 	testHookBeforeCacheSet = nil
 	s.Wait()
-	if _, ok := s.cache.Get("k"); !ok {
+	if _, ok := s.get("k"); !ok {
 		t.Fatal("the test needs the late fill to reach the cache")
 	}
 	if hit, _, _ := s.Lookup("k", func([]byte) error { return nil }); hit {
