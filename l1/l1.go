@@ -46,11 +46,28 @@ type Config struct {
 // take more than their charged cost.
 const EntryOverhead = 320
 
-// numStripes is the number of generation counters. Invalidating a key bumps
-// the counter of its stripe, so it also drops the (still correct) cached
-// values of the other keys in that stripe: 4096 stripes keep that collateral
-// damage to 1/4096 of the cache per invalidation for 32 KiB of counters.
-const numStripes = 4096
+// Generation counters: invalidating a key bumps the counter of its stripe,
+// so it also drops the (still correct) cached values of the other keys in
+// that stripe. One stripe per 512 bytes of MaxBytes (a counter costs 8
+// bytes: 1.6% of MaxBytes, outside it) keeps that collateral damage below
+// one other entry per invalidation for entries of typical session size; a
+// fixed 4096 stripes made each write of a hot key cost about one extra
+// Redis read (BenchmarkMixed's redis-reads/write went from 2.5-3.0 to
+// 1.9-2.2 with 64k stripes).
+const (
+	bytesPerStripe = 512
+	minStripes     = 4096
+	maxStripes     = 1 << 22
+)
+
+// stripesFor returns the number of stripes for maxBytes: a power of two.
+func stripesFor(maxBytes int64) int {
+	n := minStripes
+	for n < maxStripes && int64(n)*bytesPerStripe < maxBytes {
+		n *= 2
+	}
+	return n
+}
 
 // Store is an in-process cache and the memory-only tierstore.Store.
 //
@@ -58,7 +75,7 @@ const numStripes = 4096
 //
 // Used as the front of a shared source of truth, a cache must not let a
 // value read from the source before an invalidation land after it. Store
-// therefore keeps a global epoch and numStripes generation counters indexed
+// therefore keeps a global epoch and a power of two of generation counters indexed
 // by a hash of the key. A Stamp records (epoch, generation of the key's
 // stripe). Every entry carries the Stamp taken before its value was read
 // from the source, and is served only while that Stamp is still current:
@@ -78,7 +95,8 @@ type Store struct {
 	closed   atomic.Bool
 
 	epoch   atomic.Uint64
-	stripes [numStripes]atomic.Uint64
+	stripes []atomic.Uint64 // len is a power of two
+	mask    uint64          // len(stripes) - 1
 
 	hits          counter
 	misses, stale atomic.Uint64
@@ -129,12 +147,16 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("l1: %w", err)
 	}
-	s := &Store{cache: cache, ttl: cfg.TTL, maxValue: cfg.MaxValueBytes, seed: maphash.MakeSeed(), clock: newClock()}
+	n := stripesFor(cfg.MaxBytes)
+	s := &Store{
+		cache: cache, ttl: cfg.TTL, maxValue: cfg.MaxValueBytes, seed: maphash.MakeSeed(), clock: newClock(),
+		stripes: make([]atomic.Uint64, n), mask: uint64(n - 1),
+	}
 	s.clock.start(s.hits.Load)
 	return s, nil
 }
 
-// hashOf is the one hash of key: ristretto's key and, modulo numStripes,
+// hashOf is the one hash of key: ristretto's key and, masked,
 // its stripe. ristretto would otherwise hash a string key twice (two
 // algorithms, for its map and a conflict check); an entry keeps its key
 // instead, and get compares it, so a 64-bit collision is only a miss.
@@ -142,7 +164,7 @@ func (s *Store) hashOf(key string) uint64 {
 	return maphash.String(s.seed, key)
 }
 
-func stripeOfHash(h uint64) uint32 { return uint32(h % numStripes) }
+func (s *Store) stripeOfHash(h uint64) uint32 { return uint32(h & s.mask) }
 
 // get returns the cached entry of key, current or not.
 func (s *Store) get(key string) (*entry, bool) {
@@ -160,7 +182,7 @@ func (s *Store) del(key string) { s.cache.Del(s.hashOf(key)) }
 // Stamp returns the current stamp of key. Take it before reading the value
 // from the source of truth, and hand it to Fill with what was read.
 func (s *Store) Stamp(key string) Stamp {
-	return s.stampOf(stripeOfHash(s.hashOf(key)))
+	return s.stampOf(s.stripeOfHash(s.hashOf(key)))
 }
 
 func (s *Store) stampOf(stripe uint32) Stamp {
@@ -183,7 +205,7 @@ func (s *Store) expired(e *entry) bool {
 }
 
 func (s *Store) current(e *entry) bool {
-	return e.stamp == s.stampOf(stripeOfHash(e.hash))
+	return e.stamp == s.stampOf(s.stripeOfHash(e.hash))
 }
 
 // Lookup calls fn with the cached value of key if there is a current entry,
@@ -243,7 +265,7 @@ func (s *Store) fill(key string, value []byte, expiry time.Time, st Stamp, h uin
 	// A stamp that is already dead would only evict a live entry. It can
 	// still die between this check and the cache write, which is why
 	// Lookup checks again.
-	if st != s.stampOf(stripeOfHash(h)) {
+	if st != s.stampOf(s.stripeOfHash(h)) {
 		return nil
 	}
 	if testHookBeforeCacheSet != nil {
@@ -279,7 +301,7 @@ func (s *Store) Extend(key string, expiry time.Time) {
 // Invalidate drops key and kills every fill of it stamped before the call.
 func (s *Store) Invalidate(key string) {
 	h := s.hashOf(key)
-	s.stripes[stripeOfHash(h)].Add(1)
+	s.stripes[s.stripeOfHash(h)].Add(1)
 	s.cache.Del(h)
 }
 
@@ -290,32 +312,32 @@ func (s *Store) InvalidateAll() {
 	s.epoch.Add(1)
 }
 
-// BeginWrite prepares a write of key to the source of truth: it drops the
-// cached value and returns the stamp to pass to EndWrite.
+// BeginWrite prepares a write of key to the source of truth and returns
+// the stamp to pass to EndWrite. The cached value, if any, keeps serving
+// while the write is in flight: a read concurrent with a write may return
+// either value, and keeping the old one spares this instance a read of
+// the source for every write of a hot key (BenchmarkMixed's
+// redis-reads/write).
 func (s *Store) BeginWrite(key string) Stamp {
-	h := s.hashOf(key)
-	stripe := stripeOfHash(h)
-	s.stripes[stripe].Add(1)
-	s.cache.Del(h)
-	return s.stampOf(stripe)
+	return s.Stamp(key)
 }
 
 // EndWrite finishes a write begun with BeginWrite. value is what the source
 // now holds under key (EndWrite takes ownership), or nil when nothing
 // should be cached: the write was a delete, or it failed.
 //
-// EndWrite bumps the stripe again, which kills the fills of concurrent
-// readers that may have read the source before the write landed. It caches
-// value only if nothing else bumped the stripe or the epoch since
-// BeginWrite: an invalidation received in between may come from a newer
-// write by another instance, whose value this one must not shadow.
+// EndWrite bumps the key's stripe, which kills the cached old value and
+// the fills of concurrent readers that may have read the source before the
+// write landed. It caches value only if nothing else bumped the stripe or
+// the epoch since BeginWrite: an invalidation received in between may come
+// from a newer write by another instance, whose value this one must not
+// shadow.
 func (s *Store) EndWrite(key string, st Stamp, value []byte, expiry time.Time) {
 	h := s.hashOf(key)
-	gen := s.stripes[stripeOfHash(h)].Add(1)
-	if value == nil || gen != st.gen+1 {
-		return
+	gen := s.stripes[s.stripeOfHash(h)].Add(1)
+	if value == nil || gen != st.gen+1 || s.fill(key, value, expiry, Stamp{epoch: st.epoch, gen: gen}, h, 0) == nil {
+		s.cache.Del(h) // the old value is dead: free it now
 	}
-	s.fill(key, value, expiry, Stamp{epoch: st.epoch, gen: gen}, h, 0)
 }
 
 // Wait blocks until the cache has applied every write handed to it so far.

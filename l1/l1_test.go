@@ -76,6 +76,28 @@ func TestEndWriteCachesOnlyWhenNothingIntervened(t *testing.T) {
 	}
 }
 
+// A write in flight keeps the old value serving; once it ends, only the
+// new value (or, after a failed write or a delete, nothing) is served.
+func TestOldValueServesUntilEndWrite(t *testing.T) {
+	s := newStore(t, l1.Config{})
+	for _, newValue := range [][]byte{[]byte("new"), nil} {
+		s.Fill("k", []byte("old"), time.Time{}, s.Stamp("k"))
+		waitHit(t, s, "k", "old")
+		st := s.BeginWrite("k")
+		if got := lookup(t, s, "k"); got != "old" {
+			t.Fatalf("during the write: %q, want the old value", got)
+		}
+		s.EndWrite("k", st, newValue, time.Time{})
+		if newValue == nil {
+			if got := lookup(t, s, "k"); got != "" {
+				t.Fatalf("after a delete or failed write: %q served", got)
+			}
+			continue
+		}
+		waitHit(t, s, "k", "new")
+	}
+}
+
 func TestEndWriteKillsConcurrentReaderFill(t *testing.T) {
 	s := newStore(t, l1.Config{})
 	st := s.BeginWrite("k")
@@ -189,4 +211,18 @@ func waitMiss(t *testing.T, s *l1.Store, key string) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// lookup returns the value Lookup serves for key, or "" on a miss.
+func lookup(t *testing.T, s *l1.Store, key string) string {
+	t.Helper()
+	var got string
+	hit, _, err := s.Lookup(key, func(b []byte) error { got = string(b); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hit {
+		return ""
+	}
+	return got
 }

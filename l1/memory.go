@@ -126,7 +126,7 @@ func (s *Store) store(key string, value []byte, expiry time.Time, capAt int64) e
 		if attempt > 0 {
 			time.Sleep(time.Duration(attempt) * 100 * time.Microsecond)
 		}
-		e := s.fill(key, value, expiry, s.stampOf(stripeOfHash(h)), h, capAt)
+		e := s.fill(key, value, expiry, s.stampOf(s.stripeOfHash(h)), h, capAt)
 		if e == nil {
 			if s.closed.Load() {
 				return tierstore.ErrClosed

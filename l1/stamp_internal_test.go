@@ -24,3 +24,22 @@ func TestInvalidationDuringFillIsHonouredOnRead(t *testing.T) {
 		t.Fatal("a value filled across an invalidation was served")
 	}
 }
+
+func TestStripesScaleWithMaxBytes(t *testing.T) {
+	for _, c := range []struct {
+		maxBytes int64
+		want     int
+	}{{1 << 20, minStripes}, {64 << 20, 64 << 20 / bytesPerStripe}, {1 << 40, maxStripes}} {
+		if got := stripesFor(c.maxBytes); got != c.want {
+			t.Errorf("stripesFor(%d) = %d, want %d", c.maxBytes, got, c.want)
+		}
+	}
+	s, err := New(Config{MaxBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if len(s.stripes) != int(s.mask)+1 || len(s.stripes)&(len(s.stripes)-1) != 0 {
+		t.Fatalf("%d stripes, mask %#x: not a power of two with its mask", len(s.stripes), s.mask)
+	}
+}
