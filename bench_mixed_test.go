@@ -122,20 +122,20 @@ func BenchmarkInvalidationDelay(b *testing.B) {
 		if _, err := sub.Receive(ctx); err != nil {
 			b.Fatal(err)
 		}
-		var last atomic.Int64
+		seen := workload.NewMarks()
 		go func() {
 			for {
 				m, err := sub.ReceiveMessage(ctx)
 				if err != nil {
 					return
 				}
-				n, _ := strconv.ParseInt(m.Payload, 10, 64)
-				last.Store(n)
+				n, _ := strconv.Atoi(m.Payload)
+				seen.Mark(n)
 			}
 		}()
 		d, err := workload.Delays(b.N, nil,
 			func(i int) error { return pub.Publish(ctx, "raw", strconv.Itoa(i)).Err() },
-			func(i int) bool { return last.Load() >= int64(i) })
+			seen)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -145,10 +145,11 @@ func BenchmarkInvalidationDelay(b *testing.B) {
 		// The delay ends when B has applied the invalidation: from then on
 		// its L1 no longer serves the old value.
 		var applied atomic.Int64
+		seen := workload.NewMarks()
 		a := newTiered(b, srv, "delay:")
 		other, err := tiered.New(tiered.Config{
 			Redis: srv.Client(&redis.Options{ContextTimeoutEnabled: true}), KeyPrefix: "delay:",
-			OnInvalidate: func(string) { applied.Add(1) },
+			OnInvalidate: func(string) { seen.Mark(int(applied.Add(1))) },
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -158,7 +159,7 @@ func BenchmarkInvalidationDelay(b *testing.B) {
 		value := make([]byte, benchValueSize)
 		d, err := workload.Delays(b.N, nil,
 			func(int) error { return a.Set(ctx, "k", value, time.Now().Add(time.Hour)) },
-			func(i int) bool { return applied.Load() >= int64(i) })
+			seen)
 		if err != nil {
 			b.Fatal(err)
 		}

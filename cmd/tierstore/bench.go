@@ -66,9 +66,12 @@ func runBench(args []string, out io.Writer) error {
 			c()
 		}
 	}()
-	newTiered := func() (*tiered.Store, error) {
+	newTiered := func(onInvalidate func(string)) (*tiered.Store, error) {
 		c := client()
-		s, err := tiered.New(tiered.Config{Redis: c, KeyPrefix: "tierstore-bench:tiered:", L1TTL: *ttl, L1MaxBytes: *l1Size})
+		s, err := tiered.New(tiered.Config{
+			Redis: c, KeyPrefix: "tierstore-bench:tiered:", L1TTL: *ttl, L1MaxBytes: *l1Size,
+			OnInvalidate: onInvalidate,
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -90,11 +93,17 @@ func runBench(args []string, out io.Writer) error {
 		}
 		red = append(red, s)
 	}
-	ta, err := newTiered()
+	ta, err := newTiered(nil)
 	if err != nil {
 		return err
 	}
-	tb, err := newTiered()
+	// b marks each invalidation of the delay measurement's key it applies.
+	seen, applied := workload.NewMarks(), atomic.Int64{}
+	tb, err := newTiered(func(key string) {
+		if key == delayKey {
+			seen.Mark(int(applied.Add(1)))
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -123,7 +132,7 @@ func runBench(args []string, out io.Writer) error {
 		rows = append(rows, benchRow{s.name, r})
 	}
 	progress.update("invalidation delay", 0)
-	delays, err := invalidationDelays(ctx, ta, tb, *size, *samples, progress)
+	delays, err := invalidationDelays(ctx, ta, seen, *size, *samples, progress)
 	if err != nil {
 		return err
 	}
@@ -143,19 +152,21 @@ func runBench(args []string, out io.Writer) error {
 	return nil
 }
 
-// invalidationDelays measures, for n writes on a, how long until b has
-// dropped the old value.
-func invalidationDelays(ctx context.Context, a, b *tiered.Store, size, n int, p *progress) ([]time.Duration, error) {
+// delayKey is the key the invalidation delay is measured on; the mixed
+// workload's keys are named by workload.KeyName.
+const delayKey = "delay"
+
+// invalidationDelays measures, for n writes of delayKey on a, how long
+// until the other instance has dropped the old value (it marks each such
+// invalidation in seen).
+func invalidationDelays(ctx context.Context, a *tiered.Store, seen *workload.Marks, size, n int, p *progress) ([]time.Duration, error) {
 	value := make([]byte, size)
-	start := b.Stats().InvalidationsReceived
-	var i atomic.Int64
 	return workload.Delays(n, func(k int) { p.update("invalidation delay", float64(k)/float64(n)) },
 		func(k int) error {
-			i.Store(int64(k))
 			binary.BigEndian.PutUint64(value, uint64(k))
-			return a.Set(ctx, "delay", value, time.Now().Add(time.Hour))
+			return a.Set(ctx, delayKey, value, time.Now().Add(time.Hour))
 		},
-		func(k int) bool { return b.Stats().InvalidationsReceived >= start+uint64(k) })
+		seen)
 }
 
 func benchTable(rows []benchRow, delays []time.Duration) string {

@@ -188,13 +188,39 @@ func Run(ctx context.Context, instances []tierstore.Store, cfg Config) (Result, 
 	return Result{Reads: reads.Load(), Writes: writes.Load(), Errors: errs.Load(), Stale: stale.Load(), Elapsed: time.Since(start)}, nil
 }
 
+// Marks carries, from a reader's goroutine to Delays, the moments the
+// reader saw each change. The reader calls Mark itself, so a delay ends
+// when the change was seen, not when a polling loop noticed: and Delays
+// waits without spinning, which on a small machine would take a core from
+// the very goroutines being measured.
+type Marks struct{ c chan mark }
+
+type mark struct {
+	i  int
+	at time.Time
+}
+
+// NewMarks returns an empty Marks.
+func NewMarks() *Marks { return &Marks{c: make(chan mark, 1024)} }
+
+// Mark records that the reader saw change i now. It never blocks: a mark
+// that does not fit (nobody is measuring) is dropped.
+func (m *Marks) Mark(i int) {
+	select {
+	case m.c <- mark{i, time.Now()}:
+	default:
+	}
+}
+
 // Delays measures, n times, how long after a write starts a reader sees
 // it: write(i) makes change i (and returns when it is acknowledged), and
-// seen(i) reports whether the reader sees change i yet; it is polled in a
-// tight loop. Before each write, prepare(i) (if set) readies the reader,
-// for instance by caching the current value. The delays are sorted.
-func Delays(n int, prepare func(i int), write func(i int) error, seen func(i int) bool) ([]time.Duration, error) {
+// the reader calls seen.Mark(i) when it sees change i (or any later one).
+// Before each write, prepare(i) (if set) readies the reader. The delays
+// are sorted.
+func Delays(n int, prepare func(i int), write func(i int) error, seen *Marks) ([]time.Duration, error) {
 	out := make([]time.Duration, 0, n)
+	timeout := time.NewTimer(time.Hour)
+	defer timeout.Stop()
 	for i := 1; i <= n; i++ {
 		if prepare != nil {
 			prepare(i)
@@ -203,12 +229,19 @@ func Delays(n int, prepare func(i int), write func(i int) error, seen func(i int
 		if err := write(i); err != nil {
 			return nil, err
 		}
-		for deadline := start.Add(5 * time.Second); !seen(i); {
-			if time.Now().After(deadline) {
+		timeout.Reset(5 * time.Second)
+	wait:
+		for {
+			select {
+			case m := <-seen.c:
+				if m.i >= i {
+					out = append(out, m.at.Sub(start))
+					break wait
+				}
+			case <-timeout.C:
 				return nil, fmt.Errorf("workload: change %d not seen within 5s", i)
 			}
 		}
-		out = append(out, time.Since(start))
 	}
 	slices.Sort(out)
 	return out, nil
