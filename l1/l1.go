@@ -27,8 +27,11 @@ var ErrNotAdmitted = errors.New("l1: value not admitted: cache full or busy")
 
 // Config configures a Store. Zero fields take the documented defaults.
 type Config struct {
-	// MaxBytes bounds the memory held by entries: key and value bytes plus
-	// a fixed per-entry overhead (EntryOverhead). Default 64 MiB.
+	// MaxBytes bounds the live memory held by entries: key and value bytes
+	// plus a fixed per-entry overhead (EntryOverhead). The frequency sketch
+	// and the stamps (about 5% of MaxBytes: 3.4 MiB at 64 MiB) come on top,
+	// and so does the garbage collector's headroom (see
+	// docs/operations.md). Default 64 MiB.
 	MaxBytes int64
 	// TTL caps how long an entry stays cached, on top of its own expiry.
 	// Zero means no cap: an entry lives until its expiry, deletion or

@@ -51,8 +51,10 @@ type Config struct {
 	// L1TTL is the longest an entry stays in memory, whatever its expiry.
 	// Default DefaultL1TTL (1m).
 	L1TTL time.Duration
-	// L1MaxBytes bounds the memory of the L1 cache (key + value +
-	// l1.EntryOverhead bytes per entry). Default DefaultL1MaxBytes (64 MiB).
+	// L1MaxBytes bounds the live memory held by the L1 cache's entries
+	// (key + value + l1.EntryOverhead bytes per entry). RSS is larger by
+	// the garbage collector's headroom: see docs/operations.md on
+	// GOMEMLIMIT. Default DefaultL1MaxBytes (64 MiB).
 	L1MaxBytes int64
 	// MaxValueBytes is the largest value Set accepts. Default
 	// tierstore.DefaultMaxValueBytes (1 MiB).
