@@ -24,8 +24,8 @@ import (
 // The goroutine parks after clockIdle without hits, so an idle process
 // does not wake every tick; the next hit reads the real clock and wakes it.
 const (
-	clockTick  = time.Millisecond
-	clockSlack = 20 * time.Millisecond
+	clockTick  = 10 * time.Millisecond
+	clockSlack = 200 * time.Millisecond
 	clockIdle  = time.Second
 )
 
