@@ -200,7 +200,7 @@ func (s *Store) stampOf(stripe uint32) Stamp {
 // deadline instead of a ristretto TTL: ristretto would read the wall clock
 // (two clock reads) on every Get; this is usually no clock read at all
 // (see clock.go), which makes a hit about 45% cheaper (BenchmarkHit,
-// from 132 ns with the ristretto TTL to about 60 ns). The price: ristretto does not sweep
+// from 132 ns with the ristretto TTL to about 65 ns). The price: ristretto does not sweep
 // dead entries, so one that is never read again keeps its place (within
 // MaxBytes) until evicted; one that is read is deleted then.
 func (s *Store) expired(e *entry) bool {
