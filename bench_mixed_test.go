@@ -3,7 +3,6 @@ package tierstore_test
 import (
 	"context"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,12 +143,11 @@ func BenchmarkInvalidationDelay(b *testing.B) {
 	b.Run("tiered", func(b *testing.B) {
 		// The delay ends when B has applied the invalidation: from then on
 		// its L1 no longer serves the old value.
-		var applied atomic.Int64
 		seen := workload.NewMarks()
 		a := newTiered(b, srv, "delay:")
 		other, err := tiered.New(tiered.Config{
 			Redis: srv.Client(&redis.Options{ContextTimeoutEnabled: true}), KeyPrefix: "delay:",
-			OnInvalidate: func(string) { seen.Mark(int(applied.Add(1))) },
+			OnInvalidate: func(string) { seen.MarkNext() },
 		})
 		if err != nil {
 			b.Fatal(err)

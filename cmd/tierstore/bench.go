@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -98,10 +97,10 @@ func runBench(args []string, out io.Writer) error {
 		return err
 	}
 	// b marks each invalidation of the delay measurement's key it applies.
-	seen, applied := workload.NewMarks(), atomic.Int64{}
+	seen := workload.NewMarks()
 	tb, err := newTiered(func(key string) {
 		if key == delayKey {
-			seen.Mark(int(applied.Add(1)))
+			seen.MarkNext()
 		}
 	})
 	if err != nil {

@@ -193,7 +193,10 @@ func Run(ctx context.Context, instances []tierstore.Store, cfg Config) (Result, 
 // when the change was seen, not when a polling loop noticed: and Delays
 // waits without spinning, which on a small machine would take a core from
 // the very goroutines being measured.
-type Marks struct{ c chan mark }
+type Marks struct {
+	c    chan mark
+	seen atomic.Int64 // changes marked with MarkNext
+}
 
 type mark struct {
 	i  int
@@ -202,6 +205,10 @@ type mark struct {
 
 // NewMarks returns an empty Marks.
 func NewMarks() *Marks { return &Marks{c: make(chan mark, 1024)} }
+
+// MarkNext records that the reader saw the next change (1, 2, ...) now:
+// for readers that see each change once, in order, without its number.
+func (m *Marks) MarkNext() { m.Mark(int(m.seen.Add(1))) }
 
 // Mark records that the reader saw change i now. It never blocks: a mark
 // that does not fit (nobody is measuring) is dropped.
