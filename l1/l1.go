@@ -142,7 +142,14 @@ func New(cfg Config) (*Store, error) {
 	cache, err := ristretto.NewCache(&ristretto.Config[uint64, *entry]{
 		NumCounters: counters,
 		MaxCost:     cfg.MaxBytes,
-		BufferItems: 64,
+		// ristretto records each Get in a per-P buffer and hands a full
+		// one to its policy goroutine, waking it. With ristretto's
+		// suggested 64, those wake-ups cost a session load (View and an
+		// msgpack decode, whose garbage collection empties the buffers'
+		// pools) about 150 ns; 1024 made it 10% faster (p < 0.001),
+		// left raw hits unchanged and the hit ratio of a Zipf workload
+		// in a cache 1/8 of its size the same (0.820 vs 0.821).
+		BufferItems: 1024,
 		// Our cost already counts the overhead, in bytes.
 		IgnoreInternalCost: true,
 		OnReject:           func(it *ristretto.Item[*entry]) { it.Value.rejected.Store(true) },
