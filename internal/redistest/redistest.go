@@ -9,7 +9,10 @@ package redistest
 
 import (
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -71,4 +74,22 @@ func (s *Server) Restart() {
 	if err := s.Server.Restart(); err != nil {
 		s.t.Fatal(err)
 	}
+}
+
+// CPU returns the CPU time (user + system) the server has used since it
+// started, as INFO reports it.
+func (s *Server) CPU() time.Duration {
+	s.t.Helper()
+	info, _ := s.Do("INFO", "cpu").(string)
+	var total float64
+	for _, field := range []string{"used_cpu_user:", "used_cpu_sys:"} {
+		_, rest, ok := strings.Cut(info, "\n"+field)
+		line, _, _ := strings.Cut(rest, "\r")
+		sec, err := strconv.ParseFloat(line, 64)
+		if !ok || err != nil {
+			s.t.Fatalf("redistest: no %s in INFO cpu: %q", field, info)
+		}
+		total += sec
+	}
+	return time.Duration(total * float64(time.Second))
 }

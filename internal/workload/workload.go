@@ -62,6 +62,10 @@ func (c *Config) defaults() {
 type Result struct {
 	Reads, Writes, Errors, Stale int64
 	Elapsed                      time.Duration
+	// CPU is the CPU time (user + system) the whole process used during
+	// the run: the instances, the workload's goroutines and anything else
+	// running in it. It is zero where it is not measured (non-Unix).
+	CPU time.Duration
 }
 
 // OpsPerSecond is the throughput.
@@ -85,7 +89,8 @@ func (r Result) String() string {
 // KeyName is the name of key k.
 func KeyName(k int) string { return fmt.Sprintf("bench:%05d", k) }
 
-// Preload writes version 1 of every key through store.
+// Preload writes every key through store (version 1, older than any
+// version Run writes).
 func Preload(ctx context.Context, store tierstore.Store, cfg Config) error {
 	cfg.defaults()
 	v := make([]byte, cfg.ValueSize)
@@ -108,24 +113,44 @@ type keyState struct {
 
 // Run runs the workload over instances (all sharing one backing store, as
 // instances of one service would) until Duration has passed. Keys must
-// have been preloaded with version 1.
+// have been preloaded (Preload).
 func Run(ctx context.Context, instances []tierstore.Store, cfg Config) (Result, error) {
 	cfg.defaults()
 	if len(instances) == 0 {
 		return Result{}, errors.New("workload: no instances")
 	}
+	// Versions written by this run start above any earlier run's (the
+	// clock in nanoseconds), so that a value left by an earlier run can
+	// never pass for a recent one. Until this run writes a key, any value
+	// read of it is current.
 	keys := make([]keyState, cfg.Keys)
+	base := uint64(time.Now().UnixNano())
 	for i := range keys {
-		keys[i].version = 1
-		keys[i].acked.Store(1)
+		keys[i].version = base
 	}
-	var reads, writes, errs, stale atomic.Int64
+	names := make([]string, cfg.Keys) // formatting a name per op would cost more than an L1 hit
+	for k := range names {
+		names[k] = KeyName(k)
+	}
+	var total Result // summed under mu as each goroutine ends
+	var mu sync.Mutex
 	deadline := time.Now().Add(cfg.Duration)
-	start := time.Now()
+	start, cpu := time.Now(), processCPU()
 	var wg sync.WaitGroup
 	for g := range cfg.Concurrency {
 		store := instances[g%len(instances)]
 		wg.Go(func() {
+			// Counted locally: a counter shared by every goroutine would
+			// bounce between the cores on each operation.
+			var r Result
+			defer func() {
+				mu.Lock()
+				total.Reads += r.Reads
+				total.Writes += r.Writes
+				total.Errors += r.Errors
+				total.Stale += r.Stale
+				mu.Unlock()
+			}()
 			rng := rand.New(rand.NewPCG(uint64(g), 42))
 			zipf := rand.NewZipf(rng, cfg.Zipf, 1, uint64(cfg.Keys-1))
 			value := make([]byte, cfg.ValueSize)
@@ -138,29 +163,29 @@ func Run(ctx context.Context, instances []tierstore.Store, cfg Config) (Result, 
 				if rng.Float64() < cfg.ReadShare {
 					want, wantAt := ks.acked.Load(), ks.ackedAt.Load()
 					began := time.Now().UnixNano()
-					v, err := store.Get(ctx, KeyName(k))
-					reads.Add(1)
+					v, err := store.Get(ctx, names[k])
+					r.Reads++
 					if err != nil {
-						errs.Add(1)
+						r.Errors++
 						continue
 					}
 					if got := binary.BigEndian.Uint64(v); got < want && began-wantAt > int64(cfg.StaleAfter) {
-						stale.Add(1)
+						r.Stale++
 					}
 					continue
 				}
 				ks.mu.Lock()
 				ks.version++
 				binary.BigEndian.PutUint64(value, ks.version)
-				err := store.Set(ctx, KeyName(k), value, time.Now().Add(time.Hour))
+				err := store.Set(ctx, names[k], value, time.Now().Add(time.Hour))
 				if err == nil {
 					ks.ackedAt.Store(time.Now().UnixNano())
 					ks.acked.Store(ks.version)
 				}
 				ks.mu.Unlock()
-				writes.Add(1)
+				r.Writes++
 				if err != nil {
-					errs.Add(1)
+					r.Errors++
 				}
 			}
 		})
@@ -185,7 +210,8 @@ func Run(ctx context.Context, instances []tierstore.Store, cfg Config) (Result, 
 		defer func() { close(stop); <-stopped }()
 	}
 	wg.Wait()
-	return Result{Reads: reads.Load(), Writes: writes.Load(), Errors: errs.Load(), Stale: stale.Load(), Elapsed: time.Since(start)}, nil
+	total.Elapsed, total.CPU = time.Since(start), processCPU()-cpu
+	return total, nil
 }
 
 // Marks carries, from a reader's goroutine to Delays, the moments the
