@@ -143,6 +143,7 @@ func BenchmarkMixedPeers(b *testing.B) {
 		}
 		b.Run(s.name, func(b *testing.B) {
 			var total workload.Result
+			serverBefore := srv.CPU()
 			for b.Loop() {
 				r, err := workload.Run(ctx, s.instances, cfg)
 				if err != nil {
@@ -153,11 +154,15 @@ func BenchmarkMixedPeers(b *testing.B) {
 				total.Stale += r.Stale
 				total.Errors += r.Errors
 				total.Elapsed += r.Elapsed
+				total.CPU += r.CPU
 			}
 			if total.Errors > 0 {
 				b.Fatalf("%d errors", total.Errors)
 			}
+			ops := float64(total.Reads + total.Writes)
 			b.ReportMetric(total.OpsPerSecond(), "ops/s")
+			b.ReportMetric(float64(total.CPU.Microseconds())/ops, "client-cpu-µs/op")
+			b.ReportMetric(float64((srv.CPU()-serverBefore).Microseconds())/ops, "server-cpu-µs/op")
 			b.ReportMetric(100*total.StaleShare(), "%stale")
 		})
 	}

@@ -176,15 +176,20 @@ func benchTable(rows []benchRow, delays []time.Duration) string {
 			redisOps = r.result.OpsPerSecond()
 		}
 	}
-	fmt.Fprintf(&b, "| store | ops/s | × Redis only | reads | writes | errors | stale reads |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	fmt.Fprintf(&b, "| store | ops/s | × Redis only | CPU µs/op (this process) | reads | writes | errors | stale reads |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range rows {
-		ratio := "—"
+		ratio, cpu := "—", "—"
 		if redisOps > 0 {
 			ratio = strconv.FormatFloat(r.result.OpsPerSecond()/redisOps, 'f', 1, 64) + "×"
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %d | %d | %d | %.3f%% |\n", r.name, r.result.OpsPerSecond(), ratio,
+		if ops := r.result.Reads + r.result.Writes; r.result.CPU > 0 && ops > 0 {
+			cpu = strconv.FormatFloat(float64(r.result.CPU.Nanoseconds())/1e3/float64(ops), 'f', 2, 64)
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %d | %d | %d | %.3f%% |\n", r.name, r.result.OpsPerSecond(), ratio, cpu,
 			r.result.Reads, r.result.Writes, r.result.Errors, 100*r.result.StaleShare())
 	}
+	b.WriteString("\nCPU is this process's (both instances, the workload driver and, without -redis, the embedded\n" +
+		"miniredis), per operation: throughput × CPU per operation is the number of cores kept busy.\n")
 	fmt.Fprintf(&b, "\nInvalidation delay (Set starts on A → B has dropped the old value), %d writes: p50 %v, p99 %v, max %v\n",
 		len(delays), workload.Percentile(delays, 50).Round(time.Microsecond), workload.Percentile(delays, 99).Round(time.Microsecond),
 		workload.Percentile(delays, 100).Round(time.Microsecond))

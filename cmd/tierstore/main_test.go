@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -60,6 +61,10 @@ func TestBenchCommandWritesTableAndChart(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+	// Each store's row has a CPU per operation (a number, on Unix).
+	if !regexp.MustCompile(`\| tiered \(two instances\) \| \d+ \| [\d.]+× \| \d+\.\d\d \|`).MatchString(out.String()) {
+		t.Errorf("tiered row lacks ops/s, ratio or CPU per op:\n%s", out.String())
 	}
 	md, err := os.ReadFile(filepath.Join(dir, "results.md"))
 	if err != nil || !strings.Contains(string(md), "| tiered (two") {
