@@ -16,15 +16,46 @@ import (
 	"github.com/tierstore/tierstore/tiered"
 )
 
-func newTiered(b *testing.B, srv *redistest.Server, prefix string) *tiered.Store {
+func newTiered(b *testing.B, addr, prefix string) *tiered.Store {
 	b.Helper()
-	s, err := tiered.New(tiered.Config{Redis: srv.Client(&redis.Options{ContextTimeoutEnabled: true}), KeyPrefix: prefix})
+	s, err := tiered.New(tiered.Config{Redis: dial(b, addr), KeyPrefix: prefix})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
 	redistest.WaitLive(b, s)
 	return s
+}
+
+// dial returns a client of the Redis at addr, closed when b ends.
+func dial(b *testing.B, addr string) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	b.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// twoInstances returns two instances of a service using the Redis at addr
+// through store ("redis": l2, or "tiered"), with the workload's keys
+// preloaded.
+func twoInstances(b *testing.B, store, addr string) []tierstore.Store {
+	b.Helper()
+	prefix := "mixed-" + store + ":"
+	var instances []tierstore.Store
+	for range 2 {
+		if store == "tiered" {
+			instances = append(instances, newTiered(b, addr, prefix))
+			continue
+		}
+		s, err := l2.New(l2.Config{Redis: dial(b, addr), KeyPrefix: prefix})
+		if err != nil {
+			b.Fatal(err)
+		}
+		instances = append(instances, s)
+	}
+	if err := workload.Preload(context.Background(), instances[0], workload.Config{}); err != nil {
+		b.Fatal(err)
+	}
+	return instances
 }
 
 func BenchmarkDelete(b *testing.B) {
@@ -50,25 +81,9 @@ func BenchmarkDelete(b *testing.B) {
 // the 95/5 mix is made of.
 func BenchmarkMixed(b *testing.B) {
 	srv := redistest.Start(b)
-	ctx := context.Background()
-	cfg := workload.Config{}
-	instances := map[string][]tierstore.Store{}
-	for _, name := range []string{"redis", "tiered"} {
-		prefix := "mixed-" + name + ":"
-		if name == "redis" {
-			for range 2 {
-				s, err := l2.New(l2.Config{Redis: srv.Client(&redis.Options{ContextTimeoutEnabled: true}), KeyPrefix: prefix})
-				if err != nil {
-					b.Fatal(err)
-				}
-				instances[name] = append(instances[name], s)
-			}
-		} else {
-			instances[name] = []tierstore.Store{newTiered(b, srv, prefix), newTiered(b, srv, prefix)}
-		}
-		if err := workload.Preload(ctx, instances[name][0], cfg); err != nil {
-			b.Fatal(err)
-		}
+	instances := map[string][]tierstore.Store{
+		"redis":  twoInstances(b, "redis", srv.Addr()),
+		"tiered": twoInstances(b, "tiered", srv.Addr()),
 	}
 	for _, run := range []struct {
 		name, store string
@@ -81,46 +96,63 @@ func BenchmarkMixed(b *testing.B) {
 		{"tiered-reads-only", "tiered", 1},
 	} {
 		name, cfg := run.store, workload.Config{ReadShare: run.reads}
-		b.Run(run.name, func(b *testing.B) {
-			var total workload.Result
-			l2Reads := func() (n uint64) {
-				for _, s := range instances[name] {
-					if t, ok := s.(*tiered.Store); ok {
-						st := t.Stats()
-						n += st.L2Hits + st.L2Misses
-					}
-				}
-				return n
+		b.Run(run.name, func(b *testing.B) { runMixed(b, srv, instances[name], cfg) })
+	}
+}
+
+// runMixed runs the workload on instances b.N times and reports its
+// throughput, the CPU per operation in this process (instances, workload
+// and anything else in it) and in redis-server, the stale reads, and, for
+// tiered stores, the Redis reads (L1 misses) each write causes on all
+// instances. Throughput times CPU per operation is the number of cores in
+// use, which the machine bounds.
+func runMixed(b *testing.B, srv *redistest.Server, instances []tierstore.Store, cfg workload.Config) {
+	l2Reads := func() (n uint64) {
+		for _, s := range instances {
+			if t, ok := s.(*tiered.Store); ok {
+				st := t.Stats()
+				n += st.L2Hits + st.L2Misses
 			}
-			readsBefore, serverBefore := l2Reads(), srv.CPU()
-			for b.Loop() {
-				r, err := workload.Run(ctx, instances[name], cfg)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if r.Errors > 0 {
-					b.Fatalf("%d errors", r.Errors)
-				}
-				total.Reads += r.Reads
-				total.Writes += r.Writes
-				total.Stale += r.Stale
-				total.Elapsed += r.Elapsed
-				total.CPU += r.CPU
-			}
-			ops := float64(total.Reads + total.Writes)
-			b.ReportMetric(total.OpsPerSecond(), "ops/s")
-			// CPU per operation, in this process (instances and workload)
-			// and in redis-server. Throughput times their sum is the
-			// number of cores in use, which the machine bounds.
-			b.ReportMetric(float64(total.CPU.Microseconds())/ops, "client-cpu-µs/op")
-			b.ReportMetric(float64((srv.CPU()-serverBefore).Microseconds())/ops, "server-cpu-µs/op")
-			b.ReportMetric(100*total.StaleShare(), "%stale")
-			if name == "tiered" && total.Writes > 0 {
-				// What each write costs beyond itself: the Redis reads
-				// (L1 misses) it causes on both instances.
-				b.ReportMetric(float64(l2Reads()-readsBefore)/float64(total.Writes), "redis-reads/write")
-			}
-		})
+		}
+		return n
+	}
+	var total workload.Result
+	readsBefore, serverBefore := l2Reads(), srv.CPU()
+	for b.Loop() {
+		r, err := workload.Run(context.Background(), instances, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r.Errors > 0 {
+			b.Fatalf("%d errors", r.Errors)
+		}
+		total.Reads += r.Reads
+		total.Writes += r.Writes
+		total.Stale += r.Stale
+		total.Elapsed += r.Elapsed
+		total.CPU += r.CPU
+	}
+	ops := float64(total.Reads + total.Writes)
+	b.ReportMetric(total.OpsPerSecond(), "ops/s")
+	b.ReportMetric(float64(total.CPU.Microseconds())/ops, "client-cpu-µs/op")
+	b.ReportMetric(float64((srv.CPU()-serverBefore).Microseconds())/ops, "server-cpu-µs/op")
+	b.ReportMetric(100*total.StaleShare(), "%stale")
+	if _, ok := instances[0].(*tiered.Store); ok && total.Writes > 0 {
+		b.ReportMetric(float64(l2Reads()-readsBefore)/float64(total.Writes), "redis-reads/write")
+	}
+}
+
+// BenchmarkMixedRemote runs the 95/5 mix of BenchmarkMixed with Redis
+// behind a proxy that delays each direction by 1 ms, as a Redis across a
+// network would: there both stores wait on round trips instead of
+// computing, and the ratio shows how many operations tiered serves per
+// round trip it waits for.
+func BenchmarkMixedRemote(b *testing.B) {
+	srv := redistest.Start(b)
+	addr := redistest.Latency(b, srv.Addr(), time.Millisecond)
+	for _, name := range []string{"redis", "tiered"} {
+		instances := twoInstances(b, name, addr)
+		b.Run(name, func(b *testing.B) { runMixed(b, srv, instances, workload.Config{}) })
 	}
 }
 
@@ -164,7 +196,7 @@ func BenchmarkInvalidationDelay(b *testing.B) {
 		// The delay ends when B has applied the invalidation: from then on
 		// its L1 no longer serves the old value.
 		seen := workload.NewMarks()
-		a := newTiered(b, srv, "delay:")
+		a := newTiered(b, srv.Addr(), "delay:")
 		other, err := tiered.New(tiered.Config{
 			Redis: srv.Client(&redis.Options{ContextTimeoutEnabled: true}), KeyPrefix: "delay:",
 			OnInvalidate: func(string) { seen.MarkNext() },

@@ -29,7 +29,7 @@ type sessionData struct {
 func BenchmarkSessionLoad(b *testing.B) {
 	srv := redistest.Start(b)
 	ctx := context.Background()
-	store := newTiered(b, srv, "session-load:")
+	store := newTiered(b, srv.Addr(), "session-load:")
 	data, err := codec.Msgpack.Marshal(sessionData{
 		UserID: 42, Name: "Ada Lovelace", Email: "ada@example.com", Roles: []string{"admin", "editor"},
 		CSRF: "0123456789abcdef0123456789abcdef", CreatedAt: time.Now(), LastSeen: time.Now(),
