@@ -126,11 +126,7 @@ func runMixed(b *testing.B, srv *redistest.Server, instances []tierstore.Store, 
 		if r.Errors > 0 {
 			b.Fatalf("%d errors", r.Errors)
 		}
-		total.Reads += r.Reads
-		total.Writes += r.Writes
-		total.Stale += r.Stale
-		total.Elapsed += r.Elapsed
-		total.CPU += r.CPU
+		total.Add(r)
 	}
 	ops := float64(total.Reads + total.Writes)
 	b.ReportMetric(total.OpsPerSecond(), "ops/s")

@@ -149,12 +149,7 @@ func BenchmarkMixedPeers(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				total.Reads += r.Reads
-				total.Writes += r.Writes
-				total.Stale += r.Stale
-				total.Errors += r.Errors
-				total.Elapsed += r.Elapsed
-				total.CPU += r.CPU
+				total.Add(r)
 			}
 			if total.Errors > 0 {
 				b.Fatalf("%d errors", total.Errors)

@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"bytes"
 	"net"
 	"sync"
 	"testing"
@@ -74,11 +75,11 @@ func delayCopy(dst, src net.Conn, d time.Duration) {
 	chunks := make(chan chunk, 4096)
 	go func() {
 		defer close(chunks)
+		buf := make([]byte, 32<<10)
 		for {
-			b := make([]byte, 32<<10)
-			n, err := src.Read(b)
+			n, err := src.Read(buf)
 			if n > 0 {
-				chunks <- chunk{b[:n], time.Now()}
+				chunks <- chunk{bytes.Clone(buf[:n]), time.Now()}
 			}
 			if err != nil {
 				return

@@ -68,6 +68,17 @@ type Result struct {
 	CPU time.Duration
 }
 
+// Add adds the counts and times of o to r: the result of two runs, or of
+// two parts of one.
+func (r *Result) Add(o Result) {
+	r.Reads += o.Reads
+	r.Writes += o.Writes
+	r.Errors += o.Errors
+	r.Stale += o.Stale
+	r.Elapsed += o.Elapsed
+	r.CPU += o.CPU
+}
+
 // OpsPerSecond is the throughput.
 func (r Result) OpsPerSecond() float64 {
 	return float64(r.Reads+r.Writes) / r.Elapsed.Seconds()
@@ -145,10 +156,7 @@ func Run(ctx context.Context, instances []tierstore.Store, cfg Config) (Result, 
 			var r Result
 			defer func() {
 				mu.Lock()
-				total.Reads += r.Reads
-				total.Writes += r.Writes
-				total.Errors += r.Errors
-				total.Stale += r.Stale
+				total.Add(r)
 				mu.Unlock()
 			}()
 			rng := rand.New(rand.NewPCG(uint64(g), 42))
