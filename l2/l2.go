@@ -1,30 +1,32 @@
-// Package l2 is the Redis tier: values under a key prefix in any go-redis
-// UniversalClient (single node, Sentinel, Cluster), with native expiry.
-// Used alone it is the Redis-only tierstore.Store; tiered uses its
-// write-and-publish methods to keep the write and its invalidation one
-// atomic Redis step.
+// Package l2 is the Redis-only tierstore.Store: values under a key prefix
+// in any go-redis UniversalClient (single node, Sentinel, Cluster), with
+// Redis's native expiry. Every read is a round trip; nothing is cached in
+// the process.
+//
+// Values are stored framed with a checksum, so bytes under the prefix that
+// tierstore did not write are reported as tierstore.ErrCorrupt instead of
+// being served. An l2.Store and a tiered.Store with the same KeyPrefix
+// share their data.
 package l2
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"hash/fnv"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
 	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/internal/rediskv"
 )
 
 // DefaultKeyPrefix is the key prefix used when Config.KeyPrefix is empty.
-const DefaultKeyPrefix = "tierstore:"
+const DefaultKeyPrefix = rediskv.DefaultKeyPrefix
 
 // Config configures a Store. Zero fields take the documented defaults.
 type Config struct {
-	// Redis is the client; required. The Store never closes it.
+	// Redis is the client; required. The Store never closes it. Set
+	// ContextTimeoutEnabled in its options so that go-redis honours your
+	// contexts' deadlines on the socket.
 	Redis redis.UniversalClient
 	// KeyPrefix is prepended to every key in Redis. Default
 	// DefaultKeyPrefix ("tierstore:").
@@ -34,11 +36,9 @@ type Config struct {
 	MaxValueBytes int
 }
 
-// Store is the Redis-only tierstore.Store.
+// Store is the Redis-only tierstore.Store. It is safe for concurrent use.
 type Store struct {
-	rdb      redis.UniversalClient
-	prefix   string
-	maxValue int
+	kv *rediskv.Client
 }
 
 var (
@@ -51,96 +51,58 @@ var (
 
 // New returns a Store. It does not contact Redis.
 func New(cfg Config) (*Store, error) {
-	if cfg.Redis == nil {
-		return nil, errors.New("l2: Config.Redis is nil")
+	kv, err := rediskv.New(rediskv.Config{Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, MaxValueBytes: cfg.MaxValueBytes, Op: "l2"})
+	if err != nil {
+		return nil, err
 	}
-	if cfg.MaxValueBytes < 0 {
-		return nil, errors.New("l2: negative MaxValueBytes")
-	}
-	if cfg.KeyPrefix == "" {
-		cfg.KeyPrefix = DefaultKeyPrefix
-	}
-	if cfg.MaxValueBytes == 0 {
-		cfg.MaxValueBytes = tierstore.DefaultMaxValueBytes
-	}
-	return &Store{rdb: cfg.Redis, prefix: cfg.KeyPrefix, maxValue: cfg.MaxValueBytes}, nil
+	return &Store{kv: kv}, nil
 }
 
 // KeyPrefix returns the prefix of the Store's keys in Redis.
-func (s *Store) KeyPrefix() string { return s.prefix }
+func (s *Store) KeyPrefix() string { return s.kv.KeyPrefix() }
 
 // MaxValueBytes returns the largest value the Store accepts.
-func (s *Store) MaxValueBytes() int { return s.maxValue }
+func (s *Store) MaxValueBytes() int { return s.kv.MaxValueBytes() }
 
 // Get returns the value under key, or tierstore.ErrNotFound.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	v, _, err := s.GetWithExpiry(ctx, key)
+	v, _, err := s.kv.GetWithExpiry(ctx, key)
 	return v, err
+}
+
+// GetWithExpiry returns the value under key and when it expires (zero: no
+// expiry) in one round trip. The expiry is never later than the real one.
+func (s *Store) GetWithExpiry(ctx context.Context, key string) ([]byte, time.Time, error) {
+	return s.kv.GetWithExpiry(ctx, key)
 }
 
 // View calls fn with the value under key. The value comes from Redis on
 // every call, so View costs what Get costs; it exists so that Store offers
-// the same capabilities as the other tiers.
+// the same capabilities as the other stores.
 func (s *Store) View(ctx context.Context, key string, fn func([]byte) error) error {
-	v, _, err := s.GetWithExpiry(ctx, key)
+	v, _, err := s.kv.GetWithExpiry(ctx, key)
 	if err != nil {
 		return err
 	}
 	return fn(v)
 }
 
-// GetWithExpiry returns the value under key and when it expires (zero: no
-// expiry) in one round trip. The expiry is measured from before the request
-// was sent, less PTTL's rounding, so it is never later than the real one.
-func (s *Store) GetWithExpiry(ctx context.Context, key string) ([]byte, time.Time, error) {
-	if err := s.checkKey(ctx, key); err != nil {
-		return nil, time.Time{}, err
-	}
-	start := time.Now()
-	var get *redis.StringCmd
-	var ttl *redis.DurationCmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		get = p.Get(ctx, s.prefix+key)
-		ttl = p.PTTL(ctx, s.prefix+key)
-		return nil
-	})
-	if err := get.Err(); err != nil {
-		return nil, time.Time{}, s.wrap(ctx, "get", key, err)
-	}
-	if err != nil {
-		return nil, time.Time{}, s.wrap(ctx, "get", key, err)
-	}
-	framed, _ := get.Bytes()
-	value, ok := unframe(framed)
-	if !ok {
-		return nil, time.Time{}, fmt.Errorf("l2: get %s: %w", s.name(key), tierstore.ErrCorrupt)
-	}
-	var expiry time.Time
-	switch d := ttl.Val(); {
-	case d == -1: // no expiry
-	case d < 0: // expired between GET and PTTL: valid now, cache nothing
-		expiry = start
-	default:
-		// PTTL is whole milliseconds from the server's millisecond clock,
-		// so it can exceed the true remainder by up to 1ms.
-		expiry = start.Add(d - time.Millisecond)
-	}
-	return value, expiry, nil
-}
-
-// Set stores value under key until expiry.
+// Set stores value under key until expiry (zero: none). An expiry that is
+// not in the future deletes the key.
 func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.Time) error {
-	return s.SetAndPublish(ctx, key, value, expiry, Notice{})
+	return s.kv.SetAndPublish(ctx, key, value, expiry, rediskv.Notice{})
 }
 
-// Delete removes key.
+// Delete removes key. Deleting a missing key is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	return s.DeleteAndPublish(ctx, key, Notice{})
+	_, err := s.kv.DeleteAndPublish(ctx, key, rediskv.Notice{})
+	return err
 }
 
-// Touch changes the expiry of key without rewriting its value.
+// Touch changes the expiry of key without rewriting its value; it returns
+// tierstore.ErrNotFound if the key is absent.
 func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
-	_, err := s.TouchAndPublish(ctx, key, expiry, Notice{})
+	_, err := s.kv.TouchAndPublish(ctx, key, expiry, rediskv.Notice{})
 	return err
 }
 
@@ -148,187 +110,5 @@ func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
 // SCAN (on every master, for a Cluster client). fn is never called
 // concurrently.
 func (s *Store) Keys(ctx context.Context, fn func(key string) bool) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	var mu sync.Mutex
-	stopped := false
-	scan := func(ctx context.Context, c redis.Cmdable) error {
-		iter := c.Scan(ctx, 0, globEscape(s.prefix)+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			mu.Lock()
-			if !stopped && !fn(strings.TrimPrefix(iter.Val(), s.prefix)) {
-				stopped = true
-			}
-			done := stopped
-			mu.Unlock()
-			if done {
-				return nil
-			}
-		}
-		return iter.Err()
-	}
-	var err error
-	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
-	} else {
-		err = scan(ctx, s.rdb)
-	}
-	if err != nil {
-		return s.wrap(ctx, "keys", "", err)
-	}
-	return nil
-}
-
-// globEscape escapes the characters SCAN MATCH treats as a pattern.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[]\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-// Notice is a pub/sub message to publish in the same atomic Redis step as
-// a write. The zero Notice publishes nothing.
-type Notice struct {
-	Channel string
-	Payload []byte
-}
-
-// Each script writes and then publishes, so that a failed write publishes
-// nothing and no crash or disconnect can separate the two. A script, not
-// MULTI/EXEC, because a Cluster client routes it whole to the key's node,
-// where PUBLISH still reaches every subscriber.
-var (
-	setScript = redis.NewScript(`
-if ARGV[2] == '0' then
-  redis.call('SET', KEYS[1], ARGV[1])
-else
-  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
-end
-if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
-return 1`)
-	delScript = redis.NewScript(`
-local n = redis.call('DEL', KEYS[1])
-if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
-return n`)
-	// Returns 0 if the key is absent, 1 if the expiry moved later (peers'
-	// cached copies then merely expire early, so nothing is published),
-	// 2 if it moved earlier (published, since peers must not serve the
-	// value past the new expiry).
-	touchScript = redis.NewScript(`
-local cur = redis.call('PEXPIRETIME', KEYS[1])
-if cur == -2 then return 0 end
-if ARGV[1] == '0' then
-  redis.call('PERSIST', KEYS[1])
-  return 1
-end
-redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-if cur ~= -1 and tonumber(ARGV[1]) >= cur then return 1 end
-if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
-return 2`)
-)
-
-var framePool = sync.Pool{New: func() any { return new([]byte) }}
-
-// SetAndPublish stores value under key until expiry (zero: none) and
-// publishes n in the same atomic step. An expiry that is not in the
-// future deletes the key instead.
-func (s *Store) SetAndPublish(ctx context.Context, key string, value []byte, expiry time.Time, n Notice) error {
-	if err := s.checkKey(ctx, key); err != nil {
-		return err
-	}
-	if len(value) > s.maxValue {
-		return fmt.Errorf("l2: set %s: %d bytes, limit %d: %w", s.name(key), len(value), s.maxValue, tierstore.ErrTooLarge)
-	}
-	pxat := "0"
-	if !expiry.IsZero() {
-		ms := expiry.UnixMilli()
-		if ms <= time.Now().UnixMilli() {
-			return s.DeleteAndPublish(ctx, key, n)
-		}
-		pxat = strconv.FormatInt(ms, 10)
-	}
-	buf := framePool.Get().(*[]byte)
-	*buf = appendFrame((*buf)[:0], value)
-	err := setScript.Run(ctx, s.rdb, []string{s.prefix + key}, *buf, pxat, n.Channel, n.Payload).Err()
-	if cap(*buf) <= 64<<10 { // do not pin huge buffers
-		framePool.Put(buf)
-	}
-	if err != nil {
-		return s.wrap(ctx, "set", key, err)
-	}
-	return nil
-}
-
-// DeleteAndPublish removes key and publishes n in the same atomic step.
-func (s *Store) DeleteAndPublish(ctx context.Context, key string, n Notice) error {
-	if err := s.checkKey(ctx, key); err != nil {
-		return err
-	}
-	if err := delScript.Run(ctx, s.rdb, []string{s.prefix + key}, n.Channel, n.Payload).Err(); err != nil {
-		return s.wrap(ctx, "delete", key, err)
-	}
-	return nil
-}
-
-// TouchAndPublish sets the expiry of key (zero: none) without rewriting its
-// value, and publishes n in the same atomic step if the expiry moved
-// earlier; it reports whether it did. An expiry that is not in the future
-// deletes the key (and publishes). It returns tierstore.ErrNotFound if the
-// key is absent.
-func (s *Store) TouchAndPublish(ctx context.Context, key string, expiry time.Time, n Notice) (published bool, err error) {
-	if err := s.checkKey(ctx, key); err != nil {
-		return false, err
-	}
-	pxat := "0"
-	if !expiry.IsZero() {
-		ms := expiry.UnixMilli()
-		if ms <= time.Now().UnixMilli() {
-			return true, s.DeleteAndPublish(ctx, key, n)
-		}
-		pxat = strconv.FormatInt(ms, 10)
-	}
-	res, err := touchScript.Run(ctx, s.rdb, []string{s.prefix + key}, pxat, n.Channel, n.Payload).Int()
-	if err != nil {
-		return false, s.wrap(ctx, "touch", key, err)
-	}
-	if res == 0 {
-		return false, tierstore.ErrNotFound
-	}
-	return res == 2, nil
-}
-
-func (s *Store) checkKey(ctx context.Context, key string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return tierstore.CheckKey(key)
-}
-
-// name identifies a key in errors and logs without revealing it: the prefix
-// and a short hash of the key, enough to correlate reports.
-func (s *Store) name(key string) string {
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return fmt.Sprintf("%skey#%08x", s.prefix, h.Sum32())
-}
-
-// wrap turns a go-redis error into the documented one.
-func (s *Store) wrap(ctx context.Context, op, key string, err error) error {
-	var rerr redis.Error
-	switch {
-	case errors.Is(err, redis.Nil):
-		return tierstore.ErrNotFound
-	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
-		return fmt.Errorf("l2: %s %s: %w", op, s.name(key), ctx.Err())
-	case errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "WRONGTYPE"):
-		return fmt.Errorf("l2: %s %s: %w: %w", op, s.name(key), tierstore.ErrCorrupt, err)
-	default:
-		return fmt.Errorf("l2: %s %s: %w: %w", op, s.name(key), tierstore.ErrUnavailable, err)
-	}
+	return s.kv.Keys(ctx, fn)
 }

@@ -92,34 +92,15 @@ func TestValueExpiresInRealRedis(t *testing.T) {
 	}
 }
 
-func TestTouchPublishesOnlyWhenExpiryMovesEarlier(t *testing.T) {
+// Toucher promises ErrNotFound for an absent key, also when the new expiry
+// is already past (which deletes instead of touching).
+func TestTouchOfAbsentKeyIsNotFoundWhateverTheExpiry(t *testing.T) {
 	srv := redistest.Start(t)
-	c := srv.Client(nil)
-	s := newStore(t, c)
-	ctx := context.Background()
-	sub := c.Subscribe(ctx, "ch")
-	defer sub.Close()
-	if _, err := sub.Receive(ctx); err != nil { // subscription confirmed
-		t.Fatal(err)
-	}
-	n := l2.Notice{Channel: "ch", Payload: []byte("touched")}
-	if err := s.Set(ctx, "k", []byte("v"), time.Now().Add(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	later, err := s.TouchAndPublish(ctx, "k", time.Now().Add(time.Hour), n)
-	if err != nil || later {
-		t.Fatalf("extending: published %v, %v; want no publish", later, err)
-	}
-	earlier, err := s.TouchAndPublish(ctx, "k", time.Now().Add(time.Second*30), n)
-	if err != nil || !earlier {
-		t.Fatalf("shortening: published %v, %v; want a publish", earlier, err)
-	}
-	msg, err := sub.ReceiveMessage(ctx)
-	if err != nil || msg.Payload != "touched" {
-		t.Fatalf("received %v, %v", msg, err)
-	}
-	if ttl := c.PTTL(ctx, "test:k").Val(); ttl > 30*time.Second {
-		t.Fatalf("PTTL after shortening = %v", ttl)
+	s := newStore(t, srv.Client(nil))
+	for _, expiry := range []time.Time{time.Now().Add(time.Hour), time.Now().Add(-time.Second), {}} {
+		if err := s.Touch(context.Background(), "absent", expiry); !errors.Is(err, tierstore.ErrNotFound) {
+			t.Fatalf("Touch(absent, %v) = %v, want ErrNotFound", expiry, err)
+		}
 	}
 }
 

@@ -1,6 +1,6 @@
-// Package tiered is tierstore's main type: an in-process L1 cache (package
-// l1) in front of Redis (package l2), kept coherent across instances by
-// pub/sub invalidations (package invalidation).
+// Package tiered is tierstore's main type: an in-process L1 cache in front
+// of Redis, kept coherent across instances by pub/sub invalidations (see
+// package invalidation).
 //
 // Redis is the source of truth: a write returns only after Redis accepted
 // it, together with its invalidation, in one atomic step. Reads are served
@@ -20,16 +20,23 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tierstore/tierstore"
-	"github.com/tierstore/tierstore/invalidation"
-	"github.com/tierstore/tierstore/l1"
-	"github.com/tierstore/tierstore/l2"
+	"github.com/tierstore/tierstore/internal/bus"
+	"github.com/tierstore/tierstore/internal/cache"
+	"github.com/tierstore/tierstore/internal/rediskv"
 )
 
 // Defaults for zero Config fields.
 const (
-	DefaultL1TTL      = time.Minute
-	DefaultL1MaxBytes = l1.DefaultMaxBytes // 64 MiB
+	DefaultL1TTL               = time.Minute
+	DefaultL1MaxBytes          = cache.DefaultMaxBytes // 64 MiB
+	DefaultHealthCheckInterval = bus.DefaultHealthCheckInterval
 )
+
+// maxSharedRead bounds a Redis read shared by concurrent misses when the
+// caller that started it has no deadline: the read outlives that caller's
+// cancellation (the others still wait for it), so it needs a bound of its
+// own, or one hung read would pin every later reader of the key.
+const maxSharedRead = 10 * time.Second
 
 // ambiguousWriteWindow is how long after a failed write this instance
 // honours its own invalidation messages. A write that failed on a timeout
@@ -52,7 +59,7 @@ type Config struct {
 	// Default DefaultL1TTL (1m).
 	L1TTL time.Duration
 	// L1MaxBytes bounds the live memory held by the L1 cache's entries
-	// (key + value + l1.EntryOverhead bytes per entry). RSS is larger by
+	// (key + value + a fixed overhead per entry). RSS is larger by
 	// the garbage collector's headroom: see docs/operations.md on
 	// GOMEMLIMIT. Default DefaultL1MaxBytes (64 MiB).
 	L1MaxBytes int64
@@ -61,8 +68,7 @@ type Config struct {
 	MaxValueBytes int
 	// HealthCheckInterval bounds staleness when invalidations may have been
 	// lost: L1 serves only while the subscription has answered a ping sent
-	// within this interval. Default invalidation.DefaultHealthCheckInterval
-	// (1s).
+	// within this interval. Default DefaultHealthCheckInterval (1s).
 	HealthCheckInterval time.Duration
 	// OnInvalidate, if set, is called after a peer's invalidation of key
 	// has been applied to L1: for tracing and metrics. It runs on the
@@ -76,10 +82,9 @@ type Config struct {
 // Store is the tiered tierstore.Store. It is safe for concurrent use; Close
 // it to stop its subscription goroutines.
 type Store struct {
-	l1  *l1.Store
-	l2  *l2.Store
-	bus *invalidation.Bus
-	id  invalidation.ID // this instance's, in its messages
+	l1  *cache.Cache
+	l2  *rediskv.Client
+	bus *bus.Bus
 
 	flights singleflight.Group
 	closed  atomic.Bool
@@ -90,13 +95,15 @@ type Store struct {
 
 	onInvalidate func(key string)
 
-	bypassed, l2Hits, l2Misses, errs          atomic.Uint64
-	sent, received, ignoredOwn, invalidateAll atomic.Uint64
+	bypassed, l2Hits, l2Misses, errs atomic.Uint64
+	sent, received, ignoredOwn       atomic.Uint64
 
-	// Test hooks: afterL2Read runs between the Redis reply and the L1
-	// fill of a miss; afterL2Write between a successful Redis write and
-	// its L1 fill.
-	afterL2Read, afterL2Write func(key string)
+	// Test hooks: beforeL2Read runs in a shared read before it asks
+	// Redis; afterL2Read between the Redis reply and the L1 fill of a
+	// miss; afterL2Write between a successful Redis write and its L1
+	// fill.
+	// afterFlightJoin runs once a miss has joined or started its flight.
+	beforeL2Read, afterL2Read, afterL2Write, afterFlightJoin func(key string)
 }
 
 var (
@@ -120,24 +127,24 @@ func New(cfg Config) (*Store, error) {
 	if cfg.L1TTL == 0 {
 		cfg.L1TTL = DefaultL1TTL
 	}
-	second, err := l2.New(l2.Config{Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, MaxValueBytes: cfg.MaxValueBytes})
+	second, err := rediskv.New(rediskv.Config{Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, MaxValueBytes: cfg.MaxValueBytes, Op: "tiered"})
 	if err != nil {
-		return nil, fmt.Errorf("tiered: %w", err)
+		return nil, err
 	}
 	if cfg.Channel == "" {
 		cfg.Channel = "tierstore:invalidate:" + second.KeyPrefix()
 	}
-	first, err := l1.New(l1.Config{MaxBytes: cfg.L1MaxBytes, TTL: cfg.L1TTL, MaxValueBytes: second.MaxValueBytes()})
+	first, err := cache.New(cache.Config{MaxBytes: cfg.L1MaxBytes, TTL: cfg.L1TTL, MaxValueBytes: second.MaxValueBytes()})
 	if err != nil {
 		return nil, fmt.Errorf("tiered: %w", err)
 	}
 	// The bus calls onMessage and onGap from its goroutines as soon as it
 	// starts, so everything they read is set first.
-	s := &Store{l1: first, l2: second, id: invalidation.NewID(), onInvalidate: cfg.OnInvalidate}
-	s.bus, err = invalidation.New(invalidation.Config{
+	s := &Store{l1: first, l2: second, onInvalidate: cfg.OnInvalidate}
+	s.bus, err = bus.New(bus.Config{
 		Redis:               cfg.Redis,
 		Channel:             cfg.Channel,
-		ID:                  s.id,
+		ID:                  bus.NewID(),
 		HealthCheckInterval: cfg.HealthCheckInterval,
 		OnMessage:           s.onMessage,
 		OnGap:               s.onGap,
@@ -149,8 +156,8 @@ func New(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) onMessage(m invalidation.Message) {
-	if m.Sender == s.id && time.Now().UnixNano() > s.ownEchoesUntil.Load() {
+func (s *Store) onMessage(m bus.Message) {
+	if m.Own && time.Now().UnixNano() > s.ownEchoesUntil.Load() {
 		s.ignoredOwn.Add(1)
 		return
 	}
@@ -161,10 +168,7 @@ func (s *Store) onMessage(m invalidation.Message) {
 	}
 }
 
-func (s *Store) onGap(string) {
-	s.invalidateAll.Add(1)
-	s.l1.InvalidateAll()
-}
+func (s *Store) onGap(string) { s.l1.InvalidateAll() }
 
 func (s *Store) check(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
@@ -243,10 +247,25 @@ func (s *Store) fetch(ctx context.Context, key string) (fetched, error) {
 	st := s.l1.Stamp(key)
 	flight := key + "\x00" + st.String()
 	ch := s.flights.DoChan(flight, func() (any, error) {
+		// A flight under the same stamp may have filled L1 just before
+		// this one started: serve that instead of asking Redis again.
+		var hit fetched
+		if s.bus.Live() {
+			found, expiry, _ := s.l1.Lookup(key, func(v []byte) error { hit.value = v; return nil })
+			if found {
+				hit.expiry = expiry
+				return hit, nil
+			}
+		}
+		if s.beforeL2Read != nil {
+			s.beforeL2Read(key)
+		}
 		// The read must not fail for the other waiters because the first
-		// caller gave up: it runs under the first caller's values, without
-		// its cancellation, bounded by the client's read timeout.
-		value, expiry, err := s.l2.GetWithExpiry(context.WithoutCancel(ctx), key)
+		// caller gave up, so it runs without the caller's cancellation;
+		// it keeps the caller's deadline, or gets one of its own.
+		rctx, cancel := sharedReadContext(ctx)
+		value, expiry, err := s.l2.GetWithExpiry(rctx, key)
+		cancel()
 		if s.afterL2Read != nil {
 			s.afterL2Read(key)
 		}
@@ -261,6 +280,9 @@ func (s *Store) fetch(ctx context.Context, key string) (fetched, error) {
 		}
 		return fetched{value, expiry}, err
 	})
+	if s.afterFlightJoin != nil {
+		s.afterFlightJoin(key)
+	}
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -270,6 +292,16 @@ func (s *Store) fetch(ctx context.Context, key string) (fetched, error) {
 	case <-ctx.Done():
 		return fetched{}, ctx.Err()
 	}
+}
+
+// sharedReadContext returns ctx's values without its cancellation, with
+// ctx's deadline, or maxSharedRead from now if it has none.
+func sharedReadContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	detached := context.WithoutCancel(ctx)
+	if deadline, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(detached, deadline)
+	}
+	return context.WithTimeout(detached, maxSharedRead)
 }
 
 // Keys calls fn for each live key in Redis (SCAN; on every master of a
@@ -320,7 +352,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	st := s.l1.BeginWrite(key)
-	if err := s.l2.DeleteAndPublish(ctx, key, s.notice(key)); err != nil {
+	if _, err := s.l2.DeleteAndPublish(ctx, key, s.notice(key)); err != nil {
 		s.failed(key, st)
 		return err
 	}
@@ -357,15 +389,15 @@ func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
 	return nil
 }
 
-func (s *Store) notice(key string) l2.Notice {
-	return l2.Notice{Channel: s.bus.Channel(), Payload: s.bus.Message(key)}
+func (s *Store) notice(key string) rediskv.Notice {
+	return rediskv.Notice{Channel: s.bus.Channel(), Payload: s.bus.Message(key)}
 }
 
 // failed cleans up after a write that returned an error. Redis may still
 // have applied it (a timeout after sending), so nothing of the key stays
 // cached here, and for a while this instance's own message, should it come,
 // invalidates here too.
-func (s *Store) failed(key string, st l1.Stamp) {
+func (s *Store) failed(key string, st cache.Stamp) {
 	s.errs.Add(1)
 	s.l1.EndWrite(key, st, nil, time.Time{})
 	s.ownEchoesUntil.Store(time.Now().Add(ambiguousWriteWindow).UnixNano())
@@ -375,6 +407,21 @@ func (s *Store) failed(key string, st l1.Stamp) {
 // invalidation subscription holds its health-check lease. While it is
 // false, every read goes to Redis. Useful in readiness checks and metrics.
 func (s *Store) Live() bool { return s.bus.Live() }
+
+// WaitLive blocks until L1 may serve reads (Live is true) or ctx is done,
+// and returns ctx's error in the latter case. A new Store is not Live
+// until its subscription has answered a first ping; call WaitLive at
+// startup (with a timeout) before reporting ready, if reads from memory
+// matter from the first request. The Store works without it: reads go to
+// Redis until then.
+func (s *Store) WaitLive(ctx context.Context) error {
+	select {
+	case <-s.bus.Ready():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // Stats is a snapshot of a Store's counters, all cumulative.
 type Stats struct {
@@ -406,7 +453,7 @@ func (s *Store) Stats() Stats {
 		L2Hits: s.l2Hits.Load(), L2Misses: s.l2Misses.Load(),
 		InvalidationsSent: s.sent.Load(), InvalidationsReceived: s.received.Load(),
 		InvalidationsIgnoredOwn: s.ignoredOwn.Load(), MalformedMessages: b.Malformed,
-		Gaps: s.invalidateAll.Load(), Subscriptions: b.Subscriptions, Pings: b.Pings, Pongs: b.Pongs,
+		Gaps: b.Gaps, Subscriptions: b.Subscriptions, Pings: b.Pings, Pongs: b.Pongs,
 		Errors: s.errs.Load(), Live: s.bus.Live(),
 	}
 }

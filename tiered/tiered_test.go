@@ -3,6 +3,7 @@ package tiered
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/internal/rediskv"
 	"github.com/tierstore/tierstore/internal/redistest"
 	"github.com/tierstore/tierstore/internal/storetest"
 )
@@ -68,6 +70,13 @@ func cached(t testing.TB, s *Store, key string) string {
 		}
 		return hit
 	})
+	return got
+}
+
+// lookupL1 returns the value L1 serves for key, or "" on a miss.
+func lookupL1(s *Store, key string) string {
+	var got string
+	s.l1.Lookup(key, func(b []byte) error { got = string(b); return nil })
 	return got
 }
 
@@ -170,7 +179,7 @@ func TestReadYourWrites(t *testing.T) {
 // invalidation had been lost.
 func writeBehindTheBus(t *testing.T, s *Store, c *redis.Client, key, value string) {
 	t.Helper()
-	if err := s.l2.Set(context.Background(), key, []byte(value), time.Time{}); err != nil {
+	if err := s.l2.SetAndPublish(context.Background(), key, []byte(value), time.Time{}, rediskv.Notice{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -299,6 +308,8 @@ func TestConcurrentMissesShareOneRedisRead(t *testing.T) {
 	release := make(chan struct{})
 	s.afterL2Read = func(string) { <-release }
 	const n = 20
+	joined := make(chan struct{}, n)
+	s.afterFlightJoin = func(string) { joined <- struct{}{} }
 	var wg sync.WaitGroup
 	results := make([][]byte, n)
 	for i := range n {
@@ -310,8 +321,9 @@ func TestConcurrentMissesShareOneRedisRead(t *testing.T) {
 			results[i] = v
 		})
 	}
-	redistest.Eventually(t, "the first read reaches Redis", func() bool { return reads.Load() == 1 })
-	time.Sleep(50 * time.Millisecond) // let the others join the flight
+	for range n { // every caller is in the flight, which is held in afterL2Read
+		<-joined
+	}
 	close(release)
 	wg.Wait()
 	if got := reads.Load(); got != 1 {
@@ -431,13 +443,69 @@ func TestCancelledReadReturnsPromptlyWhileFlightContinues(t *testing.T) {
 	set(t, s, "k", "v")
 	s.l1.InvalidateAll()
 	release := make(chan struct{})
+	reading := make(chan struct{})
+	s.beforeL2Read = func(string) { close(reading) }
 	s.afterL2Read = func(string) { <-release }
-	defer close(release)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error)
 	go func() { _, err := s.Get(ctx, "k"); errc <- err }()
+	<-reading // the shared read is under way, and will be held after Redis answers
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Get = %v, want context.Canceled", err)
+	}
+	// The flight continues for others: it fills L1 once released.
+	close(release)
+	redistest.Eventually(t, "the flight fills L1", func() bool { return lookupL1(s, "k") == "v" })
+}
+
+// A graceful shutdown closes the store while handlers still run: every
+// call must return normally (a result or ErrClosed), never panic, and
+// every call after Close must return ErrClosed.
+func TestCloseDuringCallsNeverPanics(t *testing.T) {
+	_, c := redistest.Miniredis(t)
+	for range 10 {
+		s, err := New(Config{Redis: c, KeyPrefix: "close:"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		started := make(chan struct{}, 8)
+		for g := range 8 {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					k := fmt.Sprintf("k%d-%d", g, i%16)
+					errs := []error{
+						s.Set(ctx, k, []byte("v"), time.Now().Add(time.Hour)),
+						func() error { _, err := s.Get(ctx, k); return err }(),
+						s.Touch(ctx, k, time.Now().Add(time.Hour)),
+						s.Delete(ctx, k),
+					}
+					if i == 3 {
+						started <- struct{}{}
+					}
+					for _, err := range errs {
+						if errors.Is(err, tierstore.ErrClosed) {
+							return
+						}
+						if err != nil && !errors.Is(err, tierstore.ErrNotFound) {
+							t.Errorf("call during Close: %v", err)
+							return
+						}
+					}
+				}
+			})
+		}
+		for range 8 {
+			<-started
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		if _, err := s.Get(ctx, "k"); !errors.Is(err, tierstore.ErrClosed) {
+			t.Fatalf("Get after Close = %v, want ErrClosed", err)
+		}
 	}
 }

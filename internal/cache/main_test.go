@@ -1,4 +1,4 @@
-package invalidation
+package cache_test
 
 import (
 	"testing"

@@ -1,4 +1,4 @@
-package invalidation
+package bus
 
 import (
 	"crypto/rand"
@@ -21,12 +21,14 @@ func NewID() ID {
 // String returns the ID in hex.
 func (id ID) String() string { return hex.EncodeToString(id[:]) }
 
-// Message is one decoded invalidation.
+// Message is one decoded bus.
 type Message struct {
 	// Sender is the ID of the instance that wrote the key.
 	Sender ID
 	// Key is the invalidated key, without the store's key prefix.
 	Key string
+	// Own reports whether the receiving bus sent it (Sender is its ID).
+	Own bool
 }
 
 // Wire format, version 1 (all messages are at least headerLen bytes):
@@ -44,11 +46,11 @@ const (
 // Errors from Decode.
 var (
 	// ErrMalformed: the payload is not an invalidation message.
-	ErrMalformed = errors.New("invalidation: malformed message")
+	ErrMalformed = errors.New("bus: malformed message")
 	// ErrUnknownVersion: the payload is a message of a newer format (a
 	// peer running a later release). Its key cannot be read, so the
 	// receiver must treat it as a gap.
-	ErrUnknownVersion = errors.New("invalidation: unknown message version")
+	ErrUnknownVersion = errors.New("bus: unknown message version")
 )
 
 // AppendMessage appends the encoding of an invalidation of key by sender.

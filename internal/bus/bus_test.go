@@ -1,4 +1,4 @@
-package invalidation_test
+package bus_test
 
 import (
 	"context"
@@ -8,18 +8,18 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tierstore/tierstore/internal/bus"
 	"github.com/tierstore/tierstore/internal/redistest"
-	"github.com/tierstore/tierstore/invalidation"
 )
 
 // recorder collects what a Bus reports.
 type recorder struct {
 	mu   sync.Mutex
-	msgs []invalidation.Message
+	msgs []bus.Message
 	gaps []string
 }
 
-func (r *recorder) onMessage(m invalidation.Message) {
+func (r *recorder) onMessage(m bus.Message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.msgs = append(r.msgs, m)
@@ -37,10 +37,10 @@ func (r *recorder) counts() (msgs, gaps int) {
 	return len(r.msgs), len(r.gaps)
 }
 
-func newBus(t *testing.T, c redis.UniversalClient, interval time.Duration) (*invalidation.Bus, *recorder) {
+func newBus(t *testing.T, c redis.UniversalClient, interval time.Duration) (*bus.Bus, *recorder) {
 	t.Helper()
 	r := &recorder{}
-	b, err := invalidation.New(invalidation.Config{
+	b, err := bus.New(bus.Config{
 		Redis: c, Channel: "inv", HealthCheckInterval: interval,
 		OnMessage: r.onMessage, OnGap: r.onGap,
 	})
@@ -56,11 +56,11 @@ func TestBusDeliversMessagesAndBecomesLive(t *testing.T) {
 	c := srv.Client(nil)
 	b, r := newBus(t, c, 200*time.Millisecond)
 	redistest.Eventually(t, "the bus is live", b.Live)
-	peer := invalidation.NewID()
+	peer := bus.NewID()
 	ctx := context.Background()
-	c.Publish(ctx, "inv", invalidation.AppendMessage(nil, peer, "k1"))
+	c.Publish(ctx, "inv", bus.AppendMessage(nil, peer, "k1"))
 	c.Publish(ctx, "inv", "garbage")
-	c.Publish(ctx, "inv", invalidation.AppendMessage(nil, b.ID(), "k2"))
+	c.Publish(ctx, "inv", bus.AppendMessage(nil, b.ID(), "k2"))
 	redistest.Eventually(t, "two messages arrive", func() bool { n, _ := r.counts(); return n == 2 })
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -122,12 +122,13 @@ func TestCloseStopsTheBus(t *testing.T) {
 	}
 }
 
-func TestPublishReachesPeers(t *testing.T) {
+func TestMessageReachesPeers(t *testing.T) {
 	srv := redistest.Start(t)
-	a, _ := newBus(t, srv.Client(nil), 200*time.Millisecond)
+	c := srv.Client(nil)
+	a, _ := newBus(t, c, 200*time.Millisecond)
 	b, r := newBus(t, srv.Client(nil), 200*time.Millisecond)
 	redistest.Eventually(t, "both buses are live", func() bool { return a.Live() && b.Live() })
-	if err := a.Publish(context.Background(), "k"); err != nil {
+	if err := c.Publish(context.Background(), a.Channel(), a.Message("k")).Err(); err != nil {
 		t.Fatal(err)
 	}
 	redistest.Eventually(t, "B receives A's message", func() bool { n, _ := r.counts(); return n == 1 })
@@ -135,5 +136,21 @@ func TestPublishReachesPeers(t *testing.T) {
 	defer r.mu.Unlock()
 	if r.msgs[0].Sender != a.ID() || r.msgs[0].Key != "k" {
 		t.Fatalf("B received %+v", r.msgs[0])
+	}
+}
+
+// Close may race itself and a recycle: neither may panic, leak a
+// subscription (goleak in TestMain) or return an error.
+func TestConcurrentCloseIsSafe(t *testing.T) {
+	srv := redistest.Start(t)
+	b, _ := newBus(t, srv.Client(nil), 200*time.Millisecond)
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() { errs <- b.Close() }()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatalf("Close = %v", err)
+		}
 	}
 }

@@ -1,8 +1,9 @@
-// Package invalidation is the pub/sub bus that keeps in-process caches
+// Package bus is the invalidation bus that keeps in-process caches
 // coherent: the message format, the subscription with reconnect and gap
 // detection, and the health-check lease that bounds staleness when
-// messages may be lost.
-package invalidation
+// messages may be lost. It is mechanism, internal to tiered; the contract
+// users see is described in package invalidation.
+package bus
 
 import (
 	"context"
@@ -73,10 +74,14 @@ type Bus struct {
 	id    ID
 	start time.Time // the origin of ping payloads (monotonic)
 
-	mu sync.Mutex // guards ps
-	ps *redis.PubSub
+	mu     sync.Mutex // guards ps and closed
+	ps     *redis.PubSub
+	closed bool
 
 	live       atomic.Bool
+	liveMu     sync.Mutex
+	liveCh     chan struct{} // closed while live; see Ready
+	liveClosed bool
 	leaseUntil atomic.Int64 // nanoseconds since start
 	expiry     *time.Timer  // marks the bus not Live when the lease runs out
 	pingNow    chan struct{}
@@ -92,10 +97,10 @@ type Bus struct {
 // reachable: the bus keeps trying, and is not Live until it succeeds.
 func New(cfg Config) (*Bus, error) {
 	if cfg.Redis == nil || cfg.Channel == "" {
-		return nil, errors.New("invalidation: Config.Redis and Config.Channel are required")
+		return nil, errors.New("bus: Config.Redis and Config.Channel are required")
 	}
 	if cfg.HealthCheckInterval < 0 {
-		return nil, errors.New("invalidation: negative HealthCheckInterval")
+		return nil, errors.New("bus: negative HealthCheckInterval")
 	}
 	if cfg.HealthCheckInterval == 0 {
 		cfg.HealthCheckInterval = DefaultHealthCheckInterval
@@ -109,7 +114,7 @@ func New(cfg Config) (*Bus, error) {
 	if cfg.ID == (ID{}) {
 		cfg.ID = NewID()
 	}
-	b := &Bus{cfg: cfg, id: cfg.ID, start: time.Now(), pingNow: make(chan struct{}, 1)}
+	b := &Bus{cfg: cfg, id: cfg.ID, start: time.Now(), pingNow: make(chan struct{}, 1), liveCh: make(chan struct{})}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.expiry = time.AfterFunc(time.Hour, b.checkLease)
 	b.expiry.Stop()
@@ -132,17 +137,39 @@ func (b *Bus) Message(key string) []byte {
 	return AppendMessage(make([]byte, 0, headerLen+len(key)), b.id, key)
 }
 
-// Publish announces that key changed, for writers outside tierstore (an
-// admin tool that edits Redis directly, a migration). tierstore's own
-// writes do not use it: they publish in the same atomic step as the write
-// (see l2.Store.SetAndPublish).
-func (b *Bus) Publish(ctx context.Context, key string) error {
-	return b.cfg.Redis.Publish(ctx, b.cfg.Channel, b.Message(key)).Err()
-}
-
 // Live reports whether the bus currently holds a lease: whether a cache fed
 // by it may serve.
 func (b *Bus) Live() bool { return b.live.Load() }
+
+// Ready returns a channel that is closed once the bus is Live. A gap
+// after that gives later callers a new channel.
+func (b *Bus) Ready() <-chan struct{} {
+	b.liveMu.Lock()
+	defer b.liveMu.Unlock()
+	return b.liveCh
+}
+
+func (b *Bus) setLive() {
+	if b.live.Swap(true) {
+		return
+	}
+	b.liveMu.Lock()
+	if !b.liveClosed {
+		close(b.liveCh)
+		b.liveClosed = true
+	}
+	b.liveMu.Unlock()
+}
+
+func (b *Bus) setNotLive() {
+	b.live.Store(false)
+	b.liveMu.Lock()
+	if b.liveClosed {
+		b.liveCh = make(chan struct{})
+		b.liveClosed = false
+	}
+	b.liveMu.Unlock()
+}
 
 // Stats returns the counters.
 func (b *Bus) Stats() Stats {
@@ -152,18 +179,22 @@ func (b *Bus) Stats() Stats {
 	}
 }
 
-// Close unsubscribes and stops the goroutines. It is idempotent.
+// Close unsubscribes and stops the goroutines. It is idempotent and safe
+// to call concurrently.
 func (b *Bus) Close() error {
-	if b.ctx.Err() != nil {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
 		return nil
 	}
-	b.cancel()
-	b.mu.Lock()
-	err := b.ps.Close()
+	b.closed = true
+	ps := b.ps
 	b.mu.Unlock()
+	b.cancel()
+	err := ps.Close()
 	b.wg.Wait()
 	b.expiry.Stop()
-	b.live.Store(false)
+	b.setNotLive()
 	if errors.Is(err, redis.ErrClosed) {
 		err = nil
 	}
@@ -179,7 +210,7 @@ func (b *Bus) pubsub() *redis.PubSub {
 // gap withdraws the lease and tells the owner. Order matters: not Live
 // first, so that nothing is served between the loss and the flush.
 func (b *Bus) gap(reason string) {
-	b.live.Store(false)
+	b.setNotLive()
 	b.leaseUntil.Store(0)
 	b.gaps.Add(1)
 	b.cfg.OnGap(reason)
@@ -255,6 +286,7 @@ func (b *Bus) deliver(payload string) {
 	m, err := Decode(payload)
 	switch {
 	case err == nil:
+		m.Own = m.Sender == b.id
 		b.messages.Add(1)
 		b.cfg.OnMessage(m)
 	case errors.Is(err, ErrUnknownVersion):
@@ -281,7 +313,7 @@ func (b *Bus) renew(payload string) {
 		}
 	}
 	if left := time.Duration(until) - b.since(); left > 0 {
-		b.live.Store(true)
+		b.setLive()
 		b.expiry.Reset(left)
 	}
 }
@@ -313,11 +345,20 @@ func (b *Bus) ping() {
 	}
 }
 
-// recycle replaces the subscription with a new connection.
+// recycle replaces the subscription with a new connection. The new one
+// is dialled without the lock, so that pings and Close never wait for a
+// dial; if Close ran meanwhile, the new subscription is closed at once
+// instead of leaking.
 func (b *Bus) recycle() {
+	fresh := b.cfg.Redis.Subscribe(b.ctx, b.cfg.Channel)
 	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		_ = fresh.Close()
+		return
+	}
 	old := b.ps
-	b.ps = b.cfg.Redis.Subscribe(b.ctx, b.cfg.Channel)
+	b.ps = fresh
 	b.mu.Unlock()
 	_ = old.Close()
 	b.gap("subscription silent, replaced")

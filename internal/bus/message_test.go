@@ -1,4 +1,4 @@
-package invalidation
+package bus
 
 import (
 	"errors"

@@ -1,0 +1,47 @@
+package rediskv_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tierstore/tierstore/internal/rediskv"
+	"github.com/tierstore/tierstore/internal/redistest"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestTouchPublishesOnlyWhenExpiryMovesEarlier(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(nil)
+	s, err := rediskv.New(rediskv.Config{Redis: c, KeyPrefix: "test:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sub := c.Subscribe(ctx, "ch")
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil { // subscription confirmed
+		t.Fatal(err)
+	}
+	n := rediskv.Notice{Channel: "ch", Payload: []byte("touched")}
+	if err := s.SetAndPublish(ctx, "k", []byte("v"), time.Now().Add(time.Minute), rediskv.Notice{}); err != nil {
+		t.Fatal(err)
+	}
+	later, err := s.TouchAndPublish(ctx, "k", time.Now().Add(time.Hour), n)
+	if err != nil || later {
+		t.Fatalf("extending: published %v, %v; want no publish", later, err)
+	}
+	earlier, err := s.TouchAndPublish(ctx, "k", time.Now().Add(time.Second*30), n)
+	if err != nil || !earlier {
+		t.Fatalf("shortening: published %v, %v; want a publish", earlier, err)
+	}
+	msg, err := sub.ReceiveMessage(ctx)
+	if err != nil || msg.Payload != "touched" {
+		t.Fatalf("received %v, %v", msg, err)
+	}
+	if ttl := c.PTTL(ctx, "test:k").Val(); ttl > 30*time.Second {
+		t.Fatalf("PTTL after shortening = %v", ttl)
+	}
+}
