@@ -25,7 +25,15 @@ type Config struct {
 	ValueSize   int           // bytes per value (500)
 	Zipf        float64       // Zipf exponent s > 1 of key popularity (1.1)
 	Concurrency int           // goroutines, spread over the instances (8)
-	Duration    time.Duration // how long to run (2s)
+	Duration    time.Duration // how long to run (2s), unless Ops is set
+	// Ops, if set, is the number of operations each goroutine runs,
+	// instead of running for Duration: the same seed then gives the same
+	// operations, whatever the machine's speed.
+	Ops int
+	// Serial runs the goroutines one after another, in order, instead of
+	// at once: with Ops, a run whose outcome does not depend on the
+	// scheduler, for tests.
+	Serial bool
 	// StaleAfter is the grace for a read: it is stale if it returns a
 	// version older than one whose write had returned more than
 	// StaleAfter before the read began (1ms).
@@ -150,7 +158,7 @@ func Run(ctx context.Context, instances []tierstore.Store, cfg Config) (Result, 
 	var wg sync.WaitGroup
 	for g := range cfg.Concurrency {
 		store := instances[g%len(instances)]
-		wg.Go(func() {
+		worker := func() {
 			// Counted locally: a counter shared by every goroutine would
 			// bounce between the cores on each operation.
 			var r Result
@@ -163,7 +171,10 @@ func Run(ctx context.Context, instances []tierstore.Store, cfg Config) (Result, 
 			zipf := rand.NewZipf(rng, cfg.Zipf, 1, uint64(cfg.Keys-1))
 			value := make([]byte, cfg.ValueSize)
 			for n := 0; ; n++ {
-				if n%64 == 0 && (time.Now().After(deadline) || ctx.Err() != nil) {
+				if cfg.Ops > 0 && n == cfg.Ops {
+					return
+				}
+				if n%64 == 0 && ((cfg.Ops == 0 && time.Now().After(deadline)) || ctx.Err() != nil) {
 					return
 				}
 				k := int(zipf.Uint64())
@@ -196,7 +207,12 @@ func Run(ctx context.Context, instances []tierstore.Store, cfg Config) (Result, 
 					r.Errors++
 				}
 			}
-		})
+		}
+		if cfg.Serial {
+			worker()
+		} else {
+			wg.Go(worker)
+		}
 	}
 	if cfg.Progress != nil {
 		// Reports until the workers are done; Run returns only after its
