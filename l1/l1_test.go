@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/tierstore/tierstore"
-	"github.com/tierstore/tierstore/internal/storetest"
+	"github.com/tierstore/tierstore/storetest"
 	"github.com/tierstore/tierstore/l1"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/redistest"
-	"github.com/tierstore/tierstore/internal/storetest"
+	"github.com/tierstore/tierstore/storetest"
 	"github.com/tierstore/tierstore/l2"
 )
 

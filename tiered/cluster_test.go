@@ -7,7 +7,7 @@ import (
 
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/redistest"
-	"github.com/tierstore/tierstore/internal/storetest"
+	"github.com/tierstore/tierstore/storetest"
 )
 
 func TestConformanceRealCluster(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/rediskv"
 	"github.com/tierstore/tierstore/internal/redistest"
-	"github.com/tierstore/tierstore/internal/storetest"
+	"github.com/tierstore/tierstore/storetest"
 )
 
 const testInterval = 200 * time.Millisecond

@@ -23,23 +23,32 @@ type entryPoint struct {
 	call func(ctx context.Context, s tierstore.Store, key string) error
 }
 
-func entryPoints() []entryPoint {
+// entryPoints returns the methods s has: those of Store, and those of
+// the optional capabilities it implements.
+func entryPoints(s tierstore.Store) []entryPoint {
 	hour := time.Now().Add(time.Hour)
-	return []entryPoint{
+	eps := []entryPoint{
 		{"Get", func(ctx context.Context, s tierstore.Store, k string) error { _, err := s.Get(ctx, k); return err }},
-		{"View", func(ctx context.Context, s tierstore.Store, k string) error {
-			return s.(tierstore.Viewer).View(ctx, k, func([]byte) error { return nil })
-		}},
-		{"GetWithExpiry", func(ctx context.Context, s tierstore.Store, k string) error {
-			_, _, err := s.(tierstore.ExpiryReader).GetWithExpiry(ctx, k)
-			return err
-		}},
 		{"Set", func(ctx context.Context, s tierstore.Store, k string) error { return s.Set(ctx, k, []byte("v"), hour) }},
 		{"Delete", func(ctx context.Context, s tierstore.Store, k string) error { return s.Delete(ctx, k) }},
-		{"Touch", func(ctx context.Context, s tierstore.Store, k string) error {
-			return s.(tierstore.Toucher).Touch(ctx, k, hour)
-		}},
 	}
+	if _, ok := s.(tierstore.Viewer); ok {
+		eps = append(eps, entryPoint{"View", func(ctx context.Context, s tierstore.Store, k string) error {
+			return s.(tierstore.Viewer).View(ctx, k, func([]byte) error { return nil })
+		}})
+	}
+	if _, ok := s.(tierstore.ExpiryReader); ok {
+		eps = append(eps, entryPoint{"GetWithExpiry", func(ctx context.Context, s tierstore.Store, k string) error {
+			_, _, err := s.(tierstore.ExpiryReader).GetWithExpiry(ctx, k)
+			return err
+		}})
+	}
+	if _, ok := s.(tierstore.Toucher); ok {
+		eps = append(eps, entryPoint{"Touch", func(ctx context.Context, s tierstore.Store, k string) error {
+			return s.(tierstore.Toucher).Touch(ctx, k, hour)
+		}})
+	}
+	return eps
 }
 
 // RunBadInput calls every entry point of a store with bad input and checks
@@ -54,7 +63,7 @@ func RunBadInput(t *testing.T, newStore func(t *testing.T) tierstore.Store, raw 
 	for name, key := range badKeys {
 		t.Run("key "+name, func(t *testing.T) {
 			s := newStore(t)
-			for _, ep := range entryPoints() {
+			for _, ep := range entryPoints(s) {
 				if err := ep.call(ctx, s, key); !errors.Is(err, tierstore.ErrInvalidKey) {
 					t.Errorf("%s: %v, want ErrInvalidKey", ep.name, err)
 				}
@@ -81,7 +90,7 @@ func RunBadInput(t *testing.T, newStore func(t *testing.T) tierstore.Store, raw 
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := newStore(t)
-			for _, ep := range entryPoints() {
+			for _, ep := range entryPoints(s) {
 				if err := ep.call(c.ctx, s, "k"); !errors.Is(err, c.want) {
 					t.Errorf("%s: %v, want %v", ep.name, err, c.want)
 				}
@@ -102,7 +111,7 @@ func RunBadInput(t *testing.T, newStore func(t *testing.T) tierstore.Store, raw 
 		if err := closer.Close(); err != nil {
 			t.Fatal(err)
 		}
-		for _, ep := range entryPoints() {
+		for _, ep := range entryPoints(s) {
 			if err := ep.call(ctx, s, "k"); !errors.Is(err, tierstore.ErrClosed) {
 				t.Errorf("%s: %v, want ErrClosed", ep.name, err)
 			}
@@ -118,7 +127,7 @@ func RunBadInput(t *testing.T, newStore func(t *testing.T) tierstore.Store, raw 
 		t.Run("Redis holds "+kind+" bytes", func(t *testing.T) {
 			s := newStore(t)
 			raw(t, "k", kind)
-			for _, ep := range entryPoints() {
+			for _, ep := range entryPoints(s) {
 				err := ep.call(ctx, s, "k")
 				switch ep.name {
 				case "Get", "View", "GetWithExpiry":
