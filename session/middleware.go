@@ -26,6 +26,7 @@ func (m *Manager) LoadAndSave(next http.Handler) http.Handler {
 			m.cfg.ErrorHandler(w, r, err)
 			return
 		}
+		m.warnIfInsecure(r)
 		ctx := context.WithValue(r.Context(), contextKey{m}, st)
 		r = r.WithContext(ctx)
 		sw := &saveWriter{ResponseWriter: w, m: m, r: r, st: st}

@@ -13,7 +13,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/tierstore/tierstore"
@@ -66,6 +68,9 @@ type Config struct {
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Logger receives the Manager's warnings (for example a Secure cookie
+	// sent over plain HTTP, which browsers drop). Default slog.Default().
+	Logger *slog.Logger
 }
 
 // Cookie configures the session cookie. The zero value is the secure
@@ -95,8 +100,9 @@ type Cookie struct {
 
 // Manager loads and saves sessions. It is safe for concurrent use.
 type Manager struct {
-	cfg   Config
-	codec codec.Codec
+	cfg    Config
+	codec  codec.Codec
+	warned atomic.Bool // the plain-HTTP warning was logged
 }
 
 // New returns a Manager.
@@ -134,7 +140,39 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
 	return &Manager{cfg: cfg, codec: cfg.Codec}, nil
+}
+
+// warnIfInsecure logs, once per Manager, that the Secure session cookie
+// is about to be sent over plain HTTP to a host that is not loopback:
+// browsers drop it silently (they accept it only from secure origins,
+// which include http://localhost), so every request starts a new session
+// and logins seem not to stick.
+func (m *Manager) warnIfInsecure(r *http.Request) {
+	if m.cfg.Cookie.AllowInsecure || r.TLS != nil || m.warned.Load() ||
+		r.Header.Get("X-Forwarded-Proto") == "https" || loopbackHost(r.Host) {
+		return
+	}
+	if m.warned.CompareAndSwap(false, true) {
+		m.cfg.Logger.WarnContext(r.Context(), "session: the session cookie is Secure but this request came over plain HTTP: browsers will drop the cookie, so sessions will not persist. Serve over TLS (or behind a proxy that sets X-Forwarded-Proto: https), or set Cookie.AllowInsecure for development",
+			"host", r.Host)
+	}
+}
+
+// loopbackHost reports whether host (with or without a port) is
+// localhost or a loopback address.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {

@@ -1,11 +1,13 @@
 package session_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -441,6 +443,39 @@ func TestValuesRoundTripWithTheirTypes(t *testing.T) {
 			req := httptest.NewRequest("GET", "/", nil)
 			req.AddCookie(&http.Cookie{Name: "session", Value: id})
 			get.ServeHTTP(httptest.NewRecorder(), req)
+		})
+	}
+}
+
+// A Secure cookie sent over plain HTTP is dropped by browsers without a
+// word: the Manager says so once, and stays quiet where the cookie works.
+func TestSecureCookieOverPlainHTTPIsLoggedOnce(t *testing.T) {
+	for _, c := range []struct {
+		name, url, proto string
+		insecure, warn   bool
+	}{
+		{"plain HTTP, remote host", "http://example.com/", "", false, true},
+		{"plain HTTP, localhost", "http://localhost:8080/", "", false, false},
+		{"plain HTTP, loopback IP", "http://127.0.0.1:8080/", "", false, false},
+		{"TLS terminated by a proxy", "http://example.com/", "https", false, false},
+		{"TLS", "https://example.com/", "", false, false},
+		{"AllowInsecure", "http://example.com/", "", true, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			f := newFixture(t, session.Config{Cookie: session.Cookie{AllowInsecure: c.insecure},
+				Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			for range 2 {
+				r := httptest.NewRequest("GET", c.url+"put?k=v", nil)
+				if c.proto != "" {
+					r.Header.Set("X-Forwarded-Proto", c.proto)
+				}
+				f.h.ServeHTTP(httptest.NewRecorder(), r)
+			}
+			n := strings.Count(logs.String(), "browsers will drop the cookie")
+			if want := map[bool]int{true: 1, false: 0}[c.warn]; n != want {
+				t.Fatalf("%d warnings, want %d: %s", n, want, logs.String())
+			}
 		})
 	}
 }
