@@ -17,8 +17,8 @@ func TestWalkthroughOnMiniredis(t *testing.T) {
 	if strings.Contains(out.String(), "not from memory") {
 		t.Errorf("B's second read was not an L1 hit:\n%s", out.String())
 	}
-	if !strings.Contains(out.String(), "instance A: not logged in") {
-		t.Fatalf("walk-through did not end logged out on A:\n%s", out.String())
+	if !strings.Contains(out.String(), "GET A with the old cookie                instance A: not logged in") {
+		t.Fatalf("walk-through did not end with A rejecting the old cookie:\n%s", out.String())
 	}
 }
 
