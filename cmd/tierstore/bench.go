@@ -75,7 +75,9 @@ func runBench(args []string, out io.Writer) error {
 			return nil, err
 		}
 		closers = append(closers, func() { s.Close(); c.Close() })
-		return s, waitLive(ctx, s)
+		live, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return s, s.WaitLive(live)
 	}
 	mem, err := l1.New(l1.Config{MaxBytes: *l1Size})
 	if err != nil {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -73,5 +75,16 @@ func TestBenchCommandWritesTableAndChart(t *testing.T) {
 	svg, err := os.ReadFile(filepath.Join(dir, "chart.svg"))
 	if err != nil || !strings.Contains(string(svg), "<svg") {
 		t.Fatalf("chart.svg: %v", err)
+	}
+}
+
+// -h is a request, not a mistake: main exits 0 on these errors.
+func TestHelpIsNotAnError(t *testing.T) {
+	if err := run([]string{"-h"}, &bytes.Buffer{}); !errors.Is(err, errHelp) {
+		t.Fatalf("run(-h) = %v, want errHelp", err)
+	}
+	var out bytes.Buffer
+	if err := run([]string{"demo", "-h"}, &out); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "-redis") {
+		t.Fatalf("run(demo -h) = %v, printed %q; want flag.ErrHelp and the flags", err, out.String())
 	}
 }

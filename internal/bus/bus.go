@@ -49,7 +49,7 @@ type Config struct {
 type Stats struct {
 	Messages  uint64 // well-formed messages received, own included
 	Malformed uint64 // payloads that were not invalidation messages
-	Gaps      uint64 // times OnGap was called
+	Gaps      uint64 // times messages may have been lost (OnGap, but for the first subscription)
 	Pings     uint64 // health-check pings sent
 	Pongs     uint64 // health-check pongs received
 	// Subscriptions counts subscription confirmations: 1 for the first,
@@ -273,9 +273,17 @@ func (b *Bus) receive() {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
 				// A (re)subscription: whatever was published before it
-				// is lost. Ask for a pong at once to regain the lease.
-				b.subscriptions.Add(1)
-				b.gap("subscribed")
+				// is lost, so the owner forgets what it cached, even the
+				// first time (reads made before it may be filling the
+				// cache now). Only a resubscription counts as a gap in
+				// Stats: the first loses nothing that was ever served.
+				// Ask for a pong at once to regain the lease.
+				if b.subscriptions.Add(1) == 1 {
+					b.setNotLive()
+					b.cfg.OnGap("subscribed")
+				} else {
+					b.gap("resubscribed")
+				}
 				b.requestPing()
 			}
 		}

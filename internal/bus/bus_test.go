@@ -154,3 +154,18 @@ func TestConcurrentCloseIsSafe(t *testing.T) {
 		}
 	}
 }
+
+// The first subscription makes the owner forget what it cached (fills
+// started before it may be landing), but it loses no message that was
+// ever relied on: Stats counts it as a subscription, not a gap.
+func TestFirstSubscriptionIsNotCountedAsAGap(t *testing.T) {
+	srv := redistest.Start(t)
+	b, r := newBus(t, srv.Client(nil), 200*time.Millisecond)
+	redistest.Eventually(t, "the bus is live", b.Live)
+	if _, gaps := r.counts(); gaps != 1 {
+		t.Fatalf("OnGap called %d times at the first subscription, want 1", gaps)
+	}
+	if st := b.Stats(); st.Gaps != 0 || st.Subscriptions != 1 {
+		t.Fatalf("after the first subscription: %+v, want 0 gaps, 1 subscription", st)
+	}
+}
