@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/tierstore/tierstore"
-	"github.com/tierstore/tierstore/storetest"
 	"github.com/tierstore/tierstore/l1"
+	"github.com/tierstore/tierstore/storetest"
 )
 
 func newStore(t testing.TB, cfg l1.Config) *l1.Store {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/redistest"
-	"github.com/tierstore/tierstore/storetest"
 	"github.com/tierstore/tierstore/l2"
+	"github.com/tierstore/tierstore/storetest"
 )
 
 func newStore(t testing.TB, rdb redis.UniversalClient) *l2.Store {
