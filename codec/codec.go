@@ -52,6 +52,14 @@ func (msgpackCodec) Unmarshal(data []byte, v any) (err error) {
 			err = fmt.Errorf("codec: msgpack decode into %T: malformed input: %v", v, r)
 		}
 	}()
+	// Headers must not declare more than the input holds: see checkMsgpack.
+	n, err := checkMsgpack(data)
+	if err != nil {
+		return fmt.Errorf("codec: msgpack decode into %T: %w", v, err)
+	}
+	if n < len(data) {
+		return fmt.Errorf("codec: msgpack decode into %T: %d trailing bytes", v, len(data)-n)
+	}
 	r := bytes.NewReader(data)
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)

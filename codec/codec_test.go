@@ -1,8 +1,10 @@
 package codec_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 
@@ -91,4 +93,42 @@ func FuzzMsgpackDecode(f *testing.F) {
 		var p profile
 		_ = codec.Msgpack.Unmarshal(b, &p) // must not panic or hang
 	})
+}
+
+// Headers that declare more than the input holds used to make the
+// decoder allocate what they declared: 83 a0 c6 c6 a0 c6 a0 (a map whose
+// value claims 3.3 GB of bin) grew the pooled decoder's buffer on every
+// decode, to a GiB within a few hundred. Memory per decode must be
+// bounded by the input's size.
+func TestHostileMsgpackAllocatesNoMoreThanItsSize(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		in      []byte
+		decodes int // the pooled buffer grew over many decodes
+	}{
+		{"bin32 claims 3.3 GB", []byte{0x83, 0xa0, 0xc6, 0xc6, 0xa0, 0xc6, 0xa0}, 400},
+		{"array32 claims 1M items", []byte{0xdd, 0x00, 0x0f, 0x42, 0x40, 0xc0}, 20},
+		{"map32 claims 1M pairs", []byte{0xdf, 0x00, 0x0f, 0x42, 0x40, 0xc0, 0xc0}, 20},
+		{"str32 claims 4 GB", []byte{0xdb, 0xff, 0xff, 0xff, 0xff, 'a'}, 20},
+		{"nested 100k arrays deep", bytes.Repeat([]byte{0x91}, 100_000), 20},
+		{"ext32 claims 16 MB", []byte{0xc9, 0x01, 0x00, 0x00, 0x00, 0x01, 'x'}, 20},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in, decodes := c.in, c.decodes
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			for range decodes {
+				var v any
+				if err := codec.Msgpack.Unmarshal(in, &v); err == nil {
+					t.Fatal("hostile input decoded without error")
+				}
+			}
+			runtime.ReadMemStats(&after)
+			perDecode := (after.TotalAlloc - before.TotalAlloc) / uint64(decodes)
+			if limit := uint64(4096 + 16*len(in)); perDecode > limit {
+				t.Fatalf("%d bytes allocated per decode of %d input bytes, want at most %d", perDecode, len(in), limit)
+			}
+		})
+	}
 }
