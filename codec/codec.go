@@ -18,24 +18,34 @@ type Codec interface {
 	Unmarshal(data []byte, v any) error
 }
 
+// The codecs are values of zero-size types, not interface variables: a
+// dependency that assigns to codec.Msgpack, codec.JSON or codec.Default
+// can only store the same codec again, never swap in another
+// implementation for every user of the package.
+
 // Msgpack is the default codec (github.com/vmihailenco/msgpack/v5). Structs
 // are encoded as maps keyed by field name (or the `msgpack` tag), so fields
 // may be added and removed between releases; time.Time keeps its instant
 // and nanoseconds but not its location. Decoded into an interface value,
 // integers come back as int64 (or uint64), floats as float64, arrays as
 // []any and maps as map[string]any.
-var Msgpack Codec = msgpackCodec{}
+var Msgpack MsgpackCodec
 
 // JSON is the encoding/json codec: larger and slower than msgpack, but
 // readable with redis-cli.
-var JSON Codec = jsonCodec{}
+var JSON JSONCodec
 
-// Default is the codec used when none is configured.
-var Default = Msgpack
+// Default is the codec used when none is configured: Msgpack.
+var Default MsgpackCodec
 
-type msgpackCodec struct{}
+// MsgpackCodec is the type of Msgpack and Default.
+type MsgpackCodec struct{}
 
-func (msgpackCodec) Marshal(v any) ([]byte, error) {
+// JSONCodec is the type of JSON.
+type JSONCodec struct{}
+
+// Marshal encodes v as msgpack.
+func (MsgpackCodec) Marshal(v any) ([]byte, error) {
 	b, err := msgpack.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("codec: msgpack encode %T: %w", v, err)
@@ -43,7 +53,9 @@ func (msgpackCodec) Marshal(v any) ([]byte, error) {
 	return b, nil
 }
 
-func (msgpackCodec) Unmarshal(data []byte, v any) (err error) {
+// Unmarshal decodes msgpack data into v, which must be a non-nil pointer.
+// Malformed data, including trailing bytes, is an error, never a panic.
+func (MsgpackCodec) Unmarshal(data []byte, v any) (err error) {
 	// msgpack v5.4.1 panics on some malformed input (a nil where a
 	// struct-typed field such as time.Time is expected: found by
 	// FuzzMsgpackDecode). Corrupt bytes must be an error, never a crash.
@@ -76,9 +88,8 @@ func (msgpackCodec) Unmarshal(data []byte, v any) (err error) {
 	return nil
 }
 
-type jsonCodec struct{}
-
-func (jsonCodec) Marshal(v any) ([]byte, error) {
+// Marshal encodes v as JSON.
+func (JSONCodec) Marshal(v any) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("codec: json encode %T: %w", v, err)
@@ -86,7 +97,8 @@ func (jsonCodec) Marshal(v any) ([]byte, error) {
 	return b, nil
 }
 
-func (jsonCodec) Unmarshal(data []byte, v any) error {
+// Unmarshal decodes JSON data into v; trailing data is an error.
+func (JSONCodec) Unmarshal(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("codec: json decode into %T: %w", v, err)
