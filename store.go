@@ -74,9 +74,18 @@ type Lister interface {
 var (
 	// ErrNotFound: the key is absent or expired.
 	ErrNotFound = errors.New("tierstore: not found")
-	// ErrUnavailable: Redis could not be reached or did not answer in time.
-	// The error also wraps the cause.
+	// ErrUnavailable: Redis could not be reached, did not answer in time
+	// (including a context deadline that expired while waiting for it), or
+	// answered that it cannot serve for now (LOADING, MASTERDOWN,
+	// TRYAGAIN, CLUSTERDOWN, READONLY during a failover, BUSY). An outage:
+	// worth a retry, and an HTTP 503. The error also wraps the cause.
 	ErrUnavailable = errors.New("tierstore: redis unavailable")
+	// ErrRefused: Redis answered but refused the command for a reason a
+	// retry will not fix: no permission (NOPERM: check the ACL user), an
+	// unknown or renamed command, out of memory under a noeviction policy
+	// (OOM), a server older than tierstore needs. A misconfiguration, not
+	// an outage. The error also wraps Redis's reply.
+	ErrRefused = errors.New("tierstore: redis refused the command")
 	// ErrTooLarge: the value is larger than the store's MaxValueBytes.
 	ErrTooLarge = errors.New("tierstore: value too large")
 	// ErrInvalidKey: the key breaks the rules of CheckKey.

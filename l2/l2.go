@@ -49,7 +49,9 @@ var (
 	_ tierstore.Lister       = (*Store)(nil)
 )
 
-// New returns a Store. It does not contact Redis.
+// New returns a Store. Redis need not be reachable; if it answers within
+// a second, New checks that it runs Redis 7.0 or later and otherwise
+// fails with an error wrapping tierstore.ErrRefused.
 func New(cfg Config) (*Store, error) {
 	kv, err := rediskv.New(rediskv.Config{Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, MaxValueBytes: cfg.MaxValueBytes, Op: "l2"})
 	if err != nil {

@@ -3,6 +3,7 @@ package l2_test
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -168,7 +169,88 @@ func TestDeadlineIsHonoured(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err := s.Get(ctx, "k")
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Get against a paused server = %v, want context.DeadlineExceeded", err)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, tierstore.ErrUnavailable) {
+		t.Fatalf("Get against a paused server = %v, want ErrUnavailable and context.DeadlineExceeded", err)
 	}
 }
+
+// A request deadline that expires while Redis does not answer is an
+// outage (ErrUnavailable, so handlers answer 503), whatever go-redis was
+// doing: dialling a closed port, or waiting on a server that accepted
+// the connection and never answers. A cancelled request is not.
+func TestDeadAndSilentRedisAreUnavailable(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.Addr().String()
+	closed.Close() // nothing listens there now
+	for name, addr := range map[string]string{"silent server": silent.Addr().String(), "closed port": closedAddr} {
+		t.Run(name, func(t *testing.T) {
+			c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
+			defer c.Close()
+			s := newStore(t, c)
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			_, err := s.Get(ctx, "k")
+			if !errors.Is(err, tierstore.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Get = %v, want ErrUnavailable and context.DeadlineExceeded", err)
+			}
+			cctx, ccancel := context.WithCancel(context.Background())
+			ccancel()
+			if err := s.Set(cctx, "k", []byte("v"), time.Time{}); !errors.Is(err, context.Canceled) || errors.Is(err, tierstore.ErrUnavailable) {
+				t.Fatalf("Set with a cancelled context = %v, want context.Canceled alone", err)
+			}
+		})
+	}
+}
+
+// A misconfiguration is not an outage: callers retry ErrUnavailable, and
+// must not retry these.
+func TestRefusedCommandsAreErrRefusedNotUnavailable(t *testing.T) {
+	ctx := context.Background()
+	t.Run("no write permission", func(t *testing.T) {
+		srv := redistest.Start(t)
+		srv.Do("ACL", "SETUSER", "reader", "on", ">secret", "~*", "+@read", "+@connection", "+info")
+		s := newStore(t, srv.Client(&redis.Options{Username: "reader", Password: "secret"}))
+		err := s.Set(ctx, "k", []byte("v"), time.Time{})
+		if !errors.Is(err, tierstore.ErrRefused) || errors.Is(err, tierstore.ErrUnavailable) {
+			t.Fatalf("Set without permission = %v, want ErrRefused", err)
+		}
+		if !strings.Contains(err.Error(), "NOPERM") {
+			t.Fatalf("Set without permission = %v, want Redis's NOPERM reply in it", err)
+		}
+	})
+	t.Run("scripting disabled", func(t *testing.T) {
+		srv := redistest.Start(t, "--rename-command", "EVALSHA", "renamed-evalsha", "--rename-command", "EVAL", "renamed-eval")
+		s := newStore(t, srv.Client(nil))
+		if err := s.Set(ctx, "k", []byte("v"), time.Time{}); !errors.Is(err, tierstore.ErrRefused) {
+			t.Fatalf("Set without EVAL = %v, want ErrRefused", err)
+		}
+	})
+	t.Run("out of memory", func(t *testing.T) {
+		srv := redistest.Start(t)
+		srv.Do("CONFIG", "SET", "maxmemory-policy", "noeviction")
+		srv.Do("CONFIG", "SET", "maxmemory", "1")
+		s := newStore(t, srv.Client(nil))
+		if err := s.Set(ctx, "k", []byte("v"), time.Time{}); !errors.Is(err, tierstore.ErrRefused) || !strings.Contains(err.Error(), "OOM") {
+			t.Fatalf("Set over maxmemory = %v, want ErrRefused with OOM", err)
+		}
+	})
+}
+

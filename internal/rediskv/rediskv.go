@@ -40,7 +40,12 @@ type Client struct {
 	op       string
 }
 
-// New returns a Client. It does not contact Redis.
+// serverCheckTimeout bounds the version check in New: Redis need not be
+// up when a store is created, and New must not stall a service's start.
+const serverCheckTimeout = time.Second
+
+// New returns a Client. If Redis answers within a second, it checks that
+// the server is recent enough (CheckServer).
 func New(cfg Config) (*Client, error) {
 	if cfg.Op == "" {
 		cfg.Op = "rediskv"
@@ -56,6 +61,11 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.MaxValueBytes == 0 {
 		cfg.MaxValueBytes = tierstore.DefaultMaxValueBytes
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), serverCheckTimeout)
+	defer cancel()
+	if err := CheckServer(ctx, cfg.Redis); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.Op, err)
 	}
 	return &Client{rdb: cfg.Redis, prefix: cfg.KeyPrefix, maxValue: cfg.MaxValueBytes, op: cfg.Op}, nil
 }
@@ -288,15 +298,41 @@ func (s *Client) name(key string) string {
 
 // wrap turns a go-redis error into the documented one.
 func (s *Client) wrap(ctx context.Context, op, key string, err error) error {
-	var rerr redis.Error
-	switch {
-	case errors.Is(err, redis.Nil):
+	return Wrap(ctx, s.op+": "+op+" "+s.name(key), err)
+}
+
+// Wrap turns a go-redis error into tierstore's: what is prefixes the
+// message ("l2: get tierstore:key#1a2b3c4d").
+//
+//   - redis.Nil is tierstore.ErrNotFound, unwrapped;
+//   - a cancelled context is context.Canceled: the caller went away;
+//   - an expired context deadline is tierstore.ErrUnavailable and
+//     context.DeadlineExceeded: Redis did not answer in time;
+//   - an error reply is ErrCorrupt (WRONGTYPE), ErrUnavailable (a server
+//     that cannot serve for now) or ErrRefused (anything else: a
+//     misconfiguration a retry will not fix);
+//   - anything else (the network, the pool) is ErrUnavailable.
+func Wrap(ctx context.Context, what string, err error) error {
+	if errors.Is(err, redis.Nil) {
 		return tierstore.ErrNotFound
-	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
-		return fmt.Errorf("%s: %s %s: %w", s.op, op, s.name(key), ctx.Err())
-	case errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "WRONGTYPE"):
-		return fmt.Errorf("%s: %s %s: %w: %w", s.op, op, s.name(key), tierstore.ErrCorrupt, err)
-	default:
-		return fmt.Errorf("%s: %s %s: %w: %w", s.op, op, s.name(key), tierstore.ErrUnavailable, err)
 	}
+	switch ctx.Err() {
+	case context.Canceled:
+		return fmt.Errorf("%s: %w", what, context.Canceled)
+	case context.DeadlineExceeded:
+		return fmt.Errorf("%s: %w: %w (%v)", what, tierstore.ErrUnavailable, context.DeadlineExceeded, err)
+	}
+	var reply redis.Error
+	if errors.As(err, &reply) {
+		code, _, _ := strings.Cut(reply.Error(), " ")
+		switch code {
+		case "WRONGTYPE":
+			return fmt.Errorf("%s: %w: %w", what, tierstore.ErrCorrupt, err)
+		case "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "BUSY", "MOVED", "ASK", "NOREPLICAS":
+			return fmt.Errorf("%s: %w: %w", what, tierstore.ErrUnavailable, err)
+		default:
+			return fmt.Errorf("%s: %w: %w", what, tierstore.ErrRefused, err)
+		}
+	}
+	return fmt.Errorf("%s: %w: %w", what, tierstore.ErrUnavailable, err)
 }
