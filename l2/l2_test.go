@@ -253,4 +253,3 @@ func TestRefusedCommandsAreErrRefusedNotUnavailable(t *testing.T) {
 		}
 	})
 }
-
