@@ -9,8 +9,8 @@ require (
 	github.com/gomodule/redigo v1.9.3
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/redis/rueidis v1.0.79
-	github.com/tierstore/tierstore v0.0.0
-	github.com/tierstore/tierstore/adapters/scsstore v0.0.0-00010101000000-000000000000
+	github.com/tierstore/tierstore v0.1.0
+	github.com/tierstore/tierstore/adapters/scsstore v0.1.0
 )
 
 require (
@@ -26,9 +26,4 @@ require (
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
-)
-
-replace (
-	github.com/tierstore/tierstore => ../
-	github.com/tierstore/tierstore/adapters/scsstore => ../adapters/scsstore
 )

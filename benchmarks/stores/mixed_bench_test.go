@@ -1,4 +1,4 @@
-package tierstore_test
+package stores_test
 
 import (
 	"context"

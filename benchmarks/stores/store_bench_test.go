@@ -1,9 +1,9 @@
-package tierstore_test
+package stores_test
 
 // The seed comparison: memory only (l1) vs Redis only (l2) vs tiered, on a
 // real redis-server started on a free loopback port, 500-byte values.
 //
-//	go test -run '^$' -bench . -benchmem -count 6 . | tee bench.out
+//	cd benchmarks && go test -run '^$' -bench . -benchmem -count 6 ./stores | tee bench.out
 //	benchstat bench.out
 
 import (

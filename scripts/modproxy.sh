@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Writes a file-based Go module proxy holding this repository's published
+# modules (the core and the adapters) at the version the other modules
+# require, built from the working tree as `go get` would download them
+# once that version is tagged: ./scripts/modproxy.sh DIR
+# Then run the go command with the environment `scripts/modproxy.sh env DIR`
+# prints: that proxy first, and a module cache of its own, from which this
+# repository's modules are removed first. The ordinary module cache would
+# keep the first copy of a version for good, and the working tree changes
+# under the same version until it is released.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${1:-}" = env ]; then
+	dir=${2:?usage: scripts/modproxy.sh env DIR}
+	cache="$(go env GOCACHE)/tierstore-modcache"
+	for d in "$cache/github.com/tierstore" "$cache/cache/download/github.com/tierstore"; do
+		[ -e "$d" ] && chmod -R u+w "$d" && rm -rf "$d"
+	done
+	echo "GOWORK=off GOFLAGS=-mod=mod GOMODCACHE=$cache GOPROXY=file://$dir,https://proxy.golang.org GONOSUMDB=github.com/tierstore"
+	exit 0
+fi
+out=${1:?usage: scripts/modproxy.sh DIR}
+version=$(sed -n "s|^[[:space:]]*github.com/tierstore/tierstore \(v[0-9][0-9.]*\)$|\1|p" adapters/scsstore/go.mod)
+for m in adapters/gorillastore benchmarks cmd examples; do
+	grep -q "github.com/tierstore/tierstore $version\$" "$m/go.mod" ||
+		{ echo "$m/go.mod does not require github.com/tierstore/tierstore $version" >&2; exit 1; }
+done
+mkdir -p "$out"
+(cd internal/tools && GOWORK=off GOFLAGS=-mod=mod go build -o "$out/.modproxy" ./modproxy)
+"$out/.modproxy" -version "$version" -out "$out" . adapters/scsstore adapters/gorillastore >/dev/null
+echo "$version"
