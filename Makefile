@@ -14,7 +14,7 @@ demo:
 ## bench: the l1 / l2 / tiered comparison on a real redis-server, 6 runs each.
 bench:
 	./scripts/ensure-redis.sh
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 . | tee bench.out
+	cd benchmarks && $(GO) test -run '^$$' -bench . -benchmem -count 6 ./stores | tee ../bench.out
 
 ## lint: gofmt, go vet and staticcheck.
 lint:

@@ -13,6 +13,11 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 before=$(git status --porcelain)
 
+# The README shows the quick start whole; it must be the file compiled here.
+if ! diff <(sed -n '/^```go$/,/^```$/p' README.md | sed '1d;$d') examples/quickstart/main.go >/dev/null; then
+	echo "outside-module: README's quick start differs from examples/quickstart/main.go" >&2
+	exit 1
+fi
 version=$(./scripts/modproxy.sh "$work/proxy")
 env=$(./scripts/modproxy.sh env "$work/proxy")
 mkdir "$work/consumer"
