@@ -4,10 +4,13 @@
 // Three stores implement it, so a service switches between them by
 // configuration alone:
 //
-//   - l1.Store: memory only (a bounded ristretto cache in this process);
+//   - l1.Store: memory only (bounded by bytes, in this process);
 //   - l2.Store: Redis only (any go-redis UniversalClient);
-//   - tiered.Store: l1 in front of l2, kept coherent across instances by
-//     Redis pub/sub invalidations.
+//   - tiered.Store: an in-process cache in front of Redis, kept coherent
+//     across instances by Redis pub/sub invalidations.
+//
+// Package storetest checks that a Store, ours or yours, keeps this
+// package's contract.
 //
 // Packages that build on a Store (session, the scs and gorilla adapters)
 // import only this package, never a concrete tier.
@@ -86,7 +89,8 @@ var (
 	// (OOM), a server older than tierstore needs. A misconfiguration, not
 	// an outage. The error also wraps Redis's reply.
 	ErrRefused = errors.New("tierstore: redis refused the command")
-	// ErrTooLarge: the value is larger than the store's MaxValueBytes.
+	// ErrTooLarge: the value is larger than the store's MaxValueBytes (or,
+	// in a memory-only store, than the store's whole MaxBytes).
 	ErrTooLarge = errors.New("tierstore: value too large")
 	// ErrInvalidKey: the key breaks the rules of CheckKey.
 	ErrInvalidKey = errors.New("tierstore: invalid key")

@@ -6,5 +6,5 @@ import (
 	"go.uber.org/goleak"
 )
 
-// Every goroutine a store or bus starts must be gone after Close.
+// The store starts no goroutines; the tests' own must all be gone.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

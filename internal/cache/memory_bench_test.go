@@ -1,7 +1,6 @@
-package l1_test
+package cache_test
 
 import (
-	"context"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -10,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tierstore/tierstore/l1"
+	"github.com/tierstore/tierstore/internal/cache"
 )
 
 // rss returns the process's resident set size in bytes (Linux).
@@ -23,13 +22,13 @@ func rss(b *testing.B) int64 {
 	return pages * int64(os.Getpagesize())
 }
 
-// BenchmarkMemory1M fills a 64 MiB L1 with 1M distinct 500-byte sessions,
+// BenchmarkMemory1M fills a 64 MiB cache with 1M distinct 500-byte sessions,
 // as a tiered instance's fills would, and reports the process RSS against
 // MaxBytes: once with the garbage collector's defaults, once with a soft
 // memory limit (GOMEMLIMIT) of 1.5 x MaxBytes over the RSS before the
 // cache. Run it alone:
 //
-//	go test -run '^$' -bench Memory1M -benchtime 1x ./l1
+//	go test -run '^$' -bench Memory1M -benchtime 1x ./internal/cache
 func BenchmarkMemory1M(b *testing.B) {
 	const maxBytes = 64 << 20
 	b.Run("gc=default", func(b *testing.B) { memory1M(b, maxBytes, 0) })
@@ -45,7 +44,7 @@ func memory1M(b *testing.B, maxBytes int64, limit float64) {
 			old := debug.SetMemoryLimit(before + int64(limit*float64(maxBytes)))
 			defer debug.SetMemoryLimit(old)
 		}
-		s, err := l1.New(l1.Config{MaxBytes: maxBytes, TTL: time.Hour})
+		s, err := cache.New(cache.Config{MaxBytes: maxBytes, TTL: time.Hour})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -70,9 +69,7 @@ func memory1M(b *testing.B, maxBytes int64, limit float64) {
 		b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "MiB-heap-live")
 		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "MiB-heap-inuse")
 		b.ReportMetric(float64(ms.NumGC-gcs), "GCs")
-		var entries int
-		_ = s.Keys(context.Background(), func(string) bool { entries++; return true })
-		b.ReportMetric(float64(entries), "entries")
+		b.ReportMetric(float64(s.Len()), "entries")
 		b.ReportMetric(float64(before)/(1<<20), "MiB-rss-before")
 		b.ReportMetric(float64(empty-before)/(1<<20), "MiB-empty-cache")
 		b.ReportMetric(float64(full-before)/(1<<20), "MiB-full-cache")

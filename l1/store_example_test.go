@@ -11,7 +11,8 @@ import (
 )
 
 // The memory-only store: fast and bounded, but neither shared between
-// instances nor kept across restarts.
+// instances nor kept across restarts. A full store evicts its least
+// recently used entries; it never refuses a write for lack of room.
 func Example() {
 	store, err := l1.New(l1.Config{MaxBytes: 64 << 20})
 	if err != nil {
@@ -21,7 +22,7 @@ func Example() {
 
 	ctx := context.Background()
 	if err := store.Set(ctx, "abc123", []byte("user=ada"), time.Now().Add(time.Hour)); err != nil {
-		panic(err) // l1.ErrNotAdmitted when the cache chose to keep what it has
+		panic(err) // an invalid key, a value over MaxValueBytes, or a closed store
 	}
 	v, _ := store.Get(ctx, "abc123")
 	fmt.Println(string(v))
