@@ -32,9 +32,9 @@ const DefaultMaxBytes = 64 << 20
 // allocator's rounding), its slot in the shard's map (24 bytes a slot,
 // plus control bytes, at a load between 7/16 and 7/8 and with the slots
 // of evicted entries awaiting reuse) and the rounding of the key's own
-// allocation. The measured cost of entries with short keys is 150-165
-// bytes depending on how full the maps are; TestMaxBytesBoundsTheLiveHeap
-// fails if entries take more than they are charged.
+// allocation, with room for the map's load factor;
+// TestMaxBytesBoundsTheLiveHeap fails if entries take more than they are
+// charged.
 //
 // Go maps do not shrink: a store that once held many small entries keeps
 // their map slots after larger ones replace them, outside this charge.
