@@ -4,19 +4,16 @@
 # require, built from the working tree as `go get` would download them
 # once that version is tagged: ./scripts/modproxy.sh DIR
 # Then run the go command with the environment `scripts/modproxy.sh env DIR`
-# prints: that proxy first, and a module cache of its own, from which this
-# repository's modules are removed first. The ordinary module cache would
-# keep the first copy of a version for good, and the working tree changes
-# under the same version until it is released.
+# prints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = env ]; then
 	dir=${2:?usage: scripts/modproxy.sh env DIR}
-	cache="$(go env GOCACHE)/tierstore-modcache"
-	for d in "$cache/github.com/tierstore" "$cache/cache/download/github.com/tierstore"; do
-		[ -e "$d" ] && chmod -R u+w "$d" && rm -rf "$d"
-	done
-	echo "GOWORK=off GOFLAGS=-mod=mod GOMODCACHE=$cache GOPROXY=file://$dir,https://proxy.golang.org GONOSUMDB=github.com/tierstore"
+	# A module cache of its own, under DIR: the go command assumes a
+	# version's files never change, and these change with every commit
+	# until the release. Other modules come from the ordinary module cache
+	# first (no network for what it holds), then from the public proxy.
+	echo "GOWORK=off GOFLAGS=-mod=mod GOMODCACHE=$dir/.modcache GOPROXY=file://$dir,file://$(go env GOMODCACHE)/cache/download,https://proxy.golang.org GONOSUMDB=github.com/tierstore"
 	exit 0
 fi
 out=${1:?usage: scripts/modproxy.sh DIR}

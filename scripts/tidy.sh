@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 proxy=$(mktemp -d)
-trap 'rm -rf "$proxy"' EXIT
+trap 'chmod -R u+w "$proxy"; rm -rf "$proxy"' EXIT
 ./scripts/modproxy.sh "$proxy" >/dev/null
 env=$(./scripts/modproxy.sh env "$proxy")
 for m in . adapters/scsstore adapters/gorillastore benchmarks cmd examples internal/tools; do
