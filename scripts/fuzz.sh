@@ -12,11 +12,13 @@ cd "$(dirname "$0")/.."
 t=${1:-30s}
 while read -r target pkg; do
 	echo "fuzz $target ($pkg): $t"
+	# A target that moved would otherwise fuzz nothing, successfully.
+	go test -list "^$target\$" "$pkg" | grep -qx "$target" || { echo "no $target in $pkg" >&2; exit 1; }
 	go test -run '^$' -fuzz "^$target\$" -fuzztime "$t" "$pkg"
 done <<'TARGETS'
 FuzzCheckKey .
 FuzzMsgpackDecode ./codec
-FuzzDecode ./invalidation
-FuzzUnframe ./l2
+FuzzDecode ./internal/bus
+FuzzUnframe ./internal/rediskv
 FuzzLoadAndSaveCookie ./session
 TARGETS
