@@ -13,7 +13,8 @@ t=${1:-30s}
 while read -r target pkg; do
 	echo "fuzz $target ($pkg): $t"
 	# A target that moved would otherwise fuzz nothing, successfully.
-	go test -list "^$target\$" "$pkg" | grep -qx "$target" || { echo "no $target in $pkg" >&2; exit 1; }
+	listed=$(go test -list "^$target\$" "$pkg")
+	grep -qx "$target" <<<"$listed" || { echo "no $target in $pkg" >&2; exit 1; }
 	go test -run '^$' -fuzz "^$target\$" -fuzztime "$t" "$pkg"
 done <<'TARGETS'
 FuzzCheckKey .
