@@ -14,17 +14,21 @@ var idLen = base64.RawURLEncoding.EncodedLen(idBytes)
 
 var strictB64 = base64.RawURLEncoding.Strict()
 
-// newID returns a fresh session ID.
-func newID() string {
+// NewID returns a fresh session ID: 256 bits from crypto/rand, in
+// base64url without padding (43 characters). It is the ID the Manager
+// issues, exported so that other session layers (the gorilla/sessions
+// adapter) issue the same.
+func NewID() string {
 	b := make([]byte, idBytes)
 	_, _ = rand.Read(b) // never fails (Go 1.24+)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// validID reports whether s is a well-formed ID: exactly idLen characters
-// of the base64url alphabet encoding idBytes bytes, with no stray bits. It
-// looks at nothing else first, so a cookie of any size is cheap to refuse.
-func validID(s string) bool {
+// ValidID reports whether s has the form of an ID from NewID: exactly 43
+// characters of the base64url alphabet encoding 32 bytes, with no stray
+// bits. It looks at nothing else first, so a cookie of any size is cheap
+// to refuse. A valid form says nothing about whether the session exists.
+func ValidID(s string) bool {
 	if len(s) != idLen {
 		return false
 	}

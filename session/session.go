@@ -193,7 +193,7 @@ type record struct {
 // Store failure is an error.
 func (m *Manager) load(ctx context.Context, cookie string) (*state, error) {
 	st := &state{m: m, values: map[string][]byte{}}
-	if !validID(cookie) {
+	if !ValidID(cookie) {
 		return st, nil
 	}
 	key := m.storeKey(cookie)
@@ -253,7 +253,7 @@ func (m *Manager) save(ctx context.Context, w http.ResponseWriter, st *state) er
 		return m.touch(ctx, st)
 	}
 	if st.id == "" {
-		st.id = newID()
+		st.id = NewID()
 		st.deadline = m.cfg.Now().Add(m.cfg.Lifetime)
 	}
 	data, err := m.codec.Marshal(record{Deadline: st.deadline.UnixNano(), Values: st.values})

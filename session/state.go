@@ -217,7 +217,7 @@ func (m *Manager) Renew(ctx context.Context) error {
 	if err := m.deleteStored(ctx, st, "renew"); err != nil {
 		return err
 	}
-	st.id = newID()
+	st.id = NewID()
 	if st.deadline.IsZero() {
 		st.deadline = m.cfg.Now().Add(m.cfg.Lifetime)
 	}

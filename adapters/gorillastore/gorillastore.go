@@ -11,7 +11,6 @@ package gorillastore
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/gob"
@@ -22,6 +21,7 @@ import (
 	"github.com/gorilla/sessions"
 
 	"github.com/tierstore/tierstore"
+	tssession "github.com/tierstore/tierstore/session"
 )
 
 // Defaults.
@@ -77,7 +77,7 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	session.Options = &opts
 	session.IsNew = true
 	c, err := r.Cookie(name)
-	if err != nil || !validID(c.Value) {
+	if err != nil || !tssession.ValidID(c.Value) {
 		return session, nil
 	}
 	b, err := s.store.Get(r.Context(), s.key(c.Value))
@@ -109,7 +109,7 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		return nil
 	}
 	if session.ID == "" {
-		session.ID = newID()
+		session.ID = tssession.NewID()
 	}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(session.Values); err != nil {
@@ -129,7 +129,7 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, session *sessions.S
 // Delete removes the session with this ID from the Store, on every
 // instance: for logging a user out everywhere from an admin tool.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	if !validID(id) {
+	if !tssession.ValidID(id) {
 		return nil
 	}
 	return s.store.Delete(ctx, s.key(id))
@@ -140,21 +140,4 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 func (s *Store) key(id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return s.KeyPrefix + base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-const idBytes = 32
-
-func newID() string {
-	b := make([]byte, idBytes)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func validID(s string) bool {
-	if len(s) != base64.RawURLEncoding.EncodedLen(idBytes) {
-		return false
-	}
-	var buf [idBytes]byte
-	n, err := base64.RawURLEncoding.Strict().Decode(buf[:], []byte(s))
-	return err == nil && n == idBytes
 }
