@@ -27,9 +27,10 @@ import (
 
 // Defaults for zero Config fields.
 const (
-	DefaultL1TTL               = time.Minute
-	DefaultL1MaxBytes          = cache.DefaultMaxBytes // 64 MiB
-	DefaultHealthCheckInterval = bus.DefaultHealthCheckInterval
+	DefaultL1TTL                = time.Minute
+	DefaultL1MaxBytes           = cache.DefaultMaxBytes // 64 MiB
+	DefaultHealthCheckInterval  = bus.DefaultHealthCheckInterval
+	DefaultAccessReportInterval = time.Second
 )
 
 // maxSharedRead bounds a Redis read shared by concurrent misses when the
@@ -70,6 +71,14 @@ type Config struct {
 	// lost: L1 serves only while the subscription has answered a ping sent
 	// within this interval. Default DefaultHealthCheckInterval (1s).
 	HealthCheckInterval time.Duration
+	// AccessReportInterval is how often, at most, a key served from L1 is
+	// reported to Redis as used (a batched TOUCH), so that an LRU or LFU
+	// maxmemory-policy does not take the keys read most, which L1 keeps
+	// from reaching Redis, for the idlest. Nothing is sent while the
+	// policy is another one (noeviction, the default, or random or TTL
+	// eviction). Redis's LRU clock counts whole seconds, which is why the
+	// default is DefaultAccessReportInterval (1s). Negative: never report.
+	AccessReportInterval time.Duration
 	// OnInvalidate, if set, is called after a peer's invalidation of key
 	// has been applied to L1: for tracing and metrics. It runs on the
 	// subscription's goroutine, in message order, so it must be quick: a
@@ -82,9 +91,10 @@ type Config struct {
 // Store is the tiered tierstore.Store. It is safe for concurrent use; Close
 // it to stop its subscription goroutines.
 type Store struct {
-	l1  *cache.Cache
-	l2  *rediskv.Client
-	bus *bus.Bus
+	l1     *cache.Cache
+	l2     *rediskv.Client
+	bus    *bus.Bus
+	access *accessReporter // nil if AccessReportInterval < 0
 
 	flights singleflight.Group
 	closed  atomic.Bool
@@ -134,13 +144,25 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Channel == "" {
 		cfg.Channel = "tierstore:invalidate:" + second.KeyPrefix()
 	}
-	first, err := cache.New(cache.Config{MaxBytes: cfg.L1MaxBytes, TTL: cfg.L1TTL, MaxValueBytes: second.MaxValueBytes()})
+	if cfg.AccessReportInterval == 0 {
+		cfg.AccessReportInterval = DefaultAccessReportInterval
+	}
+	var access *accessReporter
+	l1cfg := cache.Config{MaxBytes: cfg.L1MaxBytes, TTL: cfg.L1TTL, MaxValueBytes: second.MaxValueBytes()}
+	if cfg.AccessReportInterval > 0 {
+		access = newAccessReporter(cfg.Redis, second.KeyPrefix())
+		l1cfg.OnAccess, l1cfg.AccessEvery = access.report, cfg.AccessReportInterval
+	}
+	first, err := cache.New(l1cfg)
 	if err != nil {
+		if access != nil {
+			access.close()
+		}
 		return nil, fmt.Errorf("tiered: %w", err)
 	}
 	// The bus calls onMessage and onGap from its goroutines as soon as it
 	// starts, so everything they read is set first.
-	s := &Store{l1: first, l2: second, onInvalidate: cfg.OnInvalidate}
+	s := &Store{l1: first, l2: second, access: access, onInvalidate: cfg.OnInvalidate}
 	s.bus, err = bus.New(bus.Config{
 		Redis:               cfg.Redis,
 		Channel:             cfg.Channel,
@@ -151,6 +173,9 @@ func New(cfg Config) (*Store, error) {
 	})
 	if err != nil {
 		first.Close()
+		if access != nil {
+			access.close()
+		}
 		return nil, fmt.Errorf("tiered: %w", err)
 	}
 	return s, nil
@@ -442,13 +467,15 @@ type Stats struct {
 	Pings         uint64 // health-check pings sent
 	Pongs         uint64 // health-check pongs received
 	Errors        uint64 // failed Redis reads and writes (not ErrNotFound)
+
+	AccessReports uint64 // keys served from L1 reported to Redis (see Config.AccessReportInterval)
 	Live          bool   // see Store.Live
 }
 
 // Stats returns the counters.
 func (s *Store) Stats() Stats {
 	a, b := s.l1.Stats(), s.bus.Stats()
-	return Stats{
+	st := Stats{
 		L1Hits: a.Hits, L1Misses: a.Misses + s.bypassed.Load(), L1Stale: a.Stale, L1Bypass: s.bypassed.Load(),
 		L2Hits: s.l2Hits.Load(), L2Misses: s.l2Misses.Load(),
 		InvalidationsSent: s.sent.Load(), InvalidationsReceived: s.received.Load(),
@@ -456,6 +483,10 @@ func (s *Store) Stats() Stats {
 		Gaps: b.Gaps, Subscriptions: b.Subscriptions, Pings: b.Pings, Pongs: b.Pongs,
 		Errors: s.errs.Load(), Live: s.bus.Live(),
 	}
+	if s.access != nil {
+		st.AccessReports = s.access.sent.Load()
+	}
+	return st
 }
 
 // String formats the main counters on one line, for logs and the demo.
@@ -472,5 +503,8 @@ func (s *Store) Close() error {
 	}
 	err := s.bus.Close()
 	s.l1.Close()
+	if s.access != nil {
+		s.access.close()
+	}
 	return err
 }

@@ -33,6 +33,13 @@ type Config struct {
 	// MaxValueBytes: larger values are never cached. Default
 	// tierstore.DefaultMaxValueBytes.
 	MaxValueBytes int
+	// OnAccess, if set, is called with the key of a hit whose entry was
+	// last reported (or filled) at least AccessEvery ago: at most once per
+	// AccessEvery per entry, on the hit's goroutine, so it must not block.
+	// It lets the source of truth learn which keys are used although
+	// their reads never reach it.
+	OnAccess    func(key string)
+	AccessEvery time.Duration
 }
 
 // EntryOverhead is the cost, in bytes, charged for each entry on top of
@@ -102,6 +109,9 @@ type Cache struct {
 
 	hits          counter
 	misses, stale atomic.Uint64
+
+	onAccess    func(key string)
+	accessEvery int64 // ns
 }
 
 // entry is immutable once cached, but for rejected.
@@ -112,8 +122,9 @@ type entry struct {
 	deadline int64     // when the entry dies, in ns since clock.born; 0: never
 	capAt    int64     // when TTL ends it, whatever its expiry; 0: no TTL
 	stamp    Stamp
-	hash     uint64      // hashOf(key)
-	rejected atomic.Bool // set if ristretto's admission policy refused it
+	hash     uint64       // hashOf(key)
+	reported atomic.Int64 // when OnAccess last saw it (or it was filled), ns since clock.born
+	rejected atomic.Bool  // set if ristretto's admission policy refused it
 }
 
 // Stamp is a validity stamp; see Cache.
@@ -157,6 +168,7 @@ func New(cfg Config) (*Cache, error) {
 	s := &Cache{
 		cache: cache, ttl: cfg.TTL, maxValue: cfg.MaxValueBytes, seed: maphash.MakeSeed(), clock: newClock(),
 		stripes: make([]atomic.Uint64, n), mask: uint64(n - 1),
+		onAccess: cfg.OnAccess, accessEvery: int64(cfg.AccessEvery),
 	}
 	s.clock.start(s.hits.Load)
 	return s, nil
@@ -245,7 +257,22 @@ func (s *Cache) Lookup(key string, fn func(value []byte) error) (hit bool, expir
 		return false, time.Time{}, nil
 	}
 	s.hits.Add()
+	if s.onAccess != nil {
+		s.noteAccess(e)
+	}
 	return true, e.expiry, fn(e.value)
+}
+
+// noteAccess reports a hit of e to OnAccess if AccessEvery has passed
+// since the last report. It reads the coarse clock: a report may come up
+// to a tick late or, while the clock is parked, wait for the next hit,
+// which only makes reports rarer. The compare-and-swap lets one of
+// several concurrent hits report.
+func (s *Cache) noteAccess(e *entry) {
+	now, last := s.clock.coarse.Load(), e.reported.Load()
+	if now-last >= s.accessEvery && e.reported.CompareAndSwap(last, now) {
+		s.onAccess(e.key)
+	}
 }
 
 // Fill caches value under key if st is still current, for at most
@@ -289,6 +316,7 @@ func (s *Cache) fill(key string, value []byte, expiry time.Time, st Stamp, h uin
 		testHookBeforeCacheSet(key)
 	}
 	e := &entry{key: key, value: value, expiry: expiry, deadline: deadline, capAt: capAt, stamp: st, hash: h}
+	e.reported.Store(now) // the read or write that brought it was an access
 	if !s.gate.enter() {
 		return false
 	}
