@@ -99,12 +99,10 @@ func (JSONCodec) Marshal(v any) ([]byte, error) {
 
 // Unmarshal decodes JSON data into v; trailing data is an error.
 func (JSONCodec) Unmarshal(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(v); err != nil {
+	// json.Unmarshal checks the whole input first, trailing bytes
+	// included, before it stores anything in v.
+	if err := json.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("codec: json decode into %T: %w", v, err)
-	}
-	if dec.More() {
-		return fmt.Errorf("codec: json decode into %T: trailing data", v)
 	}
 	return nil
 }

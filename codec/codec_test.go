@@ -58,6 +58,22 @@ func TestCodecsRefuseCorruptInput(t *testing.T) {
 	}
 }
 
+// A closing bracket after a complete JSON value is trailing data too
+// (json.Decoder's More does not see it).
+func TestJSONRefusesTrailingBrackets(t *testing.T) {
+	good, _ := codec.JSON.Marshal(sample())
+	for _, bad := range []string{string(good) + "}", string(good) + "]", string(good) + " x"} {
+		var p profile
+		if err := codec.JSON.Unmarshal([]byte(bad), &p); err == nil {
+			t.Errorf("Unmarshal(%q) accepted trailing data", bad)
+		}
+	}
+	var n int
+	if err := codec.JSON.Unmarshal([]byte("1]]]"), &n); err == nil {
+		t.Error(`Unmarshal("1]]]") accepted trailing data`)
+	}
+}
+
 func TestTypedKeepsStructsInAnyStore(t *testing.T) {
 	store, err := l1.New(l1.Config{})
 	if err != nil {

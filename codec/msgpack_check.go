@@ -18,8 +18,12 @@ var errMsgpackShape = errors.New("malformed msgpack")
 // that follow, or if it nests deeper than maxMsgpackDepth. The decoder
 // allocates what headers declare (up to 1 MiB a string, a million
 // elements a slice) before it reads the data, so a few hostile bytes could
-// make it allocate megabytes; after this check, what it allocates is
-// bounded by the input's size. It returns the length of the value.
+// make it allocate megabytes; after this check, what it allocates grows
+// linearly with the input's size: every element it makes is at least one
+// input byte, though decoding into interface values can cost on the order
+// of a hundred bytes of memory per input byte (a slice of empty maps).
+// Callers bound the input (MaxValueBytes). It returns the length of the
+// value.
 func checkMsgpack(b []byte) (int, error) {
 	return checkValue(b, 0, 0)
 }

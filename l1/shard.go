@@ -172,13 +172,17 @@ func (sh *shard) touch(key string, expiry, deadline, now int64) error {
 	return nil
 }
 
-// evictTail evicts the least recently used entry unless it is keep, and
-// reports whether it evicted one.
+// evictTail evicts the least recently used entry other than keep (the
+// entry a write just made, which hits may have moved behind older ones),
+// and reports whether it evicted one.
 func (sh *shard) evictTail(keep *entry) bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := sh.root.prev
-	if sh.m == nil || e == &sh.root || e == keep {
+	if e == keep {
+		e = e.prev
+	}
+	if sh.m == nil || e == &sh.root {
 		return false
 	}
 	sh.remove(e)

@@ -177,14 +177,17 @@ func (s *Store) deadlineOf(expiry time.Time, now int64) int64 {
 }
 
 // unixNanos converts an expiry to Unix nanoseconds, the form in which an
-// entry keeps it to report it: 0 for none, and expiries past 2262
-// (beyond int64) to the last representable instant.
+// entry keeps it to report it: 0 for none, expiries past 2262 (beyond
+// int64) to the last representable instant, and any other at or before
+// 1970 to 1, which is as past as they are but not "none".
 func unixNanos(t time.Time) int64 {
 	switch {
 	case t.IsZero():
 		return 0
 	case t.After(time.Unix(0, math.MaxInt64)):
 		return math.MaxInt64
+	case !t.After(time.Unix(0, 0)):
+		return 1
 	}
 	return t.UnixNano()
 }

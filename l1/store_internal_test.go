@@ -1,6 +1,7 @@
 package l1
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -281,5 +282,59 @@ func TestFarFutureExpiry(t *testing.T) {
 	_, got, err := s.GetWithExpiry(ctx, "k")
 	if err != nil || got.After(far) || got.Year() < 2262 {
 		t.Fatalf("GetWithExpiry = %v, %v; want an expiry in [2262, %v]", got, err, far)
+	}
+}
+
+// A hit can move the entries of the writer's shard ahead of the entry the
+// write just made, leaving it at the tail. Eviction must then take the
+// next entry, not give up with the store over MaxBytes.
+func TestEvictionSkipsOnlyTheNewEntry(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestStore(t, Config{MaxBytes: 500})
+	value := make([]byte, 100)
+	a := "a"
+	b := ""
+	for i := 0; b == ""; i++ { // a key in a's shard
+		if k := "b" + strconv.Itoa(i); s.shardOf(k) == s.shardOf(a) {
+			b = k
+		}
+	}
+	if err := s.Set(ctx, a, value, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	// Set(b), replayed step by step: b lands, then a hit of a moves a in
+	// front of it, then b's write evicts.
+	home := s.shardOf(b)
+	e, err := s.shards[home].set(b, bytes.Clone(value), deadlines{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !present(t, s, a) {
+		t.Fatal("a missing before the eviction")
+	}
+	s.evict(home, e)
+	if used := s.used.Load(); used > s.maxBytes {
+		t.Fatalf("used %d bytes after the eviction, MaxBytes %d", used, s.maxBytes)
+	}
+	if present(t, s, a) || !present(t, s, b) {
+		t.Fatalf("after the eviction: a present %v, b present %v; want a evicted, b kept", present(t, s, a), present(t, s, b))
+	}
+}
+
+// Any expiry other than the zero time is an expiry, even 1970's: a Set
+// with one in the past deletes.
+func TestExpiryAtTheEpochIsPast(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestStore(t, Config{})
+	for _, expiry := range []time.Time{time.Unix(0, 0), time.Unix(-1, 0), time.Date(1, 1, 2, 0, 0, 0, 0, time.UTC)} {
+		if err := s.Set(ctx, "k", []byte("v"), time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Set(ctx, "k", []byte("v"), expiry); err != nil {
+			t.Fatal(err)
+		}
+		if present(t, s, "k") {
+			t.Fatalf("Set with expiry %v kept the key", expiry)
+		}
 	}
 }

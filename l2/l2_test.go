@@ -165,12 +165,17 @@ func TestDeadlineIsHonoured(t *testing.T) {
 	srv := redistest.Start(t)
 	// go-redis applies context deadlines to socket I/O only when asked to.
 	s := newStore(t, srv.Client(&redis.Options{ContextTimeoutEnabled: true}))
-	srv.Do("CLIENT", "PAUSE", "2000", "ALL")
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	_, err := s.Get(ctx, "k")
-	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, tierstore.ErrUnavailable) {
-		t.Fatalf("Get against a paused server = %v, want ErrUnavailable and context.DeadlineExceeded", err)
+	srv.Do("CLIENT", "PAUSE", "5000", "ALL")
+	// The socket's deadline and the context's fire together; whichever
+	// is seen first, the error is the same (this failed about one call
+	// in three when only ctx.Err() was consulted).
+	for range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+		_, err := s.Get(ctx, "k")
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, tierstore.ErrUnavailable) {
+			t.Fatalf("Get against a paused server = %v, want ErrUnavailable and context.DeadlineExceeded", err)
+		}
 	}
 }
 
@@ -205,11 +210,15 @@ func TestDeadAndSilentRedisAreUnavailable(t *testing.T) {
 			c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
 			defer c.Close()
 			s := newStore(t, c)
-			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-			defer cancel()
-			_, err := s.Get(ctx, "k")
-			if !errors.Is(err, tierstore.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
-				t.Fatalf("Get = %v, want ErrUnavailable and context.DeadlineExceeded", err)
+			// Short deadlines, many times: the socket's timeout and the
+			// context's fire together, and either may be seen first.
+			for range 30 {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+				_, err := s.Get(ctx, "k")
+				cancel()
+				if !errors.Is(err, tierstore.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("Get = %v, want ErrUnavailable and context.DeadlineExceeded", err)
+				}
 			}
 			cctx, ccancel := context.WithCancel(context.Background())
 			ccancel()

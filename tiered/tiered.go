@@ -69,7 +69,8 @@ type Config struct {
 	MaxValueBytes int
 	// HealthCheckInterval bounds staleness when invalidations may have been
 	// lost: L1 serves only while the subscription has answered a ping sent
-	// within this interval. Default DefaultHealthCheckInterval (1s).
+	// within this interval. Default DefaultHealthCheckInterval (1s);
+	// at least 4ms.
 	HealthCheckInterval time.Duration
 	// AccessReportInterval is how often, at most, a key served from L1 is
 	// reported to Redis as used (a batched TOUCH), so that an LRU or LFU
@@ -84,7 +85,8 @@ type Config struct {
 	// subscription's goroutine, in message order, so it must be quick: a
 	// slow OnInvalidate delays every later invalidation (and, past Redis's
 	// output-buffer limit for pub/sub clients, gets the subscription cut,
-	// which flushes L1).
+	// which flushes L1). It must not call Close, which waits for that
+	// goroutine to end.
 	OnInvalidate func(key string)
 }
 
@@ -98,6 +100,7 @@ type Store struct {
 
 	flights singleflight.Group
 	closed  atomic.Bool
+	done    chan struct{} // closed by Close
 
 	// ownEchoesUntil (unix ns): until then, this instance's own messages
 	// invalidate too (see ambiguousWriteWindow).
@@ -162,7 +165,7 @@ func New(cfg Config) (*Store, error) {
 	}
 	// The bus calls onMessage and onGap from its goroutines as soon as it
 	// starts, so everything they read is set first.
-	s := &Store{l1: first, l2: second, access: access, onInvalidate: cfg.OnInvalidate}
+	s := &Store{l1: first, l2: second, access: access, onInvalidate: cfg.OnInvalidate, done: make(chan struct{})}
 	s.bus, err = bus.New(bus.Config{
 		Redis:               cfg.Redis,
 		Channel:             cfg.Channel,
@@ -269,14 +272,33 @@ func (s *Store) fetch(ctx context.Context, key string) (fetched, error) {
 	if err := tierstore.CheckKey(key); err != nil {
 		return fetched{}, err
 	}
+	start := time.Now()
+	for {
+		r, err := s.fetchOnce(ctx, key)
+		// A shared read ends at the deadline of the caller that started
+		// it. A waiter whose own context is still alive reads again
+		// (joining a later flight or starting its own) instead of
+		// failing with someone else's deadline; one without a deadline
+		// gives up after maxSharedRead, as its own read would.
+		if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			if _, ok := ctx.Deadline(); ok || time.Since(start) < maxSharedRead {
+				continue
+			}
+		}
+		return r, err
+	}
+}
+
+func (s *Store) fetchOnce(ctx context.Context, key string) (fetched, error) {
 	st := s.l1.Stamp(key)
 	flight := key + "\x00" + st.String()
 	ch := s.flights.DoChan(flight, func() (any, error) {
 		// A flight under the same stamp may have filled L1 just before
-		// this one started: serve that instead of asking Redis again.
+		// this one started: serve that instead of asking Redis again
+		// (not counted as a second miss).
 		var hit fetched
 		if s.bus.Live() {
-			found, expiry, _ := s.l1.Lookup(key, func(v []byte) error { hit.value = v; return nil })
+			found, expiry, _ := s.l1.Recheck(key, func(v []byte) error { hit.value = v; return nil })
 			if found {
 				hit.expiry = expiry
 				return hit, nil
@@ -315,6 +337,9 @@ func (s *Store) fetch(ctx context.Context, key string) (fetched, error) {
 		}
 		return r.Val.(fetched), nil
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fetched{}, s.l2.WrapError(ctx, "get", key, ctx.Err())
+		}
 		return fetched{}, ctx.Err()
 	}
 }
@@ -433,18 +458,23 @@ func (s *Store) failed(key string, st cache.Stamp) {
 // false, every read goes to Redis. Useful in readiness checks and metrics.
 func (s *Store) Live() bool { return s.bus.Live() }
 
-// WaitLive blocks until L1 may serve reads (Live is true) or ctx is done,
-// and returns ctx's error in the latter case. A new Store is not Live
+// WaitLive blocks until L1 may serve reads (Live is true), ctx is done
+// (it returns ctx's error) or the Store is closed (tierstore.ErrClosed). A new Store is not Live
 // until its subscription has answered a first ping; call WaitLive at
 // startup (with a timeout) before reporting ready, if reads from memory
 // matter from the first request. The Store works without it: reads go to
 // Redis until then.
 func (s *Store) WaitLive(ctx context.Context) error {
+	if s.closed.Load() {
+		return tierstore.ErrClosed
+	}
 	select {
 	case <-s.bus.Ready():
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-s.done:
+		return tierstore.ErrClosed
 	}
 }
 
@@ -496,11 +526,15 @@ func (st Stats) String() string {
 }
 
 // Close stops the subscription and frees the L1 cache. Later calls fail
-// with tierstore.ErrClosed. It does not close the Redis client.
+// with tierstore.ErrClosed; calls in flight complete or fail with it. It
+// does not close the Redis client. Against an unresponsive Redis it may
+// wait for go-redis's dial or read timeout, if the subscription is being
+// re-made at that moment.
 func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	close(s.done)
 	err := s.bus.Close()
 	s.l1.Close()
 	if s.access != nil {

@@ -575,3 +575,107 @@ func (h holdScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (holdScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
 }
+
+// A shared read ends at the deadline of the caller that started it; a
+// caller that joined it with a later deadline must not fail with the
+// first one's: it reads again.
+func TestJoinedReadOutlivesTheFirstCallersDeadline(t *testing.T) {
+	_, c := redistest.Miniredis(t)
+	s := newStore(t, c, Config{})
+	set(t, s, "k", "v")
+	s.l1.InvalidateAll()
+
+	short, cancelShort := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancelShort()
+	joined := make(chan struct{}, 2)
+	s.afterFlightJoin = func(string) { joined <- struct{}{} }
+	bothJoined := make(chan struct{})
+	var reads atomic.Int32
+	s.beforeL2Read = func(string) {
+		if reads.Add(1) == 1 {
+			// The first shared read starts once both callers are in it,
+			// after the first caller's deadline passed.
+			<-bothJoined
+			<-short.Done()
+		}
+	}
+	go func() { _, _ = s.Get(short, "k") }()
+	<-joined
+	secondErr := make(chan error, 1)
+	var second []byte
+	go func() {
+		v, err := s.Get(context.Background(), "k")
+		second = v
+		secondErr <- err
+	}()
+	<-joined
+	close(bothJoined)
+	if err := <-secondErr; err != nil || string(second) != "v" {
+		t.Fatalf("Get without a deadline, joined to a read whose caller's deadline passed = %q, %v; want v", second, err)
+	}
+	if n := reads.Load(); n != 2 {
+		t.Fatalf("%d shared reads, want 2 (the expired one and the retry)", n)
+	}
+}
+
+// A waiter whose own deadline passes returns ErrUnavailable with
+// context.DeadlineExceeded, like a read that timed out itself.
+func TestWaiterDeadlineIsUnavailable(t *testing.T) {
+	_, c := redistest.Miniredis(t)
+	s := newStore(t, c, Config{})
+	release := make(chan struct{})
+	defer close(release)
+	s.beforeL2Read = func(string) { <-release }
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	_, err := s.Get(ctx, "k")
+	if !errors.Is(err, tierstore.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Get past its deadline = %v, want ErrUnavailable and DeadlineExceeded", err)
+	}
+}
+
+func TestWaitLiveAfterCloseIsErrClosed(t *testing.T) {
+	_, c := redistest.Miniredis(t)
+	s := newStore(t, c, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	waiting := make(chan error, 1)
+	s2, err := New(Config{Redis: c, KeyPrefix: "other:", HealthCheckInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { waiting <- s2.WaitLive(ctx) }()
+	s.Close()
+	s2.Close()
+	if err := s.WaitLive(ctx); !errors.Is(err, tierstore.ErrClosed) {
+		t.Fatalf("WaitLive after Close = %v, want ErrClosed", err)
+	}
+	if err := <-waiting; err != nil && !errors.Is(err, tierstore.ErrClosed) {
+		t.Fatalf("WaitLive during Close = %v, want nil or ErrClosed", err)
+	}
+}
+
+func TestTinyHealthCheckIntervalIsAnError(t *testing.T) {
+	_, c := redistest.Miniredis(t)
+	for _, d := range []time.Duration{-time.Second, time.Nanosecond, 3 * time.Nanosecond, time.Millisecond} {
+		if s, err := New(Config{Redis: c, HealthCheckInterval: d}); err == nil {
+			s.Close()
+			t.Errorf("New with HealthCheckInterval %v succeeded", d)
+		}
+	}
+}
+
+// One read that goes to Redis is one L1 miss, though the shared read looks
+// at L1 again before asking Redis.
+func TestOneRedisReadIsOneMiss(t *testing.T) {
+	_, c := redistest.Miniredis(t)
+	s := newStore(t, c, Config{})
+	set(t, s, "k", "v")
+	s.l1.InvalidateAll()
+	before := s.Stats()
+	get(t, s, "k")
+	after := s.Stats()
+	if misses, l2 := after.L1Misses-before.L1Misses, after.L2Hits-before.L2Hits; misses != 1 || l2 != 1 {
+		t.Fatalf("one Get through to Redis counted %d L1 misses and %d Redis hits, want 1 and 1", misses, l2)
+	}
+}

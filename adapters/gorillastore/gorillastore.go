@@ -15,6 +15,7 @@ import (
 	"encoding/base64"
 	"encoding/gob"
 	"errors"
+	"math"
 	"net/http"
 	"time"
 
@@ -117,7 +118,9 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, session *sessions.S
 	}
 	lifetime := BrowserSessionLifetime
 	if session.Options.MaxAge > 0 {
-		lifetime = time.Duration(session.Options.MaxAge) * time.Second
+		// Clamped: beyond about 292 years a Duration overflows into
+		// the past, which would delete the session.
+		lifetime = time.Duration(min(int64(session.Options.MaxAge), int64(math.MaxInt64/time.Second))) * time.Second
 	}
 	if err := s.store.Set(ctx, s.key(session.ID), buf.Bytes(), time.Now().Add(lifetime)); err != nil {
 		return err

@@ -8,6 +8,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"sync"
@@ -19,6 +20,11 @@ import (
 
 // DefaultHealthCheckInterval is the default Config.HealthCheckInterval.
 const DefaultHealthCheckInterval = time.Second
+
+// MinHealthCheckInterval is the smallest Config.HealthCheckInterval: pings
+// go out every quarter of it, and a lease much shorter than a round trip
+// would never hold.
+const MinHealthCheckInterval = 4 * time.Millisecond
 
 // Config configures a Bus. Zero fields take the documented defaults.
 type Config struct {
@@ -99,8 +105,8 @@ func New(cfg Config) (*Bus, error) {
 	if cfg.Redis == nil || cfg.Channel == "" {
 		return nil, errors.New("bus: Config.Redis and Config.Channel are required")
 	}
-	if cfg.HealthCheckInterval < 0 {
-		return nil, errors.New("bus: negative HealthCheckInterval")
+	if cfg.HealthCheckInterval < 0 || (cfg.HealthCheckInterval > 0 && cfg.HealthCheckInterval < MinHealthCheckInterval) {
+		return nil, fmt.Errorf("bus: HealthCheckInterval %v: want 0 (the default) or at least %v", cfg.HealthCheckInterval, MinHealthCheckInterval)
 	}
 	if cfg.HealthCheckInterval == 0 {
 		cfg.HealthCheckInterval = DefaultHealthCheckInterval
@@ -118,7 +124,9 @@ func New(cfg Config) (*Bus, error) {
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.expiry = time.AfterFunc(time.Hour, b.checkLease)
 	b.expiry.Stop()
-	b.ps = cfg.Redis.Subscribe(b.ctx, cfg.Channel)
+	// No channel yet, so nothing is dialled here: New must not wait for
+	// an unresponsive Redis. The receive goroutine subscribes.
+	b.ps = cfg.Redis.Subscribe(b.ctx)
 	b.wg.Add(2)
 	go b.receive()
 	go b.ping()
@@ -229,6 +237,9 @@ func (b *Bus) checkLease() {
 // renews the lease on pongs and reports gaps.
 func (b *Bus) receive() {
 	defer b.wg.Done()
+	// A failed first subscribe is retried by go-redis on the next read,
+	// which resubscribes to the channels the PubSub recorded.
+	_ = b.pubsub().Subscribe(b.ctx, b.cfg.Channel)
 	interval := b.cfg.HealthCheckInterval
 	backoff := time.Duration(0)
 	lastHeard := time.Now()

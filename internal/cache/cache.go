@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -114,7 +115,7 @@ type Cache struct {
 	accessEvery int64 // ns
 }
 
-// entry is immutable once cached, but for rejected.
+// entry is immutable once cached, but for reported.
 type entry struct {
 	key      string // for Keys: ristretto keeps only hashes
 	value    []byte
@@ -124,7 +125,6 @@ type entry struct {
 	stamp    Stamp
 	hash     uint64       // hashOf(key)
 	reported atomic.Int64 // when OnAccess last saw it (or it was filled), ns since clock.born
-	rejected atomic.Bool  // set if ristretto's admission policy refused it
 }
 
 // Stamp is a validity stamp; see Cache.
@@ -159,7 +159,6 @@ func New(cfg Config) (*Cache, error) {
 		BufferItems: 1024,
 		// Our cost already counts the overhead, in bytes.
 		IgnoreInternalCost: true,
-		OnReject:           func(it *ristretto.Item[*entry]) { it.Value.rejected.Store(true) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
@@ -237,23 +236,33 @@ func (s *Cache) current(e *entry) bool {
 // and reports whether it did, with the value's expiry (zero: none). fn must
 // neither modify nor retain the slice.
 func (s *Cache) Lookup(key string, fn func(value []byte) error) (hit bool, expiry time.Time, err error) {
+	return s.lookup(key, fn, true)
+}
+
+// Recheck is Lookup for a caller that already counted a miss of key and
+// looks again (a shared read checking whether another filled it): a hit
+// counts, a second miss does not.
+func (s *Cache) Recheck(key string, fn func(value []byte) error) (hit bool, expiry time.Time, err error) {
+	return s.lookup(key, fn, false)
+}
+
+func (s *Cache) lookup(key string, fn func(value []byte) error, countMiss bool) (hit bool, expiry time.Time, err error) {
 	if !s.gate.enter() {
 		return false, time.Time{}, nil
 	}
 	e, ok := s.get(key)
 	s.gate.leave()
-	if !ok {
-		s.misses.Add(1)
-		return false, time.Time{}, nil
-	}
-	if s.expired(e) {
+	if ok && s.expired(e) {
 		s.delete(key) // free it now: ristretto does not know it died
-		s.misses.Add(1)
-		return false, time.Time{}, nil
+		ok = false
 	}
-	if !s.current(e) {
-		s.stale.Add(1)
-		s.misses.Add(1)
+	if !ok || !s.current(e) {
+		if countMiss {
+			s.misses.Add(1)
+			if ok {
+				s.stale.Add(1)
+			}
+		}
 		return false, time.Time{}, nil
 	}
 	s.hits.Add()
@@ -299,7 +308,9 @@ func (s *Cache) fill(key string, value []byte, expiry time.Time, st Stamp, h uin
 		if left <= 0 {
 			return false
 		}
-		if deadline == 0 || now+left < deadline {
+		// time.Until saturates about 292 years out: such an expiry is
+		// no deadline at all rather than an overflowed one.
+		if left <= math.MaxInt64-now && (deadline == 0 || now+left < deadline) {
 			deadline = now + left
 		}
 	}

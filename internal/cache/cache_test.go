@@ -231,3 +231,16 @@ func lookup(t *testing.T, s *cache.Cache, key string) string {
 	}
 	return got
 }
+
+// An expiry centuries away (past what time.Until can count) is cached
+// like no expiry, not refused as an overflowed deadline.
+func TestFarFutureExpiryIsCached(t *testing.T) {
+	s := newStore(t, cache.Config{})
+	for _, year := range []int{2300, 2400, 9999} {
+		key := fmt.Sprint("k", year)
+		if !s.Fill(key, []byte("v"), time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC), s.Stamp(key)) {
+			t.Fatalf("Fill with an expiry in %d refused", year)
+		}
+		waitHit(t, s, key, "v")
+	}
+}

@@ -301,6 +301,21 @@ func (s *Client) wrap(ctx context.Context, op, key string, err error) error {
 	return Wrap(ctx, s.op+": "+op+" "+s.name(key), err)
 }
 
+// WrapError is Wrap for op on key, named as this client names it.
+func (s *Client) WrapError(ctx context.Context, op, key string, err error) error {
+	return s.wrap(ctx, op, key, err)
+}
+
+// DeadlineError is the error of a call whose context deadline passed
+// while it waited for Redis: tierstore.ErrUnavailable and
+// context.DeadlineExceeded, with cause (which may be nil) in the text.
+func DeadlineError(what string, cause error) error {
+	if cause == nil || errors.Is(cause, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w: %w", what, tierstore.ErrUnavailable, context.DeadlineExceeded)
+	}
+	return fmt.Errorf("%s: %w: %w (%v)", what, tierstore.ErrUnavailable, context.DeadlineExceeded, cause)
+}
+
 // Wrap turns a go-redis error into tierstore's: what is prefixes the
 // message ("l2: get tierstore:key#1a2b3c4d").
 //
@@ -316,11 +331,14 @@ func Wrap(ctx context.Context, what string, err error) error {
 	if errors.Is(err, redis.Nil) {
 		return tierstore.ErrNotFound
 	}
-	switch ctx.Err() {
-	case context.Canceled:
+	if errors.Is(ctx.Err(), context.Canceled) {
 		return fmt.Errorf("%s: %w", what, context.Canceled)
-	case context.DeadlineExceeded:
-		return fmt.Errorf("%s: %w: %w (%v)", what, tierstore.ErrUnavailable, context.DeadlineExceeded, err)
+	}
+	// With ContextTimeoutEnabled the socket's deadline is the context's,
+	// so the read can time out an instant before ctx.Err() reports it:
+	// a passed deadline is the cause whichever fired first.
+	if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
+		return DeadlineError(what, err)
 	}
 	var reply redis.Error
 	if errors.As(err, &reply) {
