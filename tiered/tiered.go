@@ -280,13 +280,21 @@ func (s *Store) fetch(ctx context.Context, key string) (fetched, error) {
 		// (joining a later flight or starting its own) instead of
 		// failing with someone else's deadline; one without a deadline
 		// gives up after maxSharedRead, as its own read would.
-		if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			if _, ok := ctx.Deadline(); ok || time.Since(start) < maxSharedRead {
-				continue
-			}
+		if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && s.mayReadAgain(ctx, start) {
+			continue
 		}
 		return r, err
 	}
+}
+
+// mayReadAgain reports whether a waiter that started at start still has
+// time for another shared read: before its own deadline, or within
+// maxSharedRead if it has none.
+func (s *Store) mayReadAgain(ctx context.Context, start time.Time) bool {
+	if deadline, ok := ctx.Deadline(); ok {
+		return time.Now().Before(deadline)
+	}
+	return time.Since(start) < maxSharedRead
 }
 
 func (s *Store) fetchOnce(ctx context.Context, key string) (fetched, error) {
