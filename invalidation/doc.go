@@ -15,9 +15,9 @@
 //     buffer). Each instance pings its subscription and holds a lease of
 //     tiered.Config.HealthCheckInterval: only while the lease holds does
 //     it serve from memory. A lost or re-made subscription, an expired
-//     lease or a message of a newer format than this release reads is a gap, and a gap drops the whole
-//     in-process cache before it serves again. So under faults an
-//     instance serves a stale value for at most
+//     lease or a message of a newer format than this release reads is a
+//     gap, and a gap drops the whole in-process cache before it serves
+//     again. So under faults an instance serves a stale value for at most
 //     min(L1TTL, HealthCheckInterval).
 //   - tiered.Store.Live reports whether the lease holds, tiered.Store.Stats
 //     counts invalidations sent and received and gaps.

@@ -92,10 +92,10 @@ func (s *Client) GetWithExpiry(ctx context.Context, key string) ([]byte, time.Ti
 		return nil
 	})
 	if err := get.Err(); err != nil {
-		return nil, time.Time{}, s.wrap(ctx, "get", key, err)
+		return nil, time.Time{}, s.WrapError(ctx, "get", key, err)
 	}
 	if err != nil {
-		return nil, time.Time{}, s.wrap(ctx, "get", key, err)
+		return nil, time.Time{}, s.WrapError(ctx, "get", key, err)
 	}
 	framed, _ := get.Bytes()
 	value, ok := unframe(framed)
@@ -146,7 +146,7 @@ func (s *Client) Keys(ctx context.Context, fn func(key string) bool) error {
 		err = scan(ctx, s.rdb)
 	}
 	if err != nil {
-		return s.wrap(ctx, "keys", "", err)
+		return s.WrapError(ctx, "keys", "", err)
 	}
 	return nil
 }
@@ -232,7 +232,7 @@ func (s *Client) SetAndPublish(ctx context.Context, key string, value []byte, ex
 		framePool.Put(buf)
 	}
 	if err != nil {
-		return s.wrap(ctx, "set", key, err)
+		return s.WrapError(ctx, "set", key, err)
 	}
 	return nil
 }
@@ -245,7 +245,7 @@ func (s *Client) DeleteAndPublish(ctx context.Context, key string, n Notice) (ex
 	}
 	deleted, err := delScript.Run(ctx, s.rdb, []string{s.prefix + key}, n.Channel, n.Payload).Int()
 	if err != nil {
-		return false, s.wrap(ctx, "delete", key, err)
+		return false, s.WrapError(ctx, "delete", key, err)
 	}
 	return deleted > 0, nil
 }
@@ -273,7 +273,7 @@ func (s *Client) TouchAndPublish(ctx context.Context, key string, expiry time.Ti
 	}
 	res, err := touchScript.Run(ctx, s.rdb, []string{s.prefix + key}, pxat, n.Channel, n.Payload).Int()
 	if err != nil {
-		return false, s.wrap(ctx, "touch", key, err)
+		return false, s.WrapError(ctx, "touch", key, err)
 	}
 	if res == 0 {
 		return false, tierstore.ErrNotFound
@@ -297,19 +297,15 @@ func (s *Client) name(key string) string {
 }
 
 // wrap turns a go-redis error into the documented one.
-func (s *Client) wrap(ctx context.Context, op, key string, err error) error {
+// WrapError is Wrap for op on key, named as this client names it.
+func (s *Client) WrapError(ctx context.Context, op, key string, err error) error {
 	return Wrap(ctx, s.op+": "+op+" "+s.name(key), err)
 }
 
-// WrapError is Wrap for op on key, named as this client names it.
-func (s *Client) WrapError(ctx context.Context, op, key string, err error) error {
-	return s.wrap(ctx, op, key, err)
-}
-
-// DeadlineError is the error of a call whose context deadline passed
+// deadlineError is the error of a call whose context deadline passed
 // while it waited for Redis: tierstore.ErrUnavailable and
 // context.DeadlineExceeded, with cause (which may be nil) in the text.
-func DeadlineError(what string, cause error) error {
+func deadlineError(what string, cause error) error {
 	if cause == nil || errors.Is(cause, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: %w: %w", what, tierstore.ErrUnavailable, context.DeadlineExceeded)
 	}
@@ -338,7 +334,7 @@ func Wrap(ctx context.Context, what string, err error) error {
 	// so the read can time out an instant before ctx.Err() reports it:
 	// a passed deadline is the cause whichever fired first.
 	if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
-		return DeadlineError(what, err)
+		return deadlineError(what, err)
 	}
 	var reply redis.Error
 	if errors.As(err, &reply) {
