@@ -92,19 +92,19 @@ func (s *Store) View(ctx context.Context, key string, fn func([]byte) error) err
 // Set stores value under key until expiry (zero: none). An expiry that is
 // not in the future deletes the key.
 func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.Time) error {
-	return s.kv.SetAndPublish(ctx, key, value, expiry, rediskv.Notice{})
+	return s.kv.SetAndPublish(ctx, key, value, expiry, rediskv.Notice{}, nil)
 }
 
 // Delete removes key. Deleting a missing key is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	_, err := s.kv.DeleteAndPublish(ctx, key, rediskv.Notice{})
+	_, err := s.kv.DeleteAndPublish(ctx, key, rediskv.Notice{}, nil)
 	return err
 }
 
 // Touch changes the expiry of key without rewriting its value; it returns
 // tierstore.ErrNotFound if the key is absent.
 func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
-	_, err := s.kv.TouchAndPublish(ctx, key, expiry, rediskv.Notice{})
+	_, err := s.kv.TouchAndPublish(ctx, key, expiry, rediskv.Notice{}, nil)
 	return err
 }
 

@@ -21,14 +21,14 @@ func TestL1HitsAreReportedToRedisAtMostOncePerInterval(t *testing.T) {
 	touches := &countTouches{seen: map[string]int{}}
 	c.AddHook(touches)
 
-	often := newStore(t, c, Config{KeyPrefix: "often:", AccessReportInterval: time.Nanosecond})
+	often := newStore(t, c, Config{OwnWritesOnly: true, KeyPrefix: "often:", AccessReportInterval: time.Nanosecond})
 	set(t, often, "k", "v")
 	redistest.Eventually(t, "a hit of k is reported as TOUCH often:k", func() bool {
 		get(t, often, "k")
 		return touches.count("often:k") > 0
 	})
 
-	rarely := newStore(t, c, Config{KeyPrefix: "rarely:", AccessReportInterval: time.Hour})
+	rarely := newStore(t, c, Config{OwnWritesOnly: true, KeyPrefix: "rarely:", AccessReportInterval: time.Hour})
 	set(t, rarely, "k", "v")
 	for range 1000 {
 		get(t, rarely, "k")

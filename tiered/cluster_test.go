@@ -15,7 +15,7 @@ func TestConformanceRealCluster(t *testing.T) {
 	n := 0
 	storetest.Run(t, func(t *testing.T) tierstore.Store {
 		n++ // a fresh prefix per subtest instead of flushing every master
-		return newStore(t, cluster.Client(nil), Config{KeyPrefix: fmt.Sprintf("c%d:", n)})
+		return newStore(t, cluster.Client(nil), Config{OwnWritesOnly: true, KeyPrefix: fmt.Sprintf("c%d:", n)})
 	})
 }
 
@@ -23,8 +23,8 @@ func TestConformanceRealCluster(t *testing.T) {
 // reach instances subscribed through any node.
 func TestClusterInvalidationsReachEveryInstance(t *testing.T) {
 	cluster := redistest.StartCluster(t, 3)
-	a := newStore(t, cluster.Client(nil), Config{})
-	b := newStore(t, cluster.Client(nil), Config{})
+	a := newStore(t, cluster.Client(nil), Config{OwnWritesOnly: true})
+	b := newStore(t, cluster.Client(nil), Config{OwnWritesOnly: true})
 	keys := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot"} // spread over the nodes
 	for _, k := range keys {
 		set(t, a, k, "v1")

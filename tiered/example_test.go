@@ -12,7 +12,7 @@ import (
 )
 
 func Example() {
-	srv, _ := miniredis.Run() // any Redis: redis.NewClient, NewFailoverClient or NewClusterClient
+	srv, _ := miniredis.Run() // any Redis 7: redis.NewClient or NewFailoverClient
 	defer srv.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
 	defer rdb.Close()
@@ -21,6 +21,9 @@ func Example() {
 		Redis:     rdb,
 		KeyPrefix: "sessions:",
 		L1TTL:     time.Minute,
+		// miniredis has no CLIENT TRACKING: only tiered's own writes
+		// invalidate. Against a real Redis, leave this false.
+		OwnWritesOnly: true,
 	})
 	if err != nil {
 		panic(err)

@@ -23,6 +23,7 @@ import (
 	"github.com/tierstore/tierstore/internal/bus"
 	"github.com/tierstore/tierstore/internal/cache"
 	"github.com/tierstore/tierstore/internal/rediskv"
+	"github.com/tierstore/tierstore/internal/tracking"
 )
 
 // Defaults for zero Config fields.
@@ -80,6 +81,17 @@ type Config struct {
 	// eviction). Redis's LRU clock counts whole seconds, which is why the
 	// default is DefaultAccessReportInterval (1s). Negative: never report.
 	AccessReportInterval time.Duration
+	// OwnWritesOnly turns off server-assisted invalidation. By default
+	// every change to a key under KeyPrefix reaches every instance,
+	// whoever makes it (another program, an operator's DEL, expiry,
+	// eviction, FLUSHDB, a resync): Redis reports them (CLIENT TRACKING,
+	// see docs/consistency.md). With OwnWritesOnly, only writes through
+	// tiered stores publish invalidations: a change made any other way,
+	// including through l2.Store, is seen by an instance holding the key
+	// only when its L1 entry ends (L1TTL). Set it for a Redis that
+	// refuses CLIENT TRACKING (some managed services; New then fails
+	// with tierstore.ErrRefused) or has no tracking (miniredis).
+	OwnWritesOnly bool
 	// OnInvalidate, if set, is called after a peer's invalidation of key
 	// has been applied to L1: for tracing and metrics. It runs on the
 	// subscription's goroutine, in message order, so it must be quick: a
@@ -93,10 +105,11 @@ type Config struct {
 // Store is the tiered tierstore.Store. It is safe for concurrent use; Close
 // it to stop its subscription goroutines.
 type Store struct {
-	l1     *cache.Cache
-	l2     *rediskv.Client
-	bus    *bus.Bus
-	access *accessReporter // nil if AccessReportInterval < 0
+	l1      *cache.Cache
+	l2      *rediskv.Client
+	bus     *bus.Bus
+	tracker *tracking.Tracker // nil with OwnWritesOnly
+	access  *accessReporter   // nil if AccessReportInterval < 0
 
 	flights singleflight.Group
 	closed  atomic.Bool
@@ -140,8 +153,28 @@ func New(cfg Config) (*Store, error) {
 	if cfg.L1TTL == 0 {
 		cfg.L1TTL = DefaultL1TTL
 	}
-	second, err := rediskv.New(rediskv.Config{Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, MaxValueBytes: cfg.MaxValueBytes, Op: "tiered"})
+	// s is set before any write, and so before the tracker's OnGap.
+	var s *Store
+	var tracker *tracking.Tracker
+	if !cfg.OwnWritesOnly {
+		var err error
+		tracker, err = newTracker(cfg, func(reason string) { s.bus.Gap(reason) })
+		if err != nil {
+			return nil, err
+		}
+	}
+	closeAll := func() {
+		if tracker != nil {
+			_ = tracker.Close()
+		}
+	}
+	kvcfg := rediskv.Config{Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, MaxValueBytes: cfg.MaxValueBytes, Op: "tiered"}
+	if tracker != nil {
+		kvcfg.Runner = tracker
+	}
+	second, err := rediskv.New(kvcfg)
 	if err != nil {
+		closeAll()
 		return nil, err
 	}
 	if cfg.Channel == "" {
@@ -155,33 +188,55 @@ func New(cfg Config) (*Store, error) {
 	if cfg.AccessReportInterval > 0 {
 		access = newAccessReporter(cfg.Redis, second.KeyPrefix())
 		l1cfg.OnAccess, l1cfg.AccessEvery = access.report, cfg.AccessReportInterval
+		closeTracker := closeAll
+		closeAll = func() { closeTracker(); access.close() }
 	}
 	first, err := cache.New(l1cfg)
 	if err != nil {
-		if access != nil {
-			access.close()
-		}
+		closeAll()
 		return nil, fmt.Errorf("tiered: %w", err)
 	}
 	// The bus calls onMessage and onGap from its goroutines as soon as it
 	// starts, so everything they read is set first.
-	s := &Store{l1: first, l2: second, access: access, onInvalidate: cfg.OnInvalidate, done: make(chan struct{})}
-	s.bus, err = bus.New(bus.Config{
+	s = &Store{l1: first, l2: second, tracker: tracker, access: access, onInvalidate: cfg.OnInvalidate, done: make(chan struct{})}
+	bcfg := bus.Config{
 		Redis:               cfg.Redis,
 		Channel:             cfg.Channel,
 		ID:                  bus.NewID(),
 		HealthCheckInterval: cfg.HealthCheckInterval,
 		OnMessage:           s.onMessage,
 		OnGap:               s.onGap,
-	})
+	}
+	if tracker != nil {
+		bcfg.Redis, bcfg.Channel, bcfg.KeyPrefix = tracker.Subscriber(), bus.TrackingChannel, second.KeyPrefix()
+		bcfg.Check = tracker.Check
+	}
+	s.bus, err = bus.New(bcfg)
 	if err != nil {
 		first.Close()
-		if access != nil {
-			access.close()
-		}
+		closeAll()
 		return nil, fmt.Errorf("tiered: %w", err)
 	}
 	return s, nil
+}
+
+// newTracker checks that Redis allows tracking, when it answers, and
+// returns a tracker whose lost registrations are gaps of s's bus.
+func newTracker(cfg Config, onGap func(string)) (*tracking.Tracker, error) {
+	rdb, ok := cfg.Redis.(*redis.Client)
+	if !ok {
+		return nil, fmt.Errorf("tiered: server-assisted invalidation needs a *redis.Client (single node or Sentinel), not %T: set Config.OwnWritesOnly", cfg.Redis)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := tracking.Probe(ctx, rdb); err != nil {
+		return nil, fmt.Errorf("tiered: %w", err)
+	}
+	prefix := cfg.KeyPrefix
+	if prefix == "" {
+		prefix = rediskv.DefaultKeyPrefix
+	}
+	return tracking.New(tracking.Config{Redis: rdb, Prefix: prefix, EpochKey: rediskv.EpochKey(prefix), OnGap: onGap})
 }
 
 func (s *Store) onMessage(m bus.Message) {
@@ -388,17 +443,20 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.T
 		return fmt.Errorf("tiered: set: %d bytes, limit %d: %w", len(value), s.l2.MaxValueBytes(), tierstore.ErrTooLarge)
 	}
 	st := s.l1.BeginWrite(key)
-	err := s.l2.SetAndPublish(ctx, key, value, expiry, s.notice(key))
-	if err != nil {
-		s.failed(key, st)
-		return err
-	}
-	s.sent.Add(1)
-	if s.afterL2Write != nil {
-		s.afterL2Write(key)
-	}
-	s.l1.EndWrite(key, st, bytes.Clone(value), expiry)
-	return nil
+	cached := bytes.Clone(value)
+	// The outcome is applied to L1 when Redis answers, also if ctx ends
+	// first: a write that left is not a write whose result is unknown.
+	return s.l2.SetAndPublish(ctx, key, value, expiry, s.notice(key), func(err error) {
+		if err != nil {
+			s.failed(key, st)
+			return
+		}
+		s.sent.Add(1)
+		if s.afterL2Write != nil {
+			s.afterL2Write(key)
+		}
+		s.l1.EndWrite(key, st, cached, expiry)
+	})
 }
 
 // Delete removes key from Redis and from every instance's L1.
@@ -410,19 +468,25 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	st := s.l1.BeginWrite(key)
-	if _, err := s.l2.DeleteAndPublish(ctx, key, s.notice(key)); err != nil {
-		s.failed(key, st)
-		return err
-	}
-	s.sent.Add(1)
-	s.l1.EndWrite(key, st, nil, time.Time{})
-	return nil
+	_, err := s.l2.DeleteAndPublish(ctx, key, s.notice(key), func(err error) {
+		if err != nil {
+			s.failed(key, st)
+			return
+		}
+		s.sent.Add(1)
+		s.l1.EndWrite(key, st, nil, time.Time{})
+	})
+	return err
 }
 
-// Touch changes the expiry of key without rewriting its value. Moving the
-// expiry later publishes nothing: other instances' cached copies just
-// expire at the old time and are read again. Moving it earlier invalidates
-// them. A zero expiry removes the expiry.
+// Touch changes the expiry of key without rewriting its value. A zero
+// expiry removes the expiry. Redis reports the change to every instance,
+// which reads the key again on its next use, this one included (its echo
+// is not reported, and with it neither a peer's change in the same instant,
+// so the cached copy cannot be kept). With OwnWritesOnly, moving the expiry
+// later publishes nothing (other instances' cached copies just expire at
+// the old time), moving it earlier invalidates them, and this instance
+// keeps its copy.
 func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
 	if err := s.check(ctx); err != nil {
 		return err
@@ -430,7 +494,17 @@ func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
 	if err := tierstore.CheckKey(key); err != nil {
 		return err
 	}
-	published, err := s.l2.TouchAndPublish(ctx, key, expiry, s.notice(key))
+	if s.tracker != nil {
+		st := s.l1.BeginWrite(key)
+		_, err := s.l2.TouchAndPublish(ctx, key, expiry, rediskv.Notice{}, func(err error) {
+			if err != nil {
+				s.errs.Add(1)
+			}
+			s.l1.EndWrite(key, st, nil, time.Time{})
+		})
+		return err
+	}
+	published, err := s.l2.TouchAndPublish(ctx, key, expiry, s.notice(key), nil)
 	switch {
 	case errors.Is(err, tierstore.ErrNotFound):
 		return err
@@ -447,7 +521,12 @@ func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
 	return nil
 }
 
+// notice is the invalidation a write publishes: none when Redis reports
+// changes itself.
 func (s *Store) notice(key string) rediskv.Notice {
+	if s.tracker != nil {
+		return rediskv.Notice{}
+	}
 	return rediskv.Notice{Channel: s.bus.Channel(), Payload: s.bus.Message(key)}
 }
 
@@ -544,6 +623,9 @@ func (s *Store) Close() error {
 	}
 	close(s.done)
 	err := s.bus.Close()
+	if s.tracker != nil {
+		err = errors.Join(err, s.tracker.Close())
+	}
 	s.l1.Close()
 	if s.access != nil {
 		s.access.close()

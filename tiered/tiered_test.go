@@ -83,7 +83,7 @@ func lookupL1(s *Store, key string) string {
 func TestConformanceMiniredis(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) tierstore.Store {
 		_, c := redistest.Miniredis(t)
-		return newStore(t, c, Config{})
+		return newStore(t, c, Config{OwnWritesOnly: true})
 	}, storetest.FrozenTTLs)
 }
 
@@ -143,7 +143,7 @@ func TestGetAfterForeignDeleteMisses(t *testing.T) {
 }
 
 func TestOwnInvalidationsAreIgnored(t *testing.T) {
-	a, _, _ := pair(t, Config{})
+	a, _, _ := pair(t, Config{OwnWritesOnly: true})
 	set(t, a, "k", "v1")
 	redistest.Eventually(t, "A's own message comes back", func() bool { return a.Stats().InvalidationsIgnoredOwn > 0 })
 	if st := a.Stats(); st.InvalidationsReceived != 0 {
@@ -179,13 +179,15 @@ func TestReadYourWrites(t *testing.T) {
 // invalidation had been lost.
 func writeBehindTheBus(t *testing.T, s *Store, c *redis.Client, key, value string) {
 	t.Helper()
-	if err := s.l2.SetAndPublish(context.Background(), key, []byte(value), time.Time{}, rediskv.Notice{}); err != nil {
+	if err := s.l2.SetAndPublish(context.Background(), key, []byte(value), time.Time{}, rediskv.Notice{}, nil); err != nil {
 		t.Fatal(err)
 	}
 }
 
+// With tracking, Redis reports every write: only OwnWritesOnly can write
+// behind the bus. (TestLostRegistrationIsAGap covers tracking's gaps.)
 func TestSubscriptionGapFlushesL1(t *testing.T) {
-	a, b, srv := pair(t, Config{})
+	a, b, srv := pair(t, Config{OwnWritesOnly: true})
 	set(t, a, "k", "v1")
 	cached(t, b, "k")
 	writeBehindTheBus(t, a, nil, "k", "v2") // an invalidation lost...
@@ -267,7 +269,7 @@ func TestLocalWriteRacingForeignWriteIsNotCached(t *testing.T) {
 
 func TestGetAfterLocalWriteDoesNotJoinOlderRead(t *testing.T) {
 	_, c := redistest.Miniredis(t)
-	s := newStore(t, c, Config{})
+	s := newStore(t, c, Config{OwnWritesOnly: true})
 	set(t, s, "k", "old")
 	s.l1.InvalidateAll()
 	// A read of "old" is in flight when this instance writes "new".
@@ -299,7 +301,7 @@ func TestGetAfterLocalWriteDoesNotJoinOlderRead(t *testing.T) {
 
 func TestConcurrentMissesShareOneRedisRead(t *testing.T) {
 	_, c := redistest.Miniredis(t)
-	s := newStore(t, c, Config{})
+	s := newStore(t, c, Config{OwnWritesOnly: true})
 	set(t, s, "k", "v")
 	s.l1.InvalidateAll()
 	var reads atomic.Int32
@@ -364,7 +366,7 @@ func TestL1NeverOutlivesTheValue(t *testing.T) {
 }
 
 func TestL1TTLBoundsStalenessWithoutMessages(t *testing.T) {
-	a, b, _ := pair(t, Config{L1TTL: 300 * time.Millisecond})
+	a, b, _ := pair(t, Config{OwnWritesOnly: true, L1TTL: 300 * time.Millisecond})
 	set(t, a, "k", "v1")
 	cached(t, b, "k")
 	writeBehindTheBus(t, a, nil, "k", "v2")
@@ -421,7 +423,7 @@ func TestCorruptValueIsNotCached(t *testing.T) {
 
 func TestClosedStoreRefusesOperations(t *testing.T) {
 	_, c := redistest.Miniredis(t)
-	s := newStore(t, c, Config{})
+	s := newStore(t, c, Config{OwnWritesOnly: true})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -439,7 +441,7 @@ func TestClosedStoreRefusesOperations(t *testing.T) {
 
 func TestCancelledReadReturnsPromptlyWhileFlightContinues(t *testing.T) {
 	_, c := redistest.Miniredis(t)
-	s := newStore(t, c, Config{})
+	s := newStore(t, c, Config{OwnWritesOnly: true})
 	set(t, s, "k", "v")
 	s.l1.InvalidateAll()
 	release := make(chan struct{})
@@ -470,7 +472,7 @@ func TestCloseDuringCallsNeverPanics(t *testing.T) {
 	for range 300 {
 		// A small L1: closing ristretto clears its counters, which for
 		// the default size costs more than the rest of a round.
-		s, err := New(Config{Redis: c, KeyPrefix: "close:", L1MaxBytes: 1 << 20})
+		s, err := New(Config{Redis: c, OwnWritesOnly: true, KeyPrefix: "close:", L1MaxBytes: 1 << 20})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -521,7 +523,7 @@ func TestCloseDuringCallsNeverPanics(t *testing.T) {
 // until Close has returned.
 func TestCloseWhileWritesWaitForRedis(t *testing.T) {
 	_, c := redistest.Miniredis(t)
-	s := newStore(t, c, Config{})
+	s := newStore(t, c, Config{OwnWritesOnly: true})
 	ctx := context.Background()
 	set(t, s, "k", "v")
 	held := make(chan struct{}, 3)
@@ -581,7 +583,7 @@ func (holdScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 // first one's: it reads again.
 func TestJoinedReadOutlivesTheFirstCallersDeadline(t *testing.T) {
 	_, c := redistest.Miniredis(t)
-	s := newStore(t, c, Config{})
+	s := newStore(t, c, Config{OwnWritesOnly: true})
 	set(t, s, "k", "v")
 	s.l1.InvalidateAll()
 
@@ -622,7 +624,7 @@ func TestJoinedReadOutlivesTheFirstCallersDeadline(t *testing.T) {
 // context.DeadlineExceeded, like a read that timed out itself.
 func TestWaiterDeadlineIsUnavailable(t *testing.T) {
 	_, c := redistest.Miniredis(t)
-	s := newStore(t, c, Config{})
+	s := newStore(t, c, Config{OwnWritesOnly: true})
 	release := make(chan struct{})
 	defer close(release)
 	s.beforeL2Read = func(string) { <-release }
@@ -636,11 +638,11 @@ func TestWaiterDeadlineIsUnavailable(t *testing.T) {
 
 func TestWaitLiveAfterCloseIsErrClosed(t *testing.T) {
 	_, c := redistest.Miniredis(t)
-	s := newStore(t, c, Config{})
+	s := newStore(t, c, Config{OwnWritesOnly: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	waiting := make(chan error, 1)
-	s2, err := New(Config{Redis: c, KeyPrefix: "other:", HealthCheckInterval: time.Hour})
+	s2, err := New(Config{Redis: c, OwnWritesOnly: true, KeyPrefix: "other:", HealthCheckInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -658,7 +660,7 @@ func TestWaitLiveAfterCloseIsErrClosed(t *testing.T) {
 func TestTinyHealthCheckIntervalIsAnError(t *testing.T) {
 	_, c := redistest.Miniredis(t)
 	for _, d := range []time.Duration{-time.Second, time.Nanosecond, 3 * time.Nanosecond, time.Millisecond} {
-		if s, err := New(Config{Redis: c, HealthCheckInterval: d}); err == nil {
+		if s, err := New(Config{Redis: c, OwnWritesOnly: true, HealthCheckInterval: d}); err == nil {
 			s.Close()
 			t.Errorf("New with HealthCheckInterval %v succeeded", d)
 		}
@@ -669,7 +671,7 @@ func TestTinyHealthCheckIntervalIsAnError(t *testing.T) {
 // at L1 again before asking Redis.
 func TestOneRedisReadIsOneMiss(t *testing.T) {
 	_, c := redistest.Miniredis(t)
-	s := newStore(t, c, Config{})
+	s := newStore(t, c, Config{OwnWritesOnly: true})
 	set(t, s, "k", "v")
 	s.l1.InvalidateAll()
 	before := s.Stats()

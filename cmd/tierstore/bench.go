@@ -69,7 +69,7 @@ func runBench(args []string, out io.Writer) error {
 		c := client()
 		s, err := tiered.New(tiered.Config{
 			Redis: c, KeyPrefix: "tierstore-bench:tiered:", L1TTL: *ttl, L1MaxBytes: *l1Size,
-			OnInvalidate: onInvalidate,
+			OnInvalidate: onInvalidate, OwnWritesOnly: opts.Addr == embeddedAddr,
 		})
 		if err != nil {
 			return nil, err

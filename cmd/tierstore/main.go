@@ -90,6 +90,10 @@ func run(args []string, out io.Writer) error {
 	return demo(context.Background(), opts, out)
 }
 
+// embeddedAddr is the address of the miniredis redisOptions started, if
+// any: it has no CLIENT TRACKING, so stores on it run OwnWritesOnly.
+var embeddedAddr string
+
 // redisOptions returns client options for addr, starting a miniredis when
 // addr is empty.
 func redisOptions(addr string, out io.Writer) (*redis.Options, func(), error) {
@@ -99,6 +103,7 @@ func redisOptions(addr string, out io.Writer) (*redis.Options, func(), error) {
 			return nil, nil, fmt.Errorf("start embedded miniredis: %w", err)
 		}
 		fmt.Fprintf(out, "Redis: embedded miniredis at %s (pass -redis host:port for a real server;\n       miniredis timings are for the demo, not a benchmark)\n\n", m.Addr())
+		embeddedAddr = m.Addr()
 		return &redis.Options{Addr: m.Addr(), ContextTimeoutEnabled: true}, m.Close, nil
 	}
 	if strings.Contains(addr, "://") {
@@ -120,7 +125,7 @@ func demo(ctx context.Context, opts *redis.Options, out io.Writer) error {
 	newInstance := func() (*tiered.Store, func(), error) {
 		o := *opts
 		rdb := redis.NewClient(&o)
-		s, err := tiered.New(tiered.Config{Redis: rdb, KeyPrefix: "tierstore-demo:"})
+		s, err := tiered.New(tiered.Config{Redis: rdb, KeyPrefix: "tierstore-demo:", OwnWritesOnly: o.Addr == embeddedAddr})
 		if err != nil {
 			rdb.Close()
 			return nil, nil, err

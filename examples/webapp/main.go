@@ -58,11 +58,13 @@ type Instance struct {
 	Invalidated chan struct{}
 }
 
-// NewInstance builds an instance on its own Redis client.
-func NewInstance(name, redisAddr string) (*Instance, error) {
+// NewInstance builds an instance on its own Redis client. embedded says
+// the server is miniredis, which has no CLIENT TRACKING: then only the
+// store's own writes invalidate (tiered.Config.OwnWritesOnly).
+func NewInstance(name, redisAddr string, embedded bool) (*Instance, error) {
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, ContextTimeoutEnabled: true})
 	invalidated := make(chan struct{}, 64)
-	store, err := tiered.New(tiered.Config{Redis: rdb, KeyPrefix: "webapp:", OnInvalidate: func(string) {
+	store, err := tiered.New(tiered.Config{Redis: rdb, KeyPrefix: "webapp:", OwnWritesOnly: embedded, OnInvalidate: func(string) {
 		select {
 		case invalidated <- struct{}{}:
 		default:
@@ -131,7 +133,8 @@ func (in *Instance) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 func run(ctx context.Context, redisAddr, addrA, addrB string, serve bool, out io.Writer) error {
-	if redisAddr == "" {
+	embedded := redisAddr == ""
+	if embedded {
 		m, err := miniredis.Run()
 		if err != nil {
 			return err
@@ -140,12 +143,12 @@ func run(ctx context.Context, redisAddr, addrA, addrB string, serve bool, out io
 		redisAddr = m.Addr()
 		fmt.Fprintf(out, "Redis: embedded miniredis at %s\n", redisAddr)
 	}
-	a, err := NewInstance("A", redisAddr)
+	a, err := NewInstance("A", redisAddr, embedded)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	b, err := NewInstance("B", redisAddr)
+	b, err := NewInstance("B", redisAddr, embedded)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,8 +31,19 @@ const MinHealthCheckInterval = 4 * time.Millisecond
 type Config struct {
 	// Redis is the client to subscribe with; required. Never closed by Bus.
 	Redis redis.UniversalClient
-	// Channel is the pub/sub channel; required.
+	// Channel is the pub/sub channel; required. On TrackingChannel the
+	// messages are Redis's invalidations (key names, or a null for a
+	// flush), else this package's own messages.
 	Channel string
+	// KeyPrefix is stripped from the keys of Redis's invalidations;
+	// keys without it are ignored.
+	KeyPrefix string
+	// Check, if set, runs before every ping, and must succeed for the
+	// ping to renew the lease: it proves that what feeds the channel
+	// (a tracking registration) was in place when the ping's time was
+	// taken. A non-empty flush reports that messages may have been lost
+	// before it (a gap). An error is a gap too, and no ping is sent.
+	Check func(ctx context.Context) (flush string, err error)
 	// ID identifies this instance in its messages. Default: NewID().
 	// Set it when the handlers need it before New returns.
 	ID ID
@@ -85,6 +97,7 @@ type Bus struct {
 	closed bool
 
 	live       atomic.Bool
+	everLive   atomic.Bool // a gap before the first lease is no loss: not counted
 	liveMu     sync.Mutex
 	liveCh     chan struct{} // closed while live; see Ready
 	liveClosed bool
@@ -158,6 +171,7 @@ func (b *Bus) Ready() <-chan struct{} {
 }
 
 func (b *Bus) setLive() {
+	b.everLive.Store(true)
 	if b.live.Swap(true) {
 		return
 	}
@@ -215,12 +229,18 @@ func (b *Bus) pubsub() *redis.PubSub {
 	return b.ps
 }
 
+// Gap withdraws the lease and tells the owner (OnGap): for what feeds
+// the channel to report that messages may have been lost.
+func (b *Bus) Gap(reason string) { b.gap(reason) }
+
 // gap withdraws the lease and tells the owner. Order matters: not Live
 // first, so that nothing is served between the loss and the flush.
 func (b *Bus) gap(reason string) {
 	b.setNotLive()
 	b.leaseUntil.Store(0)
-	b.gaps.Add(1)
+	if b.everLive.Load() {
+		b.gaps.Add(1)
+	}
 	b.cfg.OnGap(reason)
 }
 
@@ -261,6 +281,12 @@ func (b *Bus) receive() {
 				}
 				continue
 			}
+			if isFlush(err) {
+				// Redis's invalidation of everything: FLUSHDB, FLUSHALL,
+				// a full resync from a master. The connection is fine.
+				b.gap("server flushed its data")
+				continue
+			}
 			// go-redis reconnects and resubscribes on the next read; the
 			// messages in between are lost.
 			if b.live.Load() || backoff == 0 {
@@ -278,7 +304,11 @@ func (b *Bus) receive() {
 		lastHeard = time.Now()
 		switch m := msg.(type) {
 		case *redis.Message:
-			b.deliver(m.Payload)
+			if m.Channel == TrackingChannel {
+				b.deliverKeys(m)
+			} else {
+				b.deliver(m.Payload)
+			}
 		case *redis.Pong:
 			b.renew(m.Payload)
 		case *redis.Subscription:
@@ -298,6 +328,32 @@ func (b *Bus) receive() {
 				b.requestPing()
 			}
 		}
+	}
+}
+
+// TrackingChannel is the channel of Redis's RESP2 invalidations.
+const TrackingChannel = "__redis__:invalidate"
+
+// isFlush reports whether err is go-redis's reading of the null
+// invalidation by which Redis says that every key is invalid.
+func isFlush(err error) bool {
+	return strings.Contains(err.Error(), "unsupported pubsub message payload: <nil>")
+}
+
+// deliverKeys hands on the keys of one of Redis's invalidations.
+func (b *Bus) deliverKeys(m *redis.Message) {
+	keys := m.PayloadSlice
+	if keys == nil {
+		keys = []string{m.Payload}
+	}
+	for _, k := range keys {
+		key, ok := strings.CutPrefix(k, b.cfg.KeyPrefix)
+		if !ok {
+			b.malformed.Add(1)
+			continue
+		}
+		b.messages.Add(1)
+		b.cfg.OnMessage(Message{Key: key})
 	}
 }
 
@@ -357,7 +413,26 @@ func (b *Bus) ping() {
 		case <-t.C:
 		case <-b.pingNow:
 		}
-		payload := strconv.FormatInt(int64(b.since()), 10)
+		// The time is taken before the check: the pong then proves that
+		// every message up to it was delivered, and the check that the
+		// registration producing them was in place at that time.
+		now := b.since()
+		if b.cfg.Check != nil {
+			flush, err := b.cfg.Check(b.ctx)
+			if b.ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				if b.live.Load() {
+					b.gap("check: " + err.Error())
+				}
+				continue
+			}
+			if flush != "" {
+				b.gap(flush)
+			}
+		}
+		payload := strconv.FormatInt(int64(now), 10)
 		if b.pubsub().Ping(b.ctx, payload) == nil {
 			b.pings.Add(1)
 		}

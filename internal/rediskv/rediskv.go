@@ -30,11 +30,54 @@ type Config struct {
 	MaxValueBytes int                   // default tierstore.DefaultMaxValueBytes
 	// Op names the caller in errors ("l2", "tiered").
 	Op string
+	// Runner runs the writes' scripts. Default: each on Redis's pool.
+	Runner Runner
 }
+
+// Call is one write: a script with its keys and arguments, or, when
+// Script is nil, the command in Args.
+type Call struct {
+	Script *redis.Script
+	Keys   []string
+	Args   []any
+}
+
+// Run runs c on rdb (one round trip, or two for a script Redis has not
+// cached yet).
+func (c Call) Run(ctx context.Context, rdb redis.UniversalClient) *redis.Cmd {
+	if c.Script == nil {
+		return rdb.Do(ctx, c.Args...)
+	}
+	return c.Script.Run(ctx, rdb, c.Keys, c.Args...)
+}
+
+// Runner runs the scripts of a Client's writes.
+//
+// Run sends call and returns its reply, or a Cmd failed with ctx's error
+// if ctx ends first. Either way it calls done with the reply exactly once,
+// when Redis has answered or the attempt has failed for good, even if ctx
+// ended before (done may then run on another goroutine): done is where a
+// caller learns the outcome that a cancelled caller no longer waits for.
+type Runner interface {
+	Run(ctx context.Context, call Call, done func(*redis.Cmd)) *redis.Cmd
+}
+
+// poolRunner runs each call on its own pooled connection.
+type poolRunner struct{ rdb redis.UniversalClient }
+
+func (p poolRunner) Run(ctx context.Context, call Call, done func(*redis.Cmd)) *redis.Cmd {
+	cmd := call.Run(ctx, p.rdb)
+	done(cmd)
+	return cmd
+}
+
+// Scripts returns the write scripts, for a Runner that loads them ahead.
+func Scripts() []*redis.Script { return []*redis.Script{setScript, delScript, touchScript} }
 
 // Client reads and writes tierstore values in Redis.
 type Client struct {
 	rdb      redis.UniversalClient
+	runner   Runner
 	prefix   string
 	maxValue int
 	op       string
@@ -67,11 +110,19 @@ func New(cfg Config) (*Client, error) {
 	if err := CheckServer(ctx, cfg.Redis); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Op, err)
 	}
-	return &Client{rdb: cfg.Redis, prefix: cfg.KeyPrefix, maxValue: cfg.MaxValueBytes, op: cfg.Op}, nil
+	if cfg.Runner == nil {
+		cfg.Runner = poolRunner{cfg.Redis}
+	}
+	return &Client{rdb: cfg.Redis, runner: cfg.Runner, prefix: cfg.KeyPrefix, maxValue: cfg.MaxValueBytes, op: cfg.Op}, nil
 }
 
 // KeyPrefix returns the prefix of the keys in Redis.
 func (s *Client) KeyPrefix() string { return s.prefix }
+
+// EpochKey returns the name of the key that identifies the dataset under
+// prefix (see package tracking): not a valid tierstore key, so that no
+// Store can read or write it, and Keys skips it.
+func EpochKey(prefix string) string { return prefix + "\x00epoch" }
 
 // MaxValueBytes returns the largest value accepted.
 func (s *Client) MaxValueBytes() int { return s.maxValue }
@@ -127,8 +178,12 @@ func (s *Client) Keys(ctx context.Context, fn func(key string) bool) error {
 	scan := func(ctx context.Context, c redis.Cmdable) error {
 		iter := c.Scan(ctx, 0, globEscape(s.prefix)+"*", 1000).Iterator()
 		for iter.Next(ctx) {
+			key := strings.TrimPrefix(iter.Val(), s.prefix)
+			if tierstore.CheckKey(key) != nil {
+				continue // not a value (EpochKey), or not one a Store could have written
+			}
 			mu.Lock()
-			if !stopped && !fn(strings.TrimPrefix(iter.Val(), s.prefix)) {
+			if !stopped && !fn(key) {
 				stopped = true
 			}
 			done := stopped
@@ -208,8 +263,11 @@ var framePool = sync.Pool{New: func() any { return new([]byte) }}
 
 // SetAndPublish stores value under key until expiry (zero: none) and
 // publishes n in the same atomic step. An expiry that is not in the
-// future deletes the key instead.
-func (s *Client) SetAndPublish(ctx context.Context, key string, value []byte, expiry time.Time, n Notice) error {
+// future deletes the key instead. done, if not nil, gets the outcome once
+// Redis has answered (see Runner), also when SetAndPublish returned
+// early because ctx ended; it is not called when the write was never sent
+// (invalid arguments, ctx already done).
+func (s *Client) SetAndPublish(ctx context.Context, key string, value []byte, expiry time.Time, n Notice, done func(error)) error {
 	if err := s.checkKey(ctx, key); err != nil {
 		return err
 	}
@@ -220,17 +278,31 @@ func (s *Client) SetAndPublish(ctx context.Context, key string, value []byte, ex
 	if !expiry.IsZero() {
 		ms := expiry.UnixMilli()
 		if ms <= time.Now().UnixMilli() {
-			_, err := s.DeleteAndPublish(ctx, key, n)
+			_, err := s.DeleteAndPublish(ctx, key, n, done)
 			return err
 		}
 		pxat = strconv.FormatInt(ms, 10)
 	}
 	buf := framePool.Get().(*[]byte)
 	*buf = appendFrame((*buf)[:0], value)
-	err := setScript.Run(ctx, s.rdb, []string{s.prefix + key}, *buf, pxat, n.Channel, n.Payload).Err()
-	if cap(*buf) <= 64<<10 { // do not pin huge buffers
-		framePool.Put(buf)
+	call := Call{setScript, []string{s.prefix + key}, []any{*buf, pxat, n.Channel, n.Payload}}
+	if n.Channel == "" {
+		// Nothing to publish: a plain SET, which, unlike a script's,
+		// Redis attributes to the connection that sent it (see package
+		// tracking on NOLOOP).
+		call = Call{Args: []any{"set", s.prefix + key, *buf}}
+		if pxat != "0" {
+			call.Args = append(call.Args, "pxat", pxat)
+		}
 	}
+	err := s.runner.Run(ctx, call, func(cmd *redis.Cmd) {
+		if cap(*buf) <= 64<<10 { // do not pin huge buffers
+			framePool.Put(buf)
+		}
+		if done != nil {
+			done(cmd.Err())
+		}
+	}).Err()
 	if err != nil {
 		return s.WrapError(ctx, "set", key, err)
 	}
@@ -238,12 +310,16 @@ func (s *Client) SetAndPublish(ctx context.Context, key string, value []byte, ex
 }
 
 // DeleteAndPublish removes key and publishes n in the same atomic step. It
-// reports whether the key existed.
-func (s *Client) DeleteAndPublish(ctx context.Context, key string, n Notice) (existed bool, err error) {
+// reports whether the key existed. done is as for SetAndPublish.
+func (s *Client) DeleteAndPublish(ctx context.Context, key string, n Notice, done func(error)) (existed bool, err error) {
 	if err := s.checkKey(ctx, key); err != nil {
 		return false, err
 	}
-	deleted, err := delScript.Run(ctx, s.rdb, []string{s.prefix + key}, n.Channel, n.Payload).Int()
+	call := Call{delScript, []string{s.prefix + key}, []any{n.Channel, n.Payload}}
+	if n.Channel == "" {
+		call = Call{Args: []any{"del", s.prefix + key}}
+	}
+	deleted, err := s.runner.Run(ctx, call, outcome(done)).Int()
 	if err != nil {
 		return false, s.WrapError(ctx, "delete", key, err)
 	}
@@ -254,8 +330,8 @@ func (s *Client) DeleteAndPublish(ctx context.Context, key string, n Notice) (ex
 // value, and publishes n in the same atomic step if the expiry moved
 // earlier; it reports whether it did. An expiry that is not in the future
 // deletes the key (and publishes). It returns tierstore.ErrNotFound if the
-// key is absent, whatever the expiry.
-func (s *Client) TouchAndPublish(ctx context.Context, key string, expiry time.Time, n Notice) (published bool, err error) {
+// key is absent, whatever the expiry. done is as for SetAndPublish.
+func (s *Client) TouchAndPublish(ctx context.Context, key string, expiry time.Time, n Notice, done func(error)) (published bool, err error) {
 	if err := s.checkKey(ctx, key); err != nil {
 		return false, err
 	}
@@ -263,7 +339,7 @@ func (s *Client) TouchAndPublish(ctx context.Context, key string, expiry time.Ti
 	if !expiry.IsZero() {
 		ms := expiry.UnixMilli()
 		if ms <= time.Now().UnixMilli() {
-			existed, err := s.DeleteAndPublish(ctx, key, n)
+			existed, err := s.DeleteAndPublish(ctx, key, n, done)
 			if err == nil && !existed {
 				return true, tierstore.ErrNotFound
 			}
@@ -271,7 +347,8 @@ func (s *Client) TouchAndPublish(ctx context.Context, key string, expiry time.Ti
 		}
 		pxat = strconv.FormatInt(ms, 10)
 	}
-	res, err := touchScript.Run(ctx, s.rdb, []string{s.prefix + key}, pxat, n.Channel, n.Payload).Int()
+	call := Call{touchScript, []string{s.prefix + key}, []any{pxat, n.Channel, n.Payload}}
+	res, err := s.runner.Run(ctx, call, outcome(done)).Int()
 	if err != nil {
 		return false, s.WrapError(ctx, "touch", key, err)
 	}
@@ -279,6 +356,15 @@ func (s *Client) TouchAndPublish(ctx context.Context, key string, expiry time.Ti
 		return false, tierstore.ErrNotFound
 	}
 	return res == 2, nil
+}
+
+// outcome adapts done (which may be nil) to a Runner's callback.
+func outcome(done func(error)) func(*redis.Cmd) {
+	return func(cmd *redis.Cmd) {
+		if done != nil {
+			done(cmd.Err())
+		}
+	}
 }
 
 func (s *Client) checkKey(ctx context.Context, key string) error {

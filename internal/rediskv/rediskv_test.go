@@ -26,14 +26,14 @@ func TestTouchPublishesOnlyWhenExpiryMovesEarlier(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := rediskv.Notice{Channel: "ch", Payload: []byte("touched")}
-	if err := s.SetAndPublish(ctx, "k", []byte("v"), time.Now().Add(time.Minute), rediskv.Notice{}); err != nil {
+	if err := s.SetAndPublish(ctx, "k", []byte("v"), time.Now().Add(time.Minute), rediskv.Notice{}, nil); err != nil {
 		t.Fatal(err)
 	}
-	later, err := s.TouchAndPublish(ctx, "k", time.Now().Add(time.Hour), n)
+	later, err := s.TouchAndPublish(ctx, "k", time.Now().Add(time.Hour), n, nil)
 	if err != nil || later {
 		t.Fatalf("extending: published %v, %v; want no publish", later, err)
 	}
-	earlier, err := s.TouchAndPublish(ctx, "k", time.Now().Add(time.Second*30), n)
+	earlier, err := s.TouchAndPublish(ctx, "k", time.Now().Add(time.Second*30), n, nil)
 	if err != nil || !earlier {
 		t.Fatalf("shortening: published %v, %v; want a publish", earlier, err)
 	}

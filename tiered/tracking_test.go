@@ -1,0 +1,275 @@
+package tiered
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/internal/redistest"
+	"github.com/tierstore/tierstore/l2"
+)
+
+// heard counts what can tell an instance that a key changed: an
+// invalidation applied or a gap (which flushes L1).
+func heard(s *Store) func() uint64 {
+	return func() uint64 { st := s.Stats(); return st.InvalidationsReceived + st.Gaps }
+}
+
+// Every kind of change to Redis, made outside tiered, reaches both
+// instances holding the key. L1TTL is a minute, so only an invalidation
+// or a gap can make them read the change within the test.
+func TestEveryChangeReachesEveryInstance(t *testing.T) {
+	ctx := context.Background()
+	type change struct {
+		name string
+		do   func(t *testing.T, srv *redistest.Server, c *redis.Client)
+		want string // what a read returns after it, unless check is set
+		gap  bool   // reported as a flush of everything, not key by key
+		// check, if set, inspects what the instance reads instead.
+		check func(t *testing.T, s *Store)
+	}
+	v2 := func(t *testing.T, c *redis.Client) string { // framed bytes of "v2"
+		b, err := c.Get(ctx, "test:src").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	expiresWithin := func(d time.Duration) func(t *testing.T, s *Store) {
+		return func(t *testing.T, s *Store) {
+			v, exp, err := s.GetWithExpiry(ctx, "k")
+			if err != nil || string(v) != "v1" || exp.IsZero() || time.Until(exp) > d {
+				t.Fatalf("read %q, expiry in %v, %v; want v1 expiring within %v", v, time.Until(exp), err, d)
+			}
+		}
+	}
+	do := func(args ...any) func(t *testing.T, srv *redistest.Server, c *redis.Client) {
+		return func(t *testing.T, srv *redistest.Server, c *redis.Client) {
+			if err := c.Do(ctx, args...).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	changes := []change{
+		{name: "DEL", do: do("DEL", "test:k"), want: "<not found>"},
+		{name: "UNLINK", do: do("UNLINK", "test:k"), want: "<not found>"},
+		{name: "SET by another program", do: func(t *testing.T, _ *redistest.Server, c *redis.Client) {
+			if err := c.Set(ctx, "test:k", v2(t, c), 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "v2"},
+		{name: "RENAME onto", do: do("RENAME", "test:src", "test:k"), want: "v2"},
+		{name: "RENAME away", do: do("RENAME", "test:k", "test:elsewhere"), want: "<not found>"},
+		{name: "COPY onto", do: do("COPY", "test:src", "test:k", "REPLACE"), want: "v2"},
+		{name: "EXPIRE shortened", do: do("EXPIRE", "test:k", 30), check: expiresWithin(30 * time.Second)},
+		{name: "PEXPIRE shortened", do: do("PEXPIRE", "test:k", 20000), check: expiresWithin(20 * time.Second)},
+		{name: "expired", do: func(t *testing.T, _ *redistest.Server, c *redis.Client) {
+			if err := c.PExpire(ctx, "test:k", time.Millisecond).Err(); err != nil {
+				t.Fatal(err)
+			}
+			redistest.Eventually(t, "k expires", func() bool { return c.Exists(ctx, "test:k").Val() == 0 })
+		}, want: "<not found>"},
+		{name: "l2.Store Set", do: func(t *testing.T, _ *redistest.Server, c *redis.Client) {
+			admin, err := l2.New(l2.Config{Redis: c, KeyPrefix: "test:"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := admin.Set(ctx, "k", []byte("v2"), time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "v2"},
+		{name: "l2.Store Delete", do: func(t *testing.T, _ *redistest.Server, c *redis.Client) {
+			admin, err := l2.New(l2.Config{Redis: c, KeyPrefix: "test:"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := admin.Delete(ctx, "k"); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "<not found>"},
+		{name: "FLUSHDB", do: do("FLUSHDB"), want: "<not found>", gap: true},
+		{name: "FLUSHALL", do: do("FLUSHALL"), want: "<not found>", gap: true},
+		{name: "SWAPDB", do: do("SWAPDB", 0, 1), want: "<not found>", gap: true},
+		{name: "eviction", do: func(t *testing.T, _ *redistest.Server, c *redis.Client) {
+			// k is the only key with an expiry, so volatile-lru can evict
+			// nothing else.
+			if err := c.PExpire(ctx, "test:k", time.Hour).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.ConfigSet(ctx, "maxmemory-policy", "volatile-lru").Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.ConfigSet(ctx, "maxmemory", "4mb").Err(); err != nil {
+				t.Fatal(err)
+			}
+			junk := strings.Repeat("x", 10<<10)
+			for i := 0; c.Exists(ctx, "test:k").Val() == 1; i++ {
+				// The write that makes Redis evict k may still be refused.
+				if err := c.Set(ctx, fmt.Sprintf("junk:%d", i), junk, 0).Err(); err != nil && c.Exists(ctx, "test:k").Val() == 1 {
+					t.Fatalf("k was never evicted: %v", err)
+				}
+			}
+		}, want: "<not found>"},
+		{name: "REPLICAOF", do: func(t *testing.T, _ *redistest.Server, c *redis.Client) {
+			// The dataset is replaced by another server's, which has no k.
+			other := redistest.Start(t)
+			other.Do("SET", "test:other", "x")
+			host, port, _ := strings.Cut(other.Addr(), ":")
+			if err := c.ReplicaOf(ctx, host, port).Err(); err != nil {
+				t.Fatal(err)
+			}
+			redistest.Eventually(t, "the replica has synced", func() bool { return c.Exists(ctx, "test:other").Val() == 1 })
+		}, want: "<not found>", gap: true},
+	}
+	for _, ch := range changes {
+		t.Run(ch.name, func(t *testing.T) {
+			a, b, srv := pair(t, Config{})
+			c := srv.Client(nil)
+			set(t, a, "src", "v2")
+			set(t, a, "k", "v1")
+			for _, s := range []*Store{a, b} {
+				if got := cached(t, s, "k"); got != "v1" {
+					t.Fatalf("cached %q, want v1", got)
+				}
+			}
+			signal := heard
+			if ch.gap {
+				signal = func(s *Store) func() uint64 { return func() uint64 { return s.Stats().Gaps } }
+			}
+			ha, hb := signal(a)(), signal(b)()
+			ch.do(t, srv, c)
+			for name, s := range map[string]*Store{"A": a, "B": b} {
+				before := ha
+				if name == "B" {
+					before = hb
+				}
+				redistest.Eventually(t, name+" hears of the change", func() bool { return signal(s)() > before })
+				if ch.check != nil {
+					ch.check(t, s)
+				} else if got := get(t, s, "k"); got != ch.want {
+					t.Fatalf("%s read %q after %s, want %q", name, got, ch.name, ch.want)
+				}
+			}
+		})
+	}
+}
+
+// A writer is not told of its own writes (NOLOOP on the connection that
+// carries them), so it keeps serving what it wrote, and its peers are
+// told once per write.
+func TestOwnWritesAreNotEchoed(t *testing.T) {
+	a, b, _ := pair(t, Config{})
+	set(t, a, "mine", "v1")
+	// B's write of another key reaches A after any echo of A's write
+	// would have: Redis sends each instance's invalidations in order.
+	redistest.AfterGrowth(t, "A hears B's write", received(a), func() { set(t, b, "theirs", "x") })
+	if st := a.Stats(); st.InvalidationsReceived != 1 {
+		t.Fatalf("A received %d invalidations, want 1 (B's): %+v", st.InvalidationsReceived, st)
+	}
+	hits, reads := a.Stats().L1Hits, a.Stats().L2Hits
+	if got := get(t, a, "mine"); got != "v1" || a.Stats().L1Hits != hits+1 || a.Stats().L2Hits != reads {
+		t.Fatalf("A read %q: its own write was not served from L1 (%+v)", got, a.Stats())
+	}
+	if st := b.Stats(); st.InvalidationsReceived != 1 {
+		t.Fatalf("B received %d invalidations for A's one write: %+v", st.InvalidationsReceived, st)
+	}
+}
+
+// A peer's change of a key in the same instant as this instance's Touch
+// is not lost: Touch drops the cached copy instead of extending it.
+func TestTouchDropsTheCachedCopy(t *testing.T) {
+	a, _, srv := pair(t, Config{})
+	set(t, a, "k", "v1")
+	cached(t, a, "k")
+	if err := a.Touch(context.Background(), "k", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := lookupL1(a, "k"); got != "" {
+		t.Fatalf("L1 still serves %q after Touch", got)
+	}
+	if ttl := srv.Client(nil).PTTL(context.Background(), "test:k").Val(); ttl < 59*time.Minute {
+		t.Fatalf("Touch left a TTL of %v", ttl)
+	}
+}
+
+// The registration's connection killed: the instance must re-register
+// before serving again, and then hear changes again.
+func TestLostRegistrationIsAGap(t *testing.T) {
+	for _, victim := range []string{"registration", "subscriber"} {
+		t.Run(victim, func(t *testing.T) {
+			a, b, srv := pair(t, Config{})
+			c := srv.Client(nil)
+			set(t, a, "k", "v1")
+			cached(t, b, "k")
+			id := trackingClientID(t, c, victim == "subscriber")
+			redistest.AfterGrowth(t, "B flushes after losing its "+victim, func() uint64 { return b.Stats().Gaps }, func() {
+				for _, i := range id {
+					srv.Do("CLIENT", "KILL", "ID", i)
+				}
+			})
+			redistest.WaitLive(t, b)
+			redistest.AfterGrowth(t, "B hears a change after re-registering", received(b), func() {
+				if err := c.Del(context.Background(), "test:k").Err(); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if got := get(t, b, "k"); got != "<not found>" {
+				t.Fatalf("B read %q after the key was deleted", got)
+			}
+		})
+	}
+}
+
+// trackingClientID returns the IDs of the tracking registrations (or of
+// the subscribers they redirect to) of all instances.
+func trackingClientID(t *testing.T, c *redis.Client, subscribers bool) []int64 {
+	t.Helper()
+	list, err := c.ClientList(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for line := range strings.SplitSeq(strings.TrimSpace(list), "\n") {
+		var id int64
+		var flags string
+		var sub int
+		for f := range strings.FieldsSeq(line) {
+			k, v, _ := strings.Cut(f, "=")
+			switch k {
+			case "id":
+				fmt.Sscan(v, &id)
+			case "flags":
+				flags = v
+			case "sub":
+				fmt.Sscan(v, &sub)
+			}
+		}
+		if (subscribers && sub > 0) || (!subscribers && strings.Contains(flags, "t")) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		t.Fatalf("no tracking client in %s", list)
+	}
+	return ids
+}
+
+// A Redis that refuses CLIENT TRACKING makes New fail, naming the way out.
+func TestTrackingRefusedIsAClearError(t *testing.T) {
+	srv := redistest.Start(t, "--rename-command", "CLIENT", "")
+	_, err := New(Config{Redis: srv.Client(nil)})
+	if !errors.Is(err, tierstore.ErrRefused) || !strings.Contains(err.Error(), "OwnWritesOnly") {
+		t.Fatalf("New: %v, want ErrRefused naming OwnWritesOnly", err)
+	}
+	s, err := New(Config{Redis: srv.Client(nil), OwnWritesOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}
