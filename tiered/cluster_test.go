@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/redistest"
@@ -15,7 +18,7 @@ func TestConformanceRealCluster(t *testing.T) {
 	n := 0
 	storetest.Run(t, func(t *testing.T) tierstore.Store {
 		n++ // a fresh prefix per subtest instead of flushing every master
-		return newStore(t, cluster.Client(nil), Config{OwnWritesOnly: true, KeyPrefix: fmt.Sprintf("c%d:", n)})
+		return newStore(t, cluster.Client(nil), Config{KeyPrefix: fmt.Sprintf("c%d:", n)})
 	})
 }
 
@@ -23,8 +26,8 @@ func TestConformanceRealCluster(t *testing.T) {
 // reach instances subscribed through any node.
 func TestClusterInvalidationsReachEveryInstance(t *testing.T) {
 	cluster := redistest.StartCluster(t, 3)
-	a := newStore(t, cluster.Client(nil), Config{OwnWritesOnly: true})
-	b := newStore(t, cluster.Client(nil), Config{OwnWritesOnly: true})
+	a := newStore(t, cluster.Client(nil), Config{})
+	b := newStore(t, cluster.Client(nil), Config{})
 	keys := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot"} // spread over the nodes
 	for _, k := range keys {
 		set(t, a, k, "v1")
@@ -42,4 +45,107 @@ func TestClusterInvalidationsReachEveryInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	redistest.Eventually(t, "B drops the deleted key", func() bool { return get(t, b, "alpha") == "<not found>" })
+}
+
+// keysOnEveryMaster returns n keys per master of c (by slot owner).
+func keysOnEveryMaster(t *testing.T, cc *redis.ClusterClient, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	per := map[string]int{}
+	var keys []string
+	for i := 0; len(keys) < n*3; i++ {
+		k := fmt.Sprintf("key%d", i)
+		node, err := cc.MasterForKey(ctx, "test:"+k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if addr := node.Options().Addr; per[addr] < n {
+			per[addr]++
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// Changes made outside tiered, on whichever master owns the key, reach
+// both instances; each instance hears each change once, from that master
+// alone, and never its own writes.
+func TestClusterChangesByAnyoneReachEveryInstance(t *testing.T) {
+	cluster := redistest.StartCluster(t, 3)
+	cc := cluster.Client(nil)
+	ctx := context.Background()
+	a := newStore(t, cluster.Client(nil), Config{})
+	b := newStore(t, cluster.Client(nil), Config{})
+	keys := keysOnEveryMaster(t, cc, 2)
+	for _, k := range keys {
+		set(t, a, k, "v1")
+		cached(t, a, k)
+		cached(t, b, k)
+	}
+	if got := a.Stats().InvalidationsReceived; got != 0 {
+		t.Fatalf("A heard %d invalidations of its own writes", got)
+	}
+	before := b.Stats().InvalidationsReceived
+	for _, k := range keys {
+		if err := cc.Del(ctx, "test:"+k).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []*Store{a, b} {
+		for _, k := range keys {
+			redistest.Eventually(t, k+" is gone everywhere", func() bool { return get(t, s, k) == "<not found>" })
+		}
+	}
+	// One message per change, whatever the number of masters (B holds
+	// every key; A's own reads refilled nothing it was told of twice).
+	if got := b.Stats().InvalidationsReceived - before; got != uint64(len(keys)) {
+		t.Fatalf("B heard %d invalidations for %d deletes", got, len(keys))
+	}
+	// A flush of one master flushes both instances.
+	set(t, a, keys[0], "v2")
+	cached(t, b, keys[0])
+	owner, err := cc.MasterForKey(ctx, "test:"+keys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	redistest.AfterGrowth(t, "B flushes", func() uint64 { return b.Stats().Gaps }, func() {
+		if err := owner.FlushAll(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if got := get(t, b, keys[0]); got != "<not found>" {
+		t.Fatalf("B read %q after the master was flushed", got)
+	}
+}
+
+// A master killed: instances stop serving from L1 (they cannot hear that
+// master's changes) and serve again, coherently, once it is back.
+func TestClusterMasterKilledIsAGap(t *testing.T) {
+	cluster := redistest.StartCluster(t, 3)
+	cc := cluster.Client(nil)
+	ctx := context.Background()
+	a := newStore(t, cluster.Client(nil), Config{})
+	b := newStore(t, cluster.Client(nil), Config{})
+	keys := keysOnEveryMaster(t, cc, 1)
+	for _, k := range keys {
+		set(t, a, k, "v1")
+		cached(t, b, k)
+	}
+	cluster.Nodes[0].Kill()
+	redistest.Eventually(t, "B stops serving from L1", func() bool { return !b.Live() })
+	misses := b.Stats().L1Misses
+	_, _ = b.Get(ctx, keys[1])
+	if b.Stats().L1Misses != misses+1 {
+		t.Fatal("B served from L1 while a master was down")
+	}
+	cluster.Nodes[0].Restart()
+	redistest.WaitLive(t, a, b)
+	for _, k := range keys {
+		redistest.Eventually(t, "A writes "+k+" again", func() bool {
+			return a.Set(ctx, k, []byte("v2"), time.Time{}) == nil
+		})
+	}
+	for _, k := range keys {
+		redistest.Eventually(t, "B reads the new "+k, func() bool { v, _ := b.Get(ctx, k); return string(v) == "v2" })
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -107,8 +108,10 @@ type Config struct {
 type Store struct {
 	l1      *cache.Cache
 	l2      *rediskv.Client
-	bus     *bus.Bus
-	tracker *tracking.Tracker // nil with OwnWritesOnly
+	bus     *bus.Bus          // the bus of a single node or Sentinel client; nil for a Cluster's tracking
+	feed    feed              // where invalidations come from: bus, or a clusterFeed
+	tracker *tracking.Tracker // nil with OwnWritesOnly or a Cluster
+	tracked bool              // Redis reports changes (not OwnWritesOnly)
 	access  *accessReporter   // nil if AccessReportInterval < 0
 
 	flights singleflight.Group
@@ -153,52 +156,69 @@ func New(cfg Config) (*Store, error) {
 	if cfg.L1TTL == 0 {
 		cfg.L1TTL = DefaultL1TTL
 	}
-	// s is set before any write, and so before the tracker's OnGap.
-	var s *Store
-	var tracker *tracking.Tracker
-	if !cfg.OwnWritesOnly {
-		var err error
-		tracker, err = newTracker(cfg, func(reason string) { s.bus.Gap(reason) })
-		if err != nil {
-			return nil, err
-		}
+	prefix := cfg.KeyPrefix
+	if prefix == "" {
+		prefix = rediskv.DefaultKeyPrefix
 	}
+	cc, isCluster := cfg.Redis.(*redis.ClusterClient)
+	// s is set before any write, and so before the tracker's OnGap; and
+	// before the bus or the cluster feed start calling it.
+	s := &Store{onInvalidate: cfg.OnInvalidate, done: make(chan struct{}), tracked: !cfg.OwnWritesOnly}
+	var cleanup []func()
 	closeAll := func() {
-		if tracker != nil {
-			_ = tracker.Close()
+		for _, c := range slices.Backward(cleanup) {
+			c()
 		}
 	}
 	kvcfg := rediskv.Config{Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, MaxValueBytes: cfg.MaxValueBytes, Op: "tiered"}
-	if tracker != nil {
-		kvcfg.Runner = tracker
+	if s.tracked {
+		if err := probe(cfg.Redis); err != nil {
+			return nil, err
+		}
+		if isCluster {
+			cf := newClusterFeed(cc, prefix, cfg.HealthCheckInterval, s.onMessage, s.onGap)
+			s.feed, kvcfg.Runner = cf, cf
+			cleanup = append(cleanup, func() { _ = cf.Close() })
+		} else {
+			t, err := tracking.New(tracking.Config{
+				Redis: cfg.Redis.(*redis.Client), Prefix: prefix, EpochKey: rediskv.EpochKey(prefix),
+				OnGap: func(reason string) { s.bus.Gap(reason) },
+			})
+			if err != nil {
+				return nil, fmt.Errorf("tiered: %w", err)
+			}
+			s.tracker, kvcfg.Runner = t, t
+			cleanup = append(cleanup, func() { _ = t.Close() })
+		}
 	}
-	second, err := rediskv.New(kvcfg)
+	var err error
+	s.l2, err = rediskv.New(kvcfg)
 	if err != nil {
 		closeAll()
 		return nil, err
 	}
 	if cfg.Channel == "" {
-		cfg.Channel = "tierstore:invalidate:" + second.KeyPrefix()
+		cfg.Channel = "tierstore:invalidate:" + prefix
 	}
 	if cfg.AccessReportInterval == 0 {
 		cfg.AccessReportInterval = DefaultAccessReportInterval
 	}
-	var access *accessReporter
-	l1cfg := cache.Config{MaxBytes: cfg.L1MaxBytes, TTL: cfg.L1TTL, MaxValueBytes: second.MaxValueBytes()}
+	l1cfg := cache.Config{MaxBytes: cfg.L1MaxBytes, TTL: cfg.L1TTL, MaxValueBytes: s.l2.MaxValueBytes()}
 	if cfg.AccessReportInterval > 0 {
-		access = newAccessReporter(cfg.Redis, second.KeyPrefix())
+		access := newAccessReporter(cfg.Redis, prefix)
 		l1cfg.OnAccess, l1cfg.AccessEvery = access.report, cfg.AccessReportInterval
-		closeTracker := closeAll
-		closeAll = func() { closeTracker(); access.close() }
+		s.access = access
+		cleanup = append(cleanup, access.close)
 	}
-	first, err := cache.New(l1cfg)
+	s.l1, err = cache.New(l1cfg)
 	if err != nil {
 		closeAll()
 		return nil, fmt.Errorf("tiered: %w", err)
 	}
-	// The bus calls onMessage and onGap from its goroutines as soon as it
-	// starts, so everything they read is set first.
-	s = &Store{l1: first, l2: second, tracker: tracker, access: access, onInvalidate: cfg.OnInvalidate, done: make(chan struct{})}
+	if cf, ok := s.feed.(*clusterFeed); ok {
+		cf.start()
+		return s, nil
+	}
 	bcfg := bus.Config{
 		Redis:               cfg.Redis,
 		Channel:             cfg.Channel,
@@ -207,36 +227,38 @@ func New(cfg Config) (*Store, error) {
 		OnMessage:           s.onMessage,
 		OnGap:               s.onGap,
 	}
-	if tracker != nil {
-		bcfg.Redis, bcfg.Channel, bcfg.KeyPrefix = tracker.Subscriber(), bus.TrackingChannel, second.KeyPrefix()
-		bcfg.Check = tracker.Check
+	if s.tracker != nil {
+		bcfg.Redis, bcfg.Channel, bcfg.KeyPrefix = s.tracker.Subscriber(), bus.TrackingChannel, prefix
+		bcfg.Check = s.tracker.Check
 	}
 	s.bus, err = bus.New(bcfg)
 	if err != nil {
-		first.Close()
+		s.l1.Close()
 		closeAll()
 		return nil, fmt.Errorf("tiered: %w", err)
 	}
+	s.feed = busFeed{s.bus}
 	return s, nil
 }
 
-// newTracker checks that Redis allows tracking, when it answers, and
-// returns a tracker whose lost registrations are gaps of s's bus.
-func newTracker(cfg Config, onGap func(string)) (*tracking.Tracker, error) {
-	rdb, ok := cfg.Redis.(*redis.Client)
-	if !ok {
-		return nil, fmt.Errorf("tiered: server-assisted invalidation needs a *redis.Client (single node or Sentinel), not %T: set Config.OwnWritesOnly", cfg.Redis)
-	}
+// probe checks, when Redis answers within a second, that it allows
+// CLIENT TRACKING (on every master of a Cluster).
+func probe(rdb redis.UniversalClient) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := tracking.Probe(ctx, rdb); err != nil {
-		return nil, fmt.Errorf("tiered: %w", err)
+	var err error
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		err = probeCluster(ctx, c)
+	case *redis.Client:
+		err = tracking.Probe(ctx, c)
+	default:
+		err = fmt.Errorf("server-assisted invalidation needs a *redis.Client or *redis.ClusterClient, not %T: set Config.OwnWritesOnly", rdb)
 	}
-	prefix := cfg.KeyPrefix
-	if prefix == "" {
-		prefix = rediskv.DefaultKeyPrefix
+	if err != nil {
+		return fmt.Errorf("tiered: %w", err)
 	}
-	return tracking.New(tracking.Config{Redis: rdb, Prefix: prefix, EpochKey: rediskv.EpochKey(prefix), OnGap: onGap})
+	return nil
 }
 
 func (s *Store) onMessage(m bus.Message) {
@@ -298,7 +320,7 @@ func (s *Store) read(ctx context.Context, key string, fn func([]byte) error) (ti
 	if err := s.check(ctx); err != nil {
 		return time.Time{}, err
 	}
-	if s.bus.Live() {
+	if s.feed.Live() {
 		if hit, expiry, err := s.l1.Lookup(key, fn); hit {
 			return expiry, err
 		}
@@ -360,7 +382,7 @@ func (s *Store) fetchOnce(ctx context.Context, key string) (fetched, error) {
 		// this one started: serve that instead of asking Redis again
 		// (not counted as a second miss).
 		var hit fetched
-		if s.bus.Live() {
+		if s.feed.Live() {
 			found, expiry, _ := s.l1.Recheck(key, func(v []byte) error { hit.value = v; return nil })
 			if found {
 				hit.expiry = expiry
@@ -494,7 +516,7 @@ func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
 	if err := tierstore.CheckKey(key); err != nil {
 		return err
 	}
-	if s.tracker != nil {
+	if s.tracked {
 		st := s.l1.BeginWrite(key)
 		_, err := s.l2.TouchAndPublish(ctx, key, expiry, rediskv.Notice{}, func(err error) {
 			if err != nil {
@@ -524,7 +546,7 @@ func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
 // notice is the invalidation a write publishes: none when Redis reports
 // changes itself.
 func (s *Store) notice(key string) rediskv.Notice {
-	if s.tracker != nil {
+	if s.tracked {
 		return rediskv.Notice{}
 	}
 	return rediskv.Notice{Channel: s.bus.Channel(), Payload: s.bus.Message(key)}
@@ -543,7 +565,7 @@ func (s *Store) failed(key string, st cache.Stamp) {
 // Live reports whether L1 may currently serve reads: whether the
 // invalidation subscription holds its health-check lease. While it is
 // false, every read goes to Redis. Useful in readiness checks and metrics.
-func (s *Store) Live() bool { return s.bus.Live() }
+func (s *Store) Live() bool { return s.feed.Live() }
 
 // WaitLive blocks until L1 may serve reads (Live is true), ctx is done
 // (it returns ctx's error) or the Store is closed (tierstore.ErrClosed). A new Store is not Live
@@ -555,14 +577,7 @@ func (s *Store) WaitLive(ctx context.Context) error {
 	if s.closed.Load() {
 		return tierstore.ErrClosed
 	}
-	select {
-	case <-s.bus.Ready():
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.done:
-		return tierstore.ErrClosed
-	}
+	return s.feed.wait(ctx, s.done)
 }
 
 // Stats is a snapshot of a Store's counters, all cumulative.
@@ -591,14 +606,14 @@ type Stats struct {
 
 // Stats returns the counters.
 func (s *Store) Stats() Stats {
-	a, b := s.l1.Stats(), s.bus.Stats()
+	a, b := s.l1.Stats(), s.feed.Stats()
 	st := Stats{
 		L1Hits: a.Hits, L1Misses: a.Misses + s.bypassed.Load(), L1Stale: a.Stale, L1Bypass: s.bypassed.Load(),
 		L2Hits: s.l2Hits.Load(), L2Misses: s.l2Misses.Load(),
 		InvalidationsSent: s.sent.Load(), InvalidationsReceived: s.received.Load(),
 		InvalidationsIgnoredOwn: s.ignoredOwn.Load(), MalformedMessages: b.Malformed,
 		Gaps: b.Gaps, Subscriptions: b.Subscriptions, Pings: b.Pings, Pongs: b.Pongs,
-		Errors: s.errs.Load(), Live: s.bus.Live(),
+		Errors: s.errs.Load(), Live: s.feed.Live(),
 	}
 	if s.access != nil {
 		st.AccessReports = s.access.sent.Load()
@@ -622,7 +637,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	close(s.done)
-	err := s.bus.Close()
+	err := s.feed.Close()
 	if s.tracker != nil {
 		err = errors.Join(err, s.tracker.Close())
 	}

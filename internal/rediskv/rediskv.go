@@ -42,6 +42,15 @@ type Call struct {
 	Args   []any
 }
 
+// Key returns the key c writes, with the prefix: for routing in a Cluster.
+func (c Call) Key() string {
+	if c.Script == nil {
+		key, _ := c.Args[1].(string)
+		return key
+	}
+	return c.Keys[0]
+}
+
 // Run runs c on rdb (one round trip, or two for a script Redis has not
 // cached yet).
 func (c Call) Run(ctx context.Context, rdb redis.UniversalClient) *redis.Cmd {

@@ -1,0 +1,312 @@
+package tiered
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/internal/bus"
+	"github.com/tierstore/tierstore/internal/rediskv"
+	"github.com/tierstore/tierstore/internal/tracking"
+)
+
+// feed is where a Store's invalidations come from: one bus, or one per
+// master of a Cluster.
+type feed interface {
+	// Live reports whether L1 may serve.
+	Live() bool
+	// wait blocks until Live, ctx is done or done is closed.
+	wait(ctx context.Context, done <-chan struct{}) error
+	Stats() bus.Stats
+	Close() error
+}
+
+// busFeed is the feed of a single node or Sentinel client.
+type busFeed struct{ *bus.Bus }
+
+func (f busFeed) wait(ctx context.Context, done <-chan struct{}) error {
+	select {
+	case <-f.Ready():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-done:
+		return tierstore.ErrClosed
+	}
+}
+
+// shard is the tracking registration and subscription on one master.
+type shard struct {
+	addr    string
+	tracker *tracking.Tracker
+	bus     *bus.Bus
+}
+
+func (sh *shard) close() {
+	_ = sh.bus.Close()
+	_ = sh.tracker.Close()
+}
+
+// clusterFeed follows a Cluster's masters: on each, a tracking
+// registration for the prefix and a subscriber, so that a change is
+// reported only by the master that owns the key, to each instance once,
+// whatever the number of masters. Writes go to the owning master's
+// registration connection (NOLOOP, as on a single node). A change of the
+// set of masters (failover, a node added or removed) is a gap; L1 serves
+// only while every master's subscription holds its lease.
+type clusterFeed struct {
+	cc        *redis.ClusterClient
+	prefix    string
+	interval  time.Duration
+	onMessage func(bus.Message)
+	onGap     func(reason string)
+
+	mu     sync.Mutex // guards shards and closed
+	shards map[string]*shard
+	closed bool
+	list   atomic.Pointer[[]*shard] // the shards, for Live without the lock
+
+	refresh chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func newClusterFeed(cc *redis.ClusterClient, prefix string, interval time.Duration, onMessage func(bus.Message), onGap func(string)) *clusterFeed {
+	if interval == 0 {
+		interval = DefaultHealthCheckInterval
+	}
+	f := &clusterFeed{
+		cc: cc, prefix: prefix, interval: interval, onMessage: onMessage, onGap: onGap,
+		shards: map[string]*shard{}, refresh: make(chan struct{}, 1),
+	}
+	f.list.Store(&[]*shard{})
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	return f
+}
+
+// start starts following the masters: onMessage and onGap may be called
+// from then on.
+func (f *clusterFeed) start() {
+	f.wg.Add(1)
+	go f.watch()
+}
+
+func (f *clusterFeed) Live() bool {
+	l := *f.list.Load()
+	for _, sh := range l {
+		if !sh.bus.Live() {
+			return false
+		}
+	}
+	return len(l) > 0
+}
+
+func (f *clusterFeed) wait(ctx context.Context, done <-chan struct{}) error {
+	for !f.Live() {
+		l := *f.list.Load()
+		ready := f.refreshed()
+		for _, sh := range l {
+			select {
+			case <-sh.bus.Ready():
+			case <-ready:
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-done:
+				return tierstore.ErrClosed
+			}
+		}
+		if len(l) == 0 {
+			select {
+			case <-ready:
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-done:
+				return tierstore.ErrClosed
+			}
+		}
+	}
+	return nil
+}
+
+// refreshed returns a channel closed after the watcher's next pass.
+func (f *clusterFeed) refreshed() <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		t := time.NewTimer(f.interval / 4)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-f.ctx.Done():
+		}
+	}()
+	return ch
+}
+
+func (f *clusterFeed) Stats() bus.Stats {
+	var st bus.Stats
+	for _, sh := range *f.list.Load() {
+		b := sh.bus.Stats()
+		st.Messages += b.Messages
+		st.Malformed += b.Malformed
+		st.Gaps += b.Gaps
+		st.Pings += b.Pings
+		st.Pongs += b.Pongs
+		st.Subscriptions += b.Subscriptions
+	}
+	return st
+}
+
+func (f *clusterFeed) Close() error {
+	f.mu.Lock()
+	f.closed = true
+	shards := slices.Collect(maps.Values(f.shards))
+	f.shards = map[string]*shard{}
+	f.list.Store(&[]*shard{})
+	f.mu.Unlock()
+	f.cancel()
+	f.wg.Wait()
+	for _, sh := range shards {
+		sh.close()
+	}
+	return nil
+}
+
+// Run implements rediskv.Runner: the call goes to the registration
+// connection of the master that owns its key, or, while the feed does
+// not know that master yet, through the Cluster client (the write's echo
+// then comes back, which only costs a read).
+func (f *clusterFeed) Run(ctx context.Context, call rediskv.Call, done func(*redis.Cmd)) *redis.Cmd {
+	if node, err := f.cc.MasterForKey(ctx, call.Key()); err == nil {
+		f.mu.Lock()
+		sh := f.shards[node.Options().Addr]
+		f.mu.Unlock()
+		if sh != nil {
+			return sh.tracker.Run(ctx, call, func(cmd *redis.Cmd) {
+				if redis.HasErrorPrefix(cmd.Err(), "MOVED") || redis.HasErrorPrefix(cmd.Err(), "ASK") {
+					f.reload() // resharded: the next write goes to the new owner
+				}
+				done(cmd)
+			})
+		}
+	}
+	f.reload()
+	cmd := call.Run(ctx, f.cc)
+	done(cmd)
+	return cmd
+}
+
+func (f *clusterFeed) reload() {
+	select {
+	case f.refresh <- struct{}{}:
+	default:
+	}
+}
+
+// watch keeps one shard per master, checking the topology every quarter
+// of the health-check interval and when a write found it moved.
+func (f *clusterFeed) watch() {
+	defer f.wg.Done()
+	t := time.NewTicker(f.interval / 4)
+	defer t.Stop()
+	first := true
+	for {
+		if f.sync(first) {
+			first = false
+		}
+		select {
+		case <-f.ctx.Done():
+			return
+		case <-t.C:
+		case <-f.refresh:
+		}
+	}
+}
+
+// sync makes the shards match the masters; it reports whether it could
+// read them. A change after the first reading is a gap.
+func (f *clusterFeed) sync(first bool) bool {
+	ctx, cancel := context.WithTimeout(f.ctx, f.interval)
+	defer cancel()
+	f.cc.ReloadState(ctx)
+	var mu sync.Mutex
+	masters := map[string]*redis.Client{}
+	err := f.cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		mu.Lock()
+		masters[node.Options().Addr] = node
+		mu.Unlock()
+		return nil
+	})
+	if err != nil || len(masters) == 0 {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return true
+	}
+	changed := false
+	for addr, sh := range f.shards {
+		if masters[addr] == nil {
+			delete(f.shards, addr)
+			go sh.close()
+			changed = true
+		}
+	}
+	for addr, node := range masters {
+		if f.shards[addr] != nil {
+			continue
+		}
+		sh, err := f.newShard(addr, node)
+		if err != nil {
+			continue // tried again on the next pass
+		}
+		f.shards[addr] = sh
+		changed = true
+	}
+	f.list.Store(new(slices.Collect(maps.Values(f.shards))))
+	if changed && !first {
+		// Keys may have moved to masters whose changes were not being
+		// followed: forget everything. New shards are not Live yet.
+		f.onGap("cluster topology changed")
+	}
+	return true
+}
+
+func (f *clusterFeed) newShard(addr string, node *redis.Client) (*shard, error) {
+	sh := &shard{addr: addr}
+	var err error
+	sh.tracker, err = tracking.New(tracking.Config{Redis: node, Prefix: f.prefix, OnGap: func(reason string) { sh.bus.Gap(reason) }})
+	if err != nil {
+		return nil, err
+	}
+	sh.bus, err = bus.New(bus.Config{
+		Redis: sh.tracker.Subscriber(), Channel: bus.TrackingChannel, KeyPrefix: f.prefix,
+		HealthCheckInterval: f.interval, Check: sh.tracker.Check,
+		OnMessage: f.onMessage, OnGap: f.onGap,
+	})
+	if err != nil {
+		_ = sh.tracker.Close()
+		return nil, err
+	}
+	return sh, nil
+}
+
+// probeCluster checks every master that answers for CLIENT TRACKING.
+func probeCluster(ctx context.Context, cc *redis.ClusterClient) error {
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		return tracking.Probe(ctx, node)
+	})
+	if errors.Is(err, tierstore.ErrRefused) {
+		return err
+	}
+	return nil
+}
