@@ -1,6 +1,7 @@
 package session_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -82,5 +83,49 @@ func TestRenewOnOneInstanceRejectsTheOldIDOnTheOther(t *testing.T) {
 	}
 	if got := body(b.do(t, "/get?k=user", renewed)); got != "ada" {
 		t.Fatalf("B reads %q under the new ID", got)
+	}
+}
+
+// An operator deleting a session's key in Redis logs the user out on
+// every instance, and no later request, on any instance, brings the
+// session back: Redis reports the DEL to both (tiered's server-assisted
+// invalidation), so neither saves its cached copy over the deletion.
+func TestOperatorDeleteLogsOutEverywhere(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := newInstance(t, srv), newInstance(t, srv)
+	id := sessionCookie(a.do(t, "/put?user=ada", "")).Value
+	for _, in := range []*instance{a, b} {
+		for range 3 { // held in both L1s
+			if got := body(in.do(t, "/get?k=user", id)); got != "ada" {
+				t.Fatalf("read %q before the delete", got)
+			}
+		}
+	}
+	c := srv.Client(nil)
+	ctx := context.Background()
+	keys, err := c.Keys(ctx, "tierstore:[^\x00]*").Result() // not the epoch key
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("keys in Redis: %q, %v", keys, err)
+	}
+	ra, rb := a.store.Stats().InvalidationsReceived, b.store.Stats().InvalidationsReceived
+	if err := c.Del(ctx, keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	redistest.Eventually(t, "both instances hear the delete", func() bool {
+		return a.store.Stats().InvalidationsReceived > ra && b.store.Stats().InvalidationsReceived > rb
+	})
+	for name, in := range map[string]*instance{"A": a, "B": b} {
+		if got := body(in.do(t, "/get?k=user", id)); got != "" {
+			t.Fatalf("%s still serves the deleted session: %q", name, got)
+		}
+		// A request that writes, with the old cookie, starts a new
+		// session under a new ID: the old one stays deleted.
+		res := in.do(t, "/put?cart=1", id)
+		if c := sessionCookie(res); c == nil || c.Value == id {
+			t.Fatalf("%s kept the deleted session's ID", name)
+		}
+		if got := body(in.do(t, "/get?k=user", id)); got != "" {
+			t.Fatalf("%s brought the deleted session back: %q", name, got)
+		}
 	}
 }
