@@ -116,6 +116,9 @@ type member interface {
 	setSlow(slow bool) error
 	pauseReads(pause bool) error
 	writeCold() error
+	setOutside(on bool) error
+	holdWrites(hold bool) error
+	deletedAll(start, end int64) error
 	subscriptions() (uint64, error)
 	count() (int64, error)
 	finish() (map[int][]Op, []Read, error)
@@ -206,7 +209,9 @@ func (r *run) phasesLoop(ctx context.Context) error {
 		for _, f := range r.cfg.Faults {
 			r.cfg.Progress(fmt.Sprintf("fault: %s (round %d, %d ops so far)", f.Name, round, r.opsSoFar()))
 			p := phase{name: f.Name, start: time.Now().UnixNano()}
-			p.faultStart = p.start
+			if !f.Outside {
+				p.faultStart = p.start
+			}
 			if err := f.Inject(ctx, Env{cfg: r.cfg, members: r.members}); err != nil {
 				return fmt.Errorf("check: inject %s: %w", f.Name, err)
 			}

@@ -13,6 +13,11 @@ import (
 type Fault struct {
 	Name   string
 	Inject func(ctx context.Context, e Env) error
+	// Outside marks a change made to Redis outside tiered, not a fault
+	// of Redis or the network: its phase is judged against Delta, like
+	// the baseline, since such changes reach every instance like its
+	// own writes (server-assisted invalidation).
+	Outside bool
 }
 
 // Env is what a fault can act on.
@@ -33,12 +38,14 @@ func wait(ctx context.Context, d time.Duration) error {
 // AllFaults returns every fault, in the order the checker injects them.
 func AllFaults() []Fault {
 	return []Fault{
-		{"pubsub-kill", pubsubKill},
-		{"client-pause", clientPause},
-		{"output-buffer", outputBuffer},
-		{"crash-restart", crashRestart},
-		{"unreachable", unreachable},
-		{"stop-start", stopStart},
+		{"pubsub-kill", pubsubKill, false},
+		{"client-pause", clientPause, false},
+		{"output-buffer", outputBuffer, false},
+		{"crash-restart", crashRestart, false},
+		{"unreachable", unreachable, false},
+		{"stop-start", stopStart, false},
+		{"outside-writes", outsideWrites, true},
+		{"flushdb", flushDB, true},
 	}
 }
 
@@ -173,6 +180,47 @@ func stopStart(ctx context.Context, e Env) error {
 	err := wait(ctx, e.cfg.FaultDuration)
 	if rerr := e.cfg.Server.Restart(); rerr != nil {
 		return rerr
+	}
+	return err
+}
+
+// outsideWrites makes every instance's writes, for FaultDuration, those of
+// other programs: sets through the Redis-only store (an admin tool),
+// deletes with a plain DEL (an operator revoking a session).
+func outsideWrites(ctx context.Context, e Env) error {
+	set := func(on bool) error {
+		for _, m := range e.members {
+			if err := m.setOutside(on); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := set(true); err != nil {
+		return err
+	}
+	err := wait(ctx, e.cfg.FaultDuration)
+	return errors.Join(err, set(false))
+}
+
+// flushDB empties the database with FLUSHDB while every writer is held,
+// and records it as a delete of every key.
+func flushDB(_ context.Context, e Env) error {
+	for _, m := range e.members {
+		if err := m.holdWrites(true); err != nil {
+			return err
+		}
+	}
+	start := time.Now().UnixNano()
+	_, err := e.cfg.Server.Do("FLUSHDB")
+	end := time.Now().UnixNano()
+	for _, m := range e.members {
+		if err == nil {
+			err = m.deletedAll(start, end)
+		}
+	}
+	for _, m := range e.members {
+		err = errors.Join(err, m.holdWrites(false))
 	}
 	return err
 }

@@ -29,6 +29,12 @@ func (m local) writeCold() error                { m.w.writeCold(); return nil }
 func (m local) subscriptions() (uint64, error)  { return m.w.store.Stats().Subscriptions, nil }
 func (m local) count() (int64, error)           { return m.w.count.Load(), nil }
 func (m local) close()                          { m.w.close() }
+func (m local) setOutside(on bool) error        { m.w.outside.Store(on); return nil }
+func (m local) holdWrites(hold bool) error      { m.w.holdWrites(hold); return nil }
+func (m local) deletedAll(start, end int64) error {
+	m.w.deletedAll(start, end)
+	return nil
+}
 func (m local) finish() (map[int][]Op, []Read, error) {
 	ops, reads := m.w.finish()
 	return ops, reads, nil
@@ -37,9 +43,10 @@ func (m local) finish() (map[int][]Op, []Read, error) {
 // The worker protocol: gob-encoded requests on the worker's stdin, one
 // response each on its stdout. The first request carries the load.
 type request struct {
-	Kind string // start, probe, slow, pause, cold, subscriptions, count, finish
-	Load load
-	Flag bool
+	Kind       string // start, probe, slow, pause, cold, subscriptions, count, outside, hold, deleted, finish
+	Load       load
+	Flag       bool
+	Start, End int64
 }
 
 type response struct {
@@ -105,6 +112,18 @@ func (p *process) pauseReads(pause bool) error {
 	return err
 }
 func (p *process) writeCold() error { _, err := p.call(request{Kind: "cold"}); return err }
+func (p *process) setOutside(on bool) error {
+	_, err := p.call(request{Kind: "outside", Flag: on})
+	return err
+}
+func (p *process) holdWrites(hold bool) error {
+	_, err := p.call(request{Kind: "hold", Flag: hold})
+	return err
+}
+func (p *process) deletedAll(start, end int64) error {
+	_, err := p.call(request{Kind: "deleted", Start: start, End: end})
+	return err
+}
 func (p *process) subscriptions() (uint64, error) {
 	r, err := p.call(request{Kind: "subscriptions"})
 	return r.Subs, err
@@ -160,6 +179,12 @@ func ServeWorker(ctx context.Context, r io.Reader, w io.Writer) error {
 			wk.paused.Store(req.Flag)
 		case "cold":
 			wk.writeCold()
+		case "outside":
+			wk.outside.Store(req.Flag)
+		case "hold":
+			wk.holdWrites(req.Flag)
+		case "deleted":
+			wk.deletedAll(req.Start, req.End)
 		case "subscriptions":
 			resp.Subs = wk.store.Stats().Subscriptions
 		case "count":

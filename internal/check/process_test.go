@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 // subscription and the server.
 func TestInstancesInSeparateProcessesKeepThePromise(t *testing.T) {
 	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
-	faults, err := FaultsNamed("pubsub-kill", "output-buffer", "crash-restart")
+	faults, err := FaultsNamed("pubsub-kill", "output-buffer", "crash-restart", "outside-writes", "flushdb")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/l2"
 	"github.com/tierstore/tierstore/tiered"
 )
 
@@ -86,6 +87,14 @@ type worker struct {
 	count  atomic.Int64
 	burst  chan chan struct{} // asks the writer to write every cold key it owns
 
+	// outside makes the writer write as another program would: sets
+	// through admin (the Redis-only store), deletes with a plain DEL.
+	outside atomic.Bool
+	admin   *l2.Store
+	// hold parks the writer (closing the channel it receives once parked)
+	// until release.
+	hold, release chan chan struct{}
+
 	ops   map[int][]Op
 	reads [][]Read
 	stop  chan struct{}
@@ -93,7 +102,10 @@ type worker struct {
 }
 
 func startWorker(l load) (*worker, error) {
-	w := &worker{l: l, ops: map[int][]Op{}, stop: make(chan struct{}), burst: make(chan chan struct{})}
+	w := &worker{
+		l: l, ops: map[int][]Op{}, stop: make(chan struct{}), burst: make(chan chan struct{}),
+		hold: make(chan chan struct{}), release: make(chan chan struct{}),
+	}
 	w.rdb = redis.NewClient(&redis.Options{
 		Addr: l.Addr, ContextTimeoutEnabled: true, MaxRetries: -1,
 		DialTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
@@ -109,6 +121,11 @@ func startWorker(l load) (*worker, error) {
 		},
 	})
 	if err != nil {
+		w.rdb.Close()
+		return nil, err
+	}
+	if w.admin, err = l2.New(l2.Config{Redis: w.rdb, KeyPrefix: "check:"}); err != nil {
+		w.store.Close()
 		w.rdb.Close()
 		return nil, err
 	}
@@ -186,6 +203,14 @@ func (w *worker) write() {
 				w.writeKey(ctx, k, false)
 			}
 			close(done)
+		case parked := <-w.hold:
+			close(parked)
+			select {
+			case done := <-w.release:
+				close(done)
+			case <-w.stop:
+				return
+			}
 		case <-time.After(w.l.WritePause):
 			k := hot[rng.IntN(len(hot))]
 			if rng.Float64() < w.l.ColdWriteShare {
@@ -201,15 +226,45 @@ func (w *worker) writeKey(ctx context.Context, k int, del bool) {
 	o := Op{Version: uint64(len(w.ops[k])) + 1, Del: del}
 	o.Start = time.Now().UnixNano()
 	var err error
-	if del {
+	switch outside := w.outside.Load(); {
+	case del && outside:
+		err = w.rdb.Del(ctx, "check:"+keyName(k)).Err()
+	case del:
 		err = w.store.Delete(ctx, keyName(k))
-	} else {
+	case outside:
+		err = w.admin.Set(ctx, keyName(k), encodeValue(o.Version, w.l.ID), time.Now().Add(time.Hour))
+	default:
 		err = w.store.Set(ctx, keyName(k), encodeValue(o.Version, w.l.ID), time.Now().Add(time.Hour))
 	}
 	o.End = time.Now().UnixNano()
 	o.OK = err == nil
 	w.ops[k] = append(w.ops[k], o)
 	w.count.Add(1)
+}
+
+// holdWrites parks the writer (true) or lets it go on (false), and waits
+// until it has.
+func (w *worker) holdWrites(hold bool) {
+	ch, done := w.release, make(chan struct{})
+	if hold {
+		ch = w.hold
+	}
+	select {
+	case ch <- done:
+		<-done
+	case <-w.stop:
+	}
+}
+
+// deletedAll records that every key this worker owns was deleted between
+// start and end by someone else (a FLUSHDB), as the next version of each.
+// The writer must be held.
+func (w *worker) deletedAll(start, end int64) {
+	for k := range w.l.Keys {
+		if k%w.l.Instances == w.l.ID {
+			w.ops[k] = append(w.ops[k], Op{Version: uint64(len(w.ops[k])) + 1, Del: true, Start: start, End: end, OK: true})
+		}
+	}
 }
 
 // writeCold makes the writer write every cold key it owns, and waits.
