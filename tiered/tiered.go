@@ -1,11 +1,12 @@
 // Package tiered is tierstore's main type: an in-process L1 cache in front
-// of Redis, kept coherent across instances by pub/sub invalidations (see
+// of Redis, kept coherent across instances by invalidations that Redis
+// sends for every change to the store's keys, whoever makes it (see
 // package invalidation).
 //
 // Redis is the source of truth: a write returns only after Redis accepted
-// it, together with its invalidation, in one atomic step. Reads are served
-// from memory while the entry's validity stamp is current and the
-// invalidation bus holds its health-check lease; see docs/consistency.md.
+// it. Reads are served from memory while the entry's validity stamp is
+// current and the invalidation subscription holds its health-check lease;
+// see docs/consistency.md.
 package tiered
 
 import (
@@ -589,12 +590,12 @@ type Stats struct {
 	L2Hits   uint64 // Redis reads that found the key
 	L2Misses uint64 // Redis reads that did not
 
-	InvalidationsSent       uint64 // writes that published an invalidation
-	InvalidationsReceived   uint64 // peers' invalidations applied to L1
-	InvalidationsIgnoredOwn uint64 // own invalidations echoed back and skipped
-	MalformedMessages       uint64 // channel payloads that were not invalidations
+	InvalidationsSent       uint64 // writes made (Redis reports them; with OwnWritesOnly, each published its invalidation)
+	InvalidationsReceived   uint64 // invalidations applied to L1: changes by others, as Redis reported them
+	InvalidationsIgnoredOwn uint64 // with OwnWritesOnly: own invalidations echoed back and skipped
+	MalformedMessages       uint64 // channel payloads that were not invalidations (or keys outside KeyPrefix)
 
-	Gaps          uint64 // subscription gaps: each flushed L1 (InvalidateAll)
+	Gaps          uint64 // gaps (lost subscription or registration, flush, lease expired): each flushed L1
 	Subscriptions uint64 // subscriptions confirmed: 1 + resubscriptions
 	Pings         uint64 // health-check pings sent
 	Pongs         uint64 // health-check pongs received
