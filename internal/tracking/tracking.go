@@ -116,6 +116,10 @@ func New(cfg Config) (*Tracker, error) {
 	wrOpt := *cfg.Redis.Options()
 	wrOpt.Protocol = 2
 	wrOpt.PoolSize, wrOpt.MinIdleConns, wrOpt.MaxIdleConns = 1, 0, 1
+	// Every write of the instance waits behind the one in flight, which
+	// no caller's context bounds: the socket's timeouts must, even when
+	// the client has none (then go-redis's default, 5s).
+	wrOpt.ReadTimeout, wrOpt.WriteTimeout = max(wrOpt.ReadTimeout, 0), max(wrOpt.WriteTimeout, 0)
 	t.sub, t.wr = redis.NewClient(&subOpt), redis.NewClient(&wrOpt)
 	go t.loop()
 	return t, nil
