@@ -3,6 +3,7 @@ package tiered
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -183,25 +184,59 @@ func (f *clusterFeed) Close() error {
 // Run implements rediskv.Runner: the call goes to the registration
 // connection of the master that owns its key, or, while the feed does
 // not know that master yet, through the Cluster client (the write's echo
-// then comes back, which only costs a read).
+// then comes back, which only costs a read). A write that the master
+// redirects (MOVED, ASK: a slot moved or moving) or that met a shard
+// being replaced is sent again through the Cluster client, which follows
+// redirects.
 func (f *clusterFeed) Run(ctx context.Context, call rediskv.Call, done func(*redis.Cmd)) *redis.Cmd {
 	if node, err := f.cc.MasterForKey(ctx, call.Key()); err == nil {
 		f.mu.Lock()
 		sh := f.shards[node.Options().Addr]
 		f.mu.Unlock()
 		if sh != nil {
-			return sh.tracker.Run(ctx, call, func(cmd *redis.Cmd) {
-				if redis.HasErrorPrefix(cmd.Err(), "MOVED") || redis.HasErrorPrefix(cmd.Err(), "ASK") {
-					f.reload() // resharded: the next write goes to the new owner
+			final := make(chan *redis.Cmd, 1)
+			first := sh.tracker.Run(ctx, call, func(cmd *redis.Cmd) {
+				if !f.resend(cmd.Err()) {
+					done(cmd)
+					final <- cmd
+					return
 				}
-				done(cmd)
+				f.reload()
+				// Not on the tracker's goroutine, which must not wait for
+				// another connection; and to the end even if ctx ends.
+				go func() {
+					cmd := call.Run(context.WithoutCancel(ctx), f.cc)
+					done(cmd)
+					final <- cmd
+				}()
 			})
+			select {
+			case cmd := <-final:
+				return cmd
+			case <-ctx.Done():
+				return first // failed with ctx's error
+			}
 		}
 	}
 	f.reload()
 	cmd := call.Run(ctx, f.cc)
 	done(cmd)
 	return cmd
+}
+
+// resend reports whether a write that failed with err on a shard's
+// connection must be sent again through the Cluster client: it was
+// redirected, so not applied, or never sent because the shard closed.
+func (f *clusterFeed) resend(err error) bool {
+	if redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK") {
+		return true
+	}
+	if !errors.Is(err, tierstore.ErrClosed) {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.closed
 }
 
 func (f *clusterFeed) reload() {
@@ -257,7 +292,7 @@ func (f *clusterFeed) sync(first bool) bool {
 	for addr, sh := range f.shards {
 		if masters[addr] == nil {
 			delete(f.shards, addr)
-			go sh.close()
+			f.wg.Go(sh.close)
 			changed = true
 		}
 	}
@@ -300,8 +335,13 @@ func (f *clusterFeed) newShard(addr string, node *redis.Client) (*shard, error) 
 	return sh, nil
 }
 
-// probeCluster checks every master that answers for CLIENT TRACKING.
+// probeCluster checks every master that answers for CLIENT TRACKING, and
+// that reads go to masters: a replica's copy may be older than the
+// invalidation that was just applied, and a fill would keep it.
 func probeCluster(ctx context.Context, cc *redis.ClusterClient) error {
+	if o := cc.Options(); o.ReadOnly || o.RouteByLatency || o.RouteRandomly {
+		return fmt.Errorf("a Cluster client that reads from replicas (ReadOnly, RouteByLatency, RouteRandomly) could fill L1 with a value older than an invalidation already applied: %w", tierstore.ErrRefused)
+	}
 	err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
 		return tracking.Probe(ctx, node)
 	})

@@ -2,6 +2,7 @@ package tiered
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -147,5 +148,60 @@ func TestClusterMasterKilledIsAGap(t *testing.T) {
 	}
 	for _, k := range keys {
 		redistest.Eventually(t, "B reads the new "+k, func() bool { v, _ := b.Get(ctx, k); return string(v) == "v2" })
+	}
+}
+
+// Resharding: a write to a key whose slot has moved goes first to the old
+// owner's registration connection, which answers MOVED; it is sent again
+// through the Cluster client, which follows it.
+func TestClusterWriteFollowsAMovedSlot(t *testing.T) {
+	ctx := context.Background()
+	cluster := redistest.StartCluster(t, 3)
+	cc := cluster.Client(nil)
+	// A long interval: the feed's own topology refresh does not run
+	// between the move and the write.
+	s := newStore(t, cluster.Client(nil), Config{HealthCheckInterval: time.Minute})
+	slot := cc.ClusterKeySlot(ctx, "test:k").Val()
+	owner, err := cc.MasterForKey(ctx, "test:k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dest string
+	for _, n := range cluster.Nodes {
+		if n.Addr() != owner.Options().Addr {
+			dest = n.Do("CLUSTER", "MYID").(string)
+			break
+		}
+	}
+	// The slot is empty: reassign it on every node.
+	for _, n := range cluster.Nodes {
+		n.Do("CLUSTER", "SETSLOT", slot, "NODE", dest)
+	}
+	if err := s.Set(ctx, "k", []byte("v"), time.Time{}); err != nil {
+		t.Fatalf("Set after the slot moved: %v", err)
+	}
+}
+
+// A write that races with its master's shard being replaced (closed after
+// Run looked it up) is sent through the Cluster client, not failed with
+// ErrClosed on an open Store. Simulated by closing that shard's tracker,
+// as the topology watcher does.
+func TestClusterWriteToAReplacedShardIsNotErrClosed(t *testing.T) {
+	ctx := context.Background()
+	cluster := redistest.StartCluster(t, 3)
+	cc := cluster.Client(nil)
+	s := newStore(t, cluster.Client(nil), Config{})
+	cf := s.feed.(*clusterFeed)
+	owner, err := cc.MasterForKey(ctx, "test:k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf.mu.Lock()
+	sh := cf.shards[owner.Options().Addr]
+	cf.mu.Unlock()
+	_ = sh.tracker.Close()
+	err = s.Set(ctx, "k", []byte("v"), time.Time{})
+	if errors.Is(err, tierstore.ErrClosed) {
+		t.Fatalf("Set on an open Store: %v (ErrClosed)", err)
 	}
 }

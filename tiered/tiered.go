@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -51,7 +52,11 @@ const ambiguousWriteWindow = 30 * time.Second
 // Config configures a Store. Zero fields take the documented defaults.
 type Config struct {
 	// Redis is the client, required: *redis.Client, a Sentinel failover
-	// client or *redis.ClusterClient. The Store never closes it.
+	// client or *redis.ClusterClient (reading from masters). The Store
+	// never closes it. Reads go through it; writes and the invalidation
+	// subscription go through connections of the Store's own, made from
+	// its options (address, credentials, database, TLS, timeouts,
+	// OnConnect), so hooks added with AddHook do not see them.
 	Redis redis.UniversalClient
 	// KeyPrefix is prepended to every key in Redis. Default "tierstore:".
 	// Instances share data (and invalidations) only if they share it.
@@ -107,13 +112,14 @@ type Config struct {
 // Store is the tiered tierstore.Store. It is safe for concurrent use; Close
 // it to stop its subscription goroutines.
 type Store struct {
-	l1      *cache.Cache
-	l2      *rediskv.Client
-	bus     *bus.Bus          // the bus of a single node or Sentinel client; nil for a Cluster's tracking
-	feed    feed              // where invalidations come from: bus, or a clusterFeed
-	tracker *tracking.Tracker // nil with OwnWritesOnly or a Cluster
-	tracked bool              // Redis reports changes (not OwnWritesOnly)
-	access  *accessReporter   // nil if AccessReportInterval < 0
+	l1       *cache.Cache
+	l2       *rediskv.Client
+	bus      *bus.Bus          // the bus of a single node or Sentinel client; nil for a Cluster's tracking
+	feed     feed              // where invalidations come from: bus, or a clusterFeed
+	tracker  *tracking.Tracker // nil with OwnWritesOnly or a Cluster
+	tracked  bool              // Redis reports changes (not OwnWritesOnly)
+	epochKey string            // with tracker: rediskv.EpochKey
+	access   *accessReporter   // nil if AccessReportInterval < 0
 
 	flights singleflight.Group
 	closed  atomic.Bool
@@ -188,7 +194,7 @@ func New(cfg Config) (*Store, error) {
 			if err != nil {
 				return nil, fmt.Errorf("tiered: %w", err)
 			}
-			s.tracker, kvcfg.Runner = t, t
+			s.tracker, kvcfg.Runner, s.epochKey = t, t, rediskv.EpochKey(prefix)
 			cleanup = append(cleanup, func() { _ = t.Close() })
 		}
 	}
@@ -263,6 +269,9 @@ func probe(rdb redis.UniversalClient) error {
 }
 
 func (s *Store) onMessage(m bus.Message) {
+	if strings.HasPrefix(m.Key, "\x00") {
+		return // the epoch key (rediskv.EpochKey), no value of ours
+	}
 	if m.Own && time.Now().UnixNano() > s.ownEchoesUntil.Load() {
 		s.ignoredOwn.Add(1)
 		return
@@ -397,7 +406,20 @@ func (s *Store) fetchOnce(ctx context.Context, key string) (fetched, error) {
 		// caller gave up, so it runs without the caller's cancellation;
 		// it keeps the caller's deadline, or gets one of its own.
 		rctx, cancel := sharedReadContext(ctx)
-		value, expiry, err := s.l2.GetWithExpiry(rctx, key)
+		var value []byte
+		var expiry time.Time
+		var err error
+		sameDataset := true
+		if s.tracker != nil {
+			// The dataset the value comes from must be the one the
+			// registration follows (SWAPDB is not reported; it could be
+			// swapped back before the next check).
+			var epoch string
+			value, expiry, epoch, err = s.l2.GetWithEpoch(rctx, key, s.epochKey)
+			sameDataset = epoch != "" && epoch == s.tracker.Epoch()
+		} else {
+			value, expiry, err = s.l2.GetWithExpiry(rctx, key)
+		}
 		cancel()
 		if s.afterL2Read != nil {
 			s.afterL2Read(key)
@@ -405,7 +427,9 @@ func (s *Store) fetchOnce(ctx context.Context, key string) (fetched, error) {
 		switch {
 		case err == nil:
 			s.l2Hits.Add(1)
-			s.l1.Fill(key, value, expiry, st)
+			if sameDataset {
+				s.l1.Fill(key, value, expiry, st)
+			}
 		case errors.Is(err, tierstore.ErrNotFound):
 			s.l2Misses.Add(1)
 		default:

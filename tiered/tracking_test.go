@@ -273,3 +273,58 @@ func TestTrackingRefusedIsAClearError(t *testing.T) {
 	}
 	s.Close()
 }
+
+// SWAPDB away and back between two checks: a value read from the other
+// dataset while it was swapped in must not stay in L1 after the swap
+// back, which no check can see (the epoch key is the same as at the last
+// one). Reads carry the epoch of their dataset, and fill only under the
+// one the last check found.
+func TestSwapDBAndBackBetweenChecksCachesNothingForeign(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	const interval = 8 * time.Second // checks every 2s
+	a := newStore(t, srv.Client(nil), Config{HealthCheckInterval: interval})
+	db0, err := l2.New(l2.Config{Redis: srv.Client(nil), KeyPrefix: "test:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db1, err := l2.New(l2.Config{Redis: srv.Client(&redis.Options{DB: 1}), KeyPrefix: "test:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db1.Set(ctx, "k", []byte("from-db1"), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db0.Set(ctx, "k", []byte("from-db0"), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	// Act right after a check+ping, so the next check is ~2s away.
+	redistest.AfterGrowth(t, "a ping", func() uint64 { return a.Stats().Pings }, func() {})
+	srv.Do("SWAPDB", 0, 1)
+	if got := get(t, a, "k"); got != "from-db1" {
+		t.Fatalf("read %q while swapped", got)
+	}
+	srv.Do("SWAPDB", 0, 1)
+	// Two more checks and pongs: well past any check that could notice.
+	p := a.Stats().Pongs
+	redistest.Eventually(t, "two more pongs", func() bool { return a.Stats().Pongs >= p+2 })
+	inRedis, err := db0.Get(ctx, "k")
+	if err != nil || string(inRedis) != "from-db0" {
+		t.Fatalf("Redis holds %q, %v", inRedis, err)
+	}
+	if got := get(t, a, "k"); got != "from-db0" {
+		t.Fatalf("L1 serves %q from the swapped-out dataset two checks after the swap back; Redis holds from-db0", got)
+	}
+}
+
+// A Redis that allows CLIENT TRACKING but not CLIENT TRACKINGINFO (which
+// every check needs) is refused by New, not left to flap.
+func TestTrackingInfoDeniedIsAClearError(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.Do("ACL", "SETUSER", "app", "on", ">pw", "~*", "&*", "+@all", "-client|trackinginfo")
+	c := srv.Client(&redis.Options{Username: "app", Password: "pw"})
+	_, err := New(Config{Redis: c, KeyPrefix: "test:", HealthCheckInterval: testInterval})
+	if !errors.Is(err, tierstore.ErrRefused) || !strings.Contains(err.Error(), "TRACKINGINFO") {
+		t.Fatalf("New with CLIENT TRACKINGINFO denied: %v, want ErrRefused naming it", err)
+	}
+}

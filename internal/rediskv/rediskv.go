@@ -140,27 +140,42 @@ func (s *Client) MaxValueBytes() int { return s.maxValue }
 // expiry) in one round trip. The expiry is measured from before the request
 // was sent, less PTTL's rounding, so it is never later than the real one.
 func (s *Client) GetWithExpiry(ctx context.Context, key string) ([]byte, time.Time, error) {
+	v, exp, _, err := s.get(ctx, key, "")
+	return v, exp, err
+}
+
+// GetWithEpoch is GetWithExpiry that also reads, in the same round trip,
+// the value of the key epochKey: which dataset the value came from (see
+// package tracking). The epoch is "" if that key is absent.
+func (s *Client) GetWithEpoch(ctx context.Context, key, epochKey string) ([]byte, time.Time, string, error) {
+	return s.get(ctx, key, epochKey)
+}
+
+func (s *Client) get(ctx context.Context, key, epochKey string) ([]byte, time.Time, string, error) {
 	if err := s.checkKey(ctx, key); err != nil {
-		return nil, time.Time{}, err
+		return nil, time.Time{}, "", err
 	}
 	start := time.Now()
-	var get *redis.StringCmd
+	var get, epoch *redis.StringCmd
 	var ttl *redis.DurationCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		get = p.Get(ctx, s.prefix+key)
 		ttl = p.PTTL(ctx, s.prefix+key)
+		if epochKey != "" {
+			epoch = p.Get(ctx, epochKey)
+		}
 		return nil
 	})
 	if err := get.Err(); err != nil {
-		return nil, time.Time{}, s.WrapError(ctx, "get", key, err)
+		return nil, time.Time{}, "", s.WrapError(ctx, "get", key, err)
 	}
-	if err != nil {
-		return nil, time.Time{}, s.WrapError(ctx, "get", key, err)
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, time.Time{}, "", s.WrapError(ctx, "get", key, err)
 	}
 	framed, _ := get.Bytes()
 	value, ok := unframe(framed)
 	if !ok {
-		return nil, time.Time{}, fmt.Errorf("%s: get %s: %w", s.op, s.name(key), tierstore.ErrCorrupt)
+		return nil, time.Time{}, "", fmt.Errorf("%s: get %s: %w", s.op, s.name(key), tierstore.ErrCorrupt)
 	}
 	var expiry time.Time
 	switch d := ttl.Val(); {
@@ -172,7 +187,11 @@ func (s *Client) GetWithExpiry(ctx context.Context, key string) ([]byte, time.Ti
 		// so it can exceed the true remainder by up to 1ms.
 		expiry = start.Add(d - time.Millisecond)
 	}
-	return value, expiry, nil
+	var ep string
+	if epoch != nil {
+		ep = epoch.Val()
+	}
+	return value, expiry, ep, nil
 }
 
 // Keys calls fn for each key under the prefix, without the prefix, using

@@ -76,10 +76,25 @@ type Tracker struct {
 	stopped chan struct{} // closed when the loop has ended
 	once    sync.Once
 
+	// current is the epoch the last check found (see Epoch).
+	current atomic.Pointer[string]
+
 	// Owned by the loop goroutine.
 	conn         *redis.Conn
 	registeredTo int64 // subscriber ID the registration redirects to; 0: none
 	epoch        string
+}
+
+// Epoch returns the value of the epoch key that the last check found: a
+// value read from Redis together with another epoch (rediskv's
+// GetWithEpoch) is from another dataset and must not be cached, even if
+// the dataset is swapped back before the next check. "" before the first
+// check, or without an EpochKey.
+func (t *Tracker) Epoch() string {
+	if p := t.current.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // New returns a Tracker and starts its goroutine. It dials nothing.
@@ -134,10 +149,16 @@ func (t *Tracker) Subscriber() *redis.Client { return t.sub }
 // CLIENT TRACKING to this client (an ACL, a provider that disables it, a
 // server without it), nil if it accepts it or cannot be reached.
 func Probe(ctx context.Context, rdb redis.UniversalClient) error {
-	err := rdb.Do(ctx, "CLIENT", "TRACKING", "OFF").Err()
-	var reply redis.Error
-	if err != nil && errors.As(err, &reply) {
-		return fmt.Errorf("CLIENT TRACKING refused (%v): server-assisted invalidation needs it; set Config.OwnWritesOnly to run without it: %w", err, tierstore.ErrRefused)
+	// Each CLIENT subcommand the tracker uses, as an ACL may allow some.
+	for _, args := range [][]any{{"CLIENT", "TRACKING", "OFF"}, {"CLIENT", "TRACKINGINFO"}, {"CLIENT", "ID"}} {
+		err := rdb.Do(ctx, args...).Err()
+		var reply redis.Error
+		if err != nil && errors.As(err, &reply) {
+			return fmt.Errorf("%v refused (%v): server-assisted invalidation needs it; set Config.OwnWritesOnly to run without it: %w", args[:2], err, tierstore.ErrRefused)
+		}
+		if err != nil {
+			return nil // unreachable: cannot tell
+		}
 	}
 	return nil
 }
@@ -369,6 +390,7 @@ func (t *Tracker) check() (flush string, err error) {
 				flush = "dataset replaced (epoch key changed)"
 			}
 			t.epoch = old
+			t.current.Store(&old)
 		}
 	}
 	return flush, nil
