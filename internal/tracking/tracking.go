@@ -27,6 +27,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -251,6 +252,10 @@ func (t *Tracker) loop() {
 			ch <- checkResult{flush, err}
 		case o := <-t.ops:
 			batch = append(batch[:0], o)
+			// The callers answered by the last batch are waking up now:
+			// yielding once lets them join this one, instead of each
+			// waiting for its own round trip.
+			runtime.Gosched()
 		more:
 			for len(batch) < maxBatch {
 				select {
