@@ -176,6 +176,9 @@ type op struct {
 // registration connection.
 func (t *Tracker) Run(ctx context.Context, call rediskv.Call, done func(*redis.Cmd)) *redis.Cmd {
 	o := &op{call: call, done: done, reply: make(chan struct{})}
+	if err := ctx.Err(); err != nil {
+		return failed(o, err) // select would pick at random among ready cases
+	}
 	select {
 	case t.ops <- o:
 	case <-ctx.Done():
