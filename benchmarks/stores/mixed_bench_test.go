@@ -17,8 +17,14 @@ import (
 )
 
 func newTiered(b *testing.B, addr, prefix string) *tiered.Store {
+	return newTieredConfig(b, addr, tiered.Config{KeyPrefix: prefix})
+}
+
+// newTieredConfig is newTiered with cfg (its Redis is set).
+func newTieredConfig(b *testing.B, addr string, cfg tiered.Config) *tiered.Store {
 	b.Helper()
-	s, err := tiered.New(tiered.Config{Redis: dial(b, addr), KeyPrefix: prefix})
+	cfg.Redis = dial(b, addr)
+	s, err := tiered.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -35,15 +41,19 @@ func dial(b *testing.B, addr string) *redis.Client {
 }
 
 // twoInstances returns two instances of a service using the Redis at addr
-// through store ("redis": l2, or "tiered"), with the workload's keys
-// preloaded.
+// through store ("redis": l2, "tiered", or "tiered-ownwrites": tiered with
+// OwnWritesOnly), with the workload's keys preloaded.
 func twoInstances(b *testing.B, store, addr string) []tierstore.Store {
 	b.Helper()
 	prefix := "mixed-" + store + ":"
 	var instances []tierstore.Store
 	for range 2 {
-		if store == "tiered" {
+		switch store {
+		case "tiered":
 			instances = append(instances, newTiered(b, addr, prefix))
+			continue
+		case "tiered-ownwrites":
+			instances = append(instances, newTieredConfig(b, addr, tiered.Config{KeyPrefix: prefix, OwnWritesOnly: true}))
 			continue
 		}
 		s, err := l2.New(l2.Config{Redis: dial(b, addr), KeyPrefix: prefix})
@@ -82,8 +92,9 @@ func BenchmarkDelete(b *testing.B) {
 func BenchmarkMixed(b *testing.B) {
 	srv := redistest.Start(b)
 	instances := map[string][]tierstore.Store{
-		"redis":  twoInstances(b, "redis", srv.Addr()),
-		"tiered": twoInstances(b, "tiered", srv.Addr()),
+		"redis":            twoInstances(b, "redis", srv.Addr()),
+		"tiered":           twoInstances(b, "tiered", srv.Addr()),
+		"tiered-ownwrites": twoInstances(b, "tiered-ownwrites", srv.Addr()),
 	}
 	for _, run := range []struct {
 		name, store string
@@ -91,8 +102,10 @@ func BenchmarkMixed(b *testing.B) {
 	}{
 		{"redis", "redis", 0.95},
 		{"tiered", "tiered", 0.95},
+		{"tiered-ownwrites", "tiered-ownwrites", 0.95},
 		{"redis-writes-only", "redis", math.SmallestNonzeroFloat64}, // zero would mean the default
 		{"tiered-writes-only", "tiered", math.SmallestNonzeroFloat64},
+		{"tiered-ownwrites-writes-only", "tiered-ownwrites", math.SmallestNonzeroFloat64},
 		{"tiered-reads-only", "tiered", 1},
 	} {
 		name, cfg := run.store, workload.Config{ReadShare: run.reads}
