@@ -328,3 +328,26 @@ func TestTrackingInfoDeniedIsAClearError(t *testing.T) {
 		t.Fatalf("New with CLIENT TRACKINGINFO denied: %v, want ErrRefused naming it", err)
 	}
 }
+
+// A write answered READONLY (the server became a replica) drops the
+// registration connection, a gap, so that the next one finds the master:
+// through a Sentinel client's dialer after a failover that left the old
+// master's clients connected.
+func TestReadOnlyReplyDropsTheRegistration(t *testing.T) {
+	a, _, srv := pair(t, Config{})
+	other := redistest.Start(t)
+	host, port, _ := strings.Cut(other.Addr(), ":")
+	srv.Do("REPLICAOF", host, port)
+	gaps := a.Stats().Gaps
+	if err := a.Set(context.Background(), "k", []byte("v"), time.Time{}); err == nil {
+		t.Fatal("a write to a replica succeeded")
+	}
+	if a.Stats().Gaps == gaps {
+		t.Fatal("READONLY left the registration connection in place")
+	}
+	srv.Do("REPLICAOF", "NO", "ONE")
+	redistest.WaitLive(t, a)
+	redistest.Eventually(t, "A writes again", func() bool {
+		return a.Set(context.Background(), "k", []byte("v"), time.Time{}) == nil
+	})
+}

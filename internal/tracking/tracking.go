@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -291,11 +292,20 @@ func (t *Tracker) disconnect() {
 	}
 }
 
-// broken reports whether err leaves the connection in doubt: anything but
-// an error reply from Redis.
+// broken reports whether err leaves the connection unusable or in doubt:
+// anything but an error reply from Redis, and READONLY (the server became
+// a replica: a new connection finds the master, through a Sentinel
+// client's dialer), after which go-redis marks the connection bad
+// ("Conn is in a bad state", which wraps the reply) for good.
 func broken(err error) bool {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return false
+	}
+	if redis.HasErrorPrefix(err, "READONLY") || strings.HasPrefix(err.Error(), "redis: Conn is in a bad state") {
+		return true
+	}
 	var reply redis.Error
-	return err != nil && !errors.Is(err, redis.Nil) && !errors.As(err, &reply)
+	return !errors.As(err, &reply)
 }
 
 // lost drops a broken registration connection. report says whether to
