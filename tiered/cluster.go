@@ -196,7 +196,10 @@ func (f *clusterFeed) Run(ctx context.Context, call rediskv.Call, done func(*red
 		if sh != nil {
 			final := make(chan *redis.Cmd, 1)
 			first := sh.tracker.Run(ctx, call, func(cmd *redis.Cmd) {
-				if !f.resend(cmd.Err()) {
+				// A caller that has left is told nothing more, so a write
+				// that was not applied is not sent again behind its back
+				// (where it could land after the caller's next write).
+				if ctx.Err() != nil || !f.resend(cmd.Err()) {
 					done(cmd)
 					final <- cmd
 					return
@@ -214,7 +217,7 @@ func (f *clusterFeed) Run(ctx context.Context, call rediskv.Call, done func(*red
 			case cmd := <-final:
 				return cmd
 			case <-ctx.Done():
-				return first // failed with ctx's error
+				return first // ctx's error, or the reply that was not resent
 			}
 		}
 	}

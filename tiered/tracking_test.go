@@ -93,8 +93,11 @@ func TestEveryChangeReachesEveryInstance(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, want: "<not found>"},
-		{name: "FLUSHDB", do: do("FLUSHDB"), want: "<not found>", gap: true},
-		{name: "FLUSHALL", do: do("FLUSHALL"), want: "<not found>", gap: true},
+		// The epoch key is put back in the same step, so that only Redis's
+		// report of the flush can tell the instances (the next check would
+		// otherwise notice the missing key too).
+		{name: "FLUSHDB", do: flushKeepingEpoch("FLUSHDB"), want: "<not found>", gap: true},
+		{name: "FLUSHALL", do: flushKeepingEpoch("FLUSHALL"), want: "<not found>", gap: true},
 		{name: "SWAPDB", do: do("SWAPDB", 0, 1), want: "<not found>", gap: true},
 		{name: "eviction", do: func(t *testing.T, _ *redistest.Server, c *redis.Client) {
 			// k is the only key with an expiry, so volatile-lru can evict
@@ -157,6 +160,17 @@ func TestEveryChangeReachesEveryInstance(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// flushKeepingEpoch runs cmd (FLUSHDB or FLUSHALL) and puts the epoch key
+// back in the same script.
+func flushKeepingEpoch(cmd string) func(t *testing.T, srv *redistest.Server, c *redis.Client) {
+	return func(t *testing.T, srv *redistest.Server, c *redis.Client) {
+		script := "local e = redis.call('GET', KEYS[1]) redis.call('" + cmd + "') if e then redis.call('SET', KEYS[1], e) end return e"
+		if err := c.Eval(context.Background(), script, []string{"test:\x00epoch"}).Err(); err != nil {
+			t.Fatalf("%s keeping the epoch key: %v", cmd, err)
+		}
 	}
 }
 
@@ -350,4 +364,36 @@ func TestReadOnlyReplyDropsTheRegistration(t *testing.T) {
 	redistest.Eventually(t, "A writes again", func() bool {
 		return a.Set(context.Background(), "k", []byte("v"), time.Time{}) == nil
 	})
+}
+
+// A full Redis under noeviction refuses writes, but reads work and
+// nothing changes: L1 keeps serving (the check reads the epoch key
+// without a SET, which a full Redis refuses even when it would change
+// nothing).
+func TestFullNoevictionRedisKeepsL1(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, srv.Client(nil), Config{})
+	redistest.WaitLive(t, s)
+	set(t, s, "k", "v1")
+	cached(t, s, "k")
+	srv.Do("CONFIG", "SET", "maxmemory-policy", "noeviction")
+	srv.Do("CONFIG", "SET", "maxmemory", "1")
+	t.Cleanup(func() { srv.Do("CONFIG", "SET", "maxmemory", "0") })
+	if err := s.Set(context.Background(), "other", []byte("x"), time.Time{}); err == nil {
+		t.Fatal("Redis is not full: a write succeeded")
+	}
+	gaps := s.Stats().Gaps
+	// Three more checks+pings (each check runs before a ping).
+	p := s.Stats().Pings
+	redistest.Eventually(t, "three pings or a gap", func() bool {
+		st := s.Stats()
+		return st.Pings >= p+3 || st.Gaps > gaps
+	})
+	st := s.Stats()
+	if st.Gaps != gaps || !st.Live {
+		t.Fatalf("full Redis (reads fine, nothing changed): %d gaps, Live=%v; L1 is disabled", st.Gaps-gaps, st.Live)
+	}
+	if got := lookupL1(s, "k"); got != "v1" {
+		t.Fatalf("L1 no longer serves k (%q)", got)
+	}
 }

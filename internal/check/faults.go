@@ -204,7 +204,11 @@ func outsideWrites(ctx context.Context, e Env) error {
 }
 
 // flushDB empties the database with FLUSHDB while every writer is held,
-// and records it as a delete of every key.
+// and records it as a delete of every key. The epoch key tiered checks
+// (see package tracking) is put back in the same script, so that only
+// Redis's report of the flush can tell an instance of it: otherwise the
+// next check, well within Delta, would flush L1 as well and hide a lost
+// report.
 func flushDB(_ context.Context, e Env) error {
 	for _, m := range e.members {
 		if err := m.holdWrites(true); err != nil {
@@ -212,8 +216,14 @@ func flushDB(_ context.Context, e Env) error {
 		}
 	}
 	start := time.Now().UnixNano()
-	_, err := e.cfg.Server.Do("FLUSHDB")
+	epoch, err := e.cfg.Server.Do("EVAL", `local e = redis.call('GET', KEYS[1])
+redis.call('FLUSHDB')
+if e then redis.call('SET', KEYS[1], e) end
+return e`, 1, "check:\x00epoch")
 	end := time.Now().UnixNano()
+	if err == nil && epoch == nil {
+		err = errors.New("no epoch key to keep: are the instances tracking?")
+	}
 	for _, m := range e.members {
 		if err == nil {
 			err = m.deletedAll(start, end)

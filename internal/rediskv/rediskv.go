@@ -293,8 +293,10 @@ var framePool = sync.Pool{New: func() any { return new([]byte) }}
 // publishes n in the same atomic step. An expiry that is not in the
 // future deletes the key instead. done, if not nil, gets the outcome once
 // Redis has answered (see Runner), also when SetAndPublish returned
-// early because ctx ended; it is not called when the write was never sent
-// (invalid arguments, ctx already done).
+// early because ctx ended. It is not called when the arguments were
+// refused before any Runner saw them (invalid key, too large, ctx already
+// done on entry); a Runner may still call it with ctx's error for a write
+// it never sent.
 func (s *Client) SetAndPublish(ctx context.Context, key string, value []byte, expiry time.Time, n Notice, done func(error)) error {
 	if err := s.checkKey(ctx, key); err != nil {
 		return err

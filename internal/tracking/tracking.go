@@ -395,12 +395,18 @@ func (t *Tracker) check() (flush string, err error) {
 		flush = "tracking registered"
 	}
 	if t.cfg.EpochKey != "" {
-		mine := newEpoch()
-		old, err := conn.SetArgs(ctx, t.cfg.EpochKey, mine, redis.SetArgs{Mode: "NX", Get: true}).Result()
-		switch {
-		case errors.Is(err, redis.Nil):
-			old = mine // created it
-		case err != nil:
+		// A plain GET first: a full Redis under noeviction refuses any
+		// SET, even one that would change nothing, and L1 must keep
+		// serving then (reads work, nothing changed).
+		old, err := conn.Get(ctx, t.cfg.EpochKey).Result()
+		if errors.Is(err, redis.Nil) {
+			mine := newEpoch()
+			old, err = conn.SetArgs(ctx, t.cfg.EpochKey, mine, redis.SetArgs{Mode: "NX", Get: true}).Result()
+			if errors.Is(err, redis.Nil) {
+				old, err = mine, nil // created it
+			}
+		}
+		if err != nil {
 			return "", fmt.Errorf("tracking: epoch: %w", err)
 		}
 		if old != t.epoch {
