@@ -211,3 +211,13 @@ func TestClusterWriteToAReplacedShardIsNotErrClosed(t *testing.T) {
 		t.Fatalf("Set on an open Store: %v (ErrClosed)", err)
 	}
 }
+
+// A health-check interval too short for a lease is refused by New on a
+// Cluster too, where each master's subscription starts only later.
+func TestClusterTinyHealthCheckIntervalIsAnError(t *testing.T) {
+	cluster := redistest.StartCluster(t, 3)
+	if s, err := New(Config{Redis: cluster.Client(nil), HealthCheckInterval: time.Millisecond}); err == nil {
+		s.Close()
+		t.Fatal("New accepted a 1ms HealthCheckInterval")
+	}
+}

@@ -163,6 +163,11 @@ func New(cfg Config) (*Store, error) {
 	if cfg.L1TTL == 0 {
 		cfg.L1TTL = DefaultL1TTL
 	}
+	// Checked here as well as by each bus: a Cluster's buses start later,
+	// one per master, where an error could only be retried.
+	if d := cfg.HealthCheckInterval; d < 0 || (d > 0 && d < bus.MinHealthCheckInterval) {
+		return nil, fmt.Errorf("tiered: HealthCheckInterval %v: want 0 (the default) or at least %v", d, bus.MinHealthCheckInterval)
+	}
 	prefix := cfg.KeyPrefix
 	if prefix == "" {
 		prefix = rediskv.DefaultKeyPrefix
