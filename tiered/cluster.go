@@ -140,15 +140,7 @@ func (f *clusterFeed) wait(ctx context.Context, done <-chan struct{}) error {
 // refreshed returns a channel closed after the watcher's next pass.
 func (f *clusterFeed) refreshed() <-chan struct{} {
 	ch := make(chan struct{})
-	go func() {
-		defer close(ch)
-		t := time.NewTimer(f.interval / 4)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-f.ctx.Done():
-		}
-	}()
+	time.AfterFunc(f.interval/4, func() { close(ch) })
 	return ch
 }
 

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -192,14 +191,15 @@ func New(cfg Config) (*Store, error) {
 			s.feed, kvcfg.Runner = cf, cf
 			cleanup = append(cleanup, func() { _ = cf.Close() })
 		} else {
+			s.epochKey = rediskv.EpochKey(prefix)
 			t, err := tracking.New(tracking.Config{
-				Redis: cfg.Redis.(*redis.Client), Prefix: prefix, EpochKey: rediskv.EpochKey(prefix),
+				Redis: cfg.Redis.(*redis.Client), Prefix: prefix, EpochKey: s.epochKey,
 				OnGap: func(reason string) { s.bus.Gap(reason) },
 			})
 			if err != nil {
 				return nil, fmt.Errorf("tiered: %w", err)
 			}
-			s.tracker, kvcfg.Runner, s.epochKey = t, t, rediskv.EpochKey(prefix)
+			s.tracker, kvcfg.Runner = t, t
 			cleanup = append(cleanup, func() { _ = t.Close() })
 		}
 	}
@@ -274,8 +274,8 @@ func probe(rdb redis.UniversalClient) error {
 }
 
 func (s *Store) onMessage(m bus.Message) {
-	if strings.HasPrefix(m.Key, "\x00") {
-		return // the epoch key (rediskv.EpochKey), no value of ours
+	if tierstore.CheckKey(m.Key) != nil {
+		return // no Store holds such a key (rediskv.EpochKey is one), as in Keys
 	}
 	if m.Own && time.Now().UnixNano() > s.ownEchoesUntil.Load() {
 		s.ignoredOwn.Add(1)

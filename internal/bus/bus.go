@@ -316,15 +316,14 @@ func (b *Bus) receive() {
 				// A (re)subscription: whatever was published before it
 				// is lost, so the owner forgets what it cached, even the
 				// first time (reads made before it may be filling the
-				// cache now). Only a resubscription counts as a gap in
-				// Stats: the first loses nothing that was ever served.
-				// Ask for a pong at once to regain the lease.
+				// cache now; gap does not count that one in Stats, since
+				// nothing was ever served). Ask for a pong at once to
+				// regain the lease.
+				reason := "resubscribed"
 				if b.subscriptions.Add(1) == 1 {
-					b.setNotLive()
-					b.cfg.OnGap("subscribed")
-				} else {
-					b.gap("resubscribed")
+					reason = "subscribed"
 				}
+				b.gap(reason)
 				b.requestPing()
 			}
 		}

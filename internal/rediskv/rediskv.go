@@ -30,7 +30,7 @@ type Config struct {
 	MaxValueBytes int                   // default tierstore.DefaultMaxValueBytes
 	// Op names the caller in errors ("l2", "tiered").
 	Op string
-	// Runner runs the writes' scripts. Default: each on Redis's pool.
+	// Runner runs the writes. Default: each on Redis's pool.
 	Runner Runner
 }
 
@@ -60,7 +60,7 @@ func (c Call) Run(ctx context.Context, rdb redis.UniversalClient) *redis.Cmd {
 	return c.Script.Run(ctx, rdb, c.Keys, c.Args...)
 }
 
-// Runner runs the scripts of a Client's writes.
+// Runner runs a Client's writes.
 //
 // Run sends call and returns its reply, or a Cmd failed with ctx's error
 // if ctx ends first. Either way it calls done with the reply exactly once,
@@ -79,9 +79,6 @@ func (p poolRunner) Run(ctx context.Context, call Call, done func(*redis.Cmd)) *
 	done(cmd)
 	return cmd
 }
-
-// Scripts returns the write scripts, for a Runner that loads them ahead.
-func Scripts() []*redis.Script { return []*redis.Script{setScript, delScript, touchScript} }
 
 // Client reads and writes tierstore values in Redis.
 type Client struct {
@@ -412,7 +409,6 @@ func (s *Client) name(key string) string {
 	return fmt.Sprintf("%skey#%08x", s.prefix, h.Sum32())
 }
 
-// wrap turns a go-redis error into the documented one.
 // WrapError is Wrap for op on key, named as this client names it.
 func (s *Client) WrapError(ctx context.Context, op, key string, err error) error {
 	return Wrap(ctx, s.op+": "+op+" "+s.name(key), err)

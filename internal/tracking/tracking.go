@@ -38,9 +38,6 @@ import (
 	"github.com/tierstore/tierstore/internal/rediskv"
 )
 
-// Channel is the channel Redis sends RESP2 invalidations on.
-const Channel = "__redis__:invalidate"
-
 // maxBatch bounds the writes sent in one pipeline.
 const maxBatch = 256
 
@@ -78,13 +75,13 @@ type Tracker struct {
 	stopped chan struct{} // closed when the loop has ended
 	once    sync.Once
 
-	// current is the epoch the last check found (see Epoch).
-	current atomic.Pointer[string]
+	// epoch is the value of the epoch key the last check found (see
+	// Epoch); stored only by the loop goroutine.
+	epoch atomic.Pointer[string]
 
 	// Owned by the loop goroutine.
 	conn         *redis.Conn
 	registeredTo int64 // subscriber ID the registration redirects to; 0: none
-	epoch        string
 }
 
 // Epoch returns the value of the epoch key that the last check found: a
@@ -93,7 +90,7 @@ type Tracker struct {
 // the dataset is swapped back before the next check. "" before the first
 // check, or without an EpochKey.
 func (t *Tracker) Epoch() string {
-	if p := t.current.Load(); p != nil {
+	if p := t.epoch.Load(); p != nil {
 		return *p
 	}
 	return ""
@@ -409,12 +406,11 @@ func (t *Tracker) check() (flush string, err error) {
 		if err != nil {
 			return "", fmt.Errorf("tracking: epoch: %w", err)
 		}
-		if old != t.epoch {
-			if t.epoch != "" && flush == "" {
+		if last := t.Epoch(); old != last {
+			if last != "" && flush == "" {
 				flush = "dataset replaced (epoch key changed)"
 			}
-			t.epoch = old
-			t.current.Store(&old)
+			t.epoch.Store(&old)
 		}
 	}
 	return flush, nil

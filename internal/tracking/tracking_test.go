@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/internal/bus"
 	"github.com/tierstore/tierstore/internal/rediskv"
 	"github.com/tierstore/tierstore/internal/redistest"
 )
@@ -83,7 +84,7 @@ func TestCheckRegistersThenVerifies(t *testing.T) {
 	if _, err := tr.Check(ctx); err == nil {
 		t.Fatal("Check succeeded without a subscriber connection")
 	}
-	ps := tr.Subscriber().Subscribe(ctx, Channel)
+	ps := tr.Subscriber().Subscribe(ctx, bus.TrackingChannel)
 	defer ps.Close()
 	if _, err := ps.Receive(ctx); err != nil {
 		t.Fatal(err)
