@@ -71,6 +71,47 @@ type Lister interface {
 	Keys(ctx context.Context, fn func(key string) bool) error
 }
 
+// Version names one stored state of a key's value, for conditional
+// writes (Versioned). NoVersion is the Version of an absent key, so
+// "deleted since I read it" never looks like "unchanged".
+//
+// Each SetIf gives the key a Version greater than any it had before,
+// even across a delete, so a reader that holds one Version can tell an
+// older copy from a newer one. A plain Set need not version (l2 and
+// tiered do not: it stays their cheapest write): the Version of a value
+// it wrote may be derived from the value's bytes, so that it changes when
+// they change, and compares as older than any Version SetIf gives.
+// Versions are compared only with Versions of the same key.
+type Version uint64
+
+// NoVersion is the Version of an absent key.
+const NoVersion Version = 0
+
+// Versioned is implemented by stores that keep a Version with every value
+// and can write conditionally on it: optimistic concurrency for
+// read-modify-write cycles such as HTTP sessions. l1, l2 and tiered all
+// implement it.
+type Versioned interface {
+	// GetVersion returns the value under key, its Version and its expiry
+	// (zero: none), or ErrNotFound. A store that caches serves its copy
+	// only if that copy's Version is at least atLeast (a Version the
+	// caller knows was written, for example by a previous request of the
+	// same browser on another instance), and otherwise reads the source
+	// of truth; NoVersion accepts any copy.
+	GetVersion(ctx context.Context, key string, atLeast Version) ([]byte, Version, time.Time, error)
+	// SetIf stores value under key until expiry, as Set does, only if the
+	// key's current Version is want (NoVersion: only if the key is
+	// absent), and returns the new Version. Otherwise it writes nothing
+	// and returns an error wrapping ErrConflict. An expiry that is not in
+	// the future deletes the key, under the same condition, and returns
+	// NoVersion.
+	SetIf(ctx context.Context, key string, value []byte, expiry time.Time, want Version) (Version, error)
+	// DeleteIf removes key only if its current Version is want, and
+	// otherwise returns an error wrapping ErrConflict; want NoVersion
+	// succeeds only if the key is absent.
+	DeleteIf(ctx context.Context, key string, want Version) error
+}
+
 // Sentinel errors. Errors returned by the stores wrap these (check them with
 // errors.Is) together with the underlying cause. Error texts name the key
 // prefix, never a key or a value: keys are often session IDs.
@@ -98,6 +139,11 @@ var (
 	// written by tierstore (damaged, truncated, or of another Redis type).
 	// Such a value is never cached.
 	ErrCorrupt = errors.New("tierstore: corrupt value")
+	// ErrConflict: a conditional write (Versioned) found the key at
+	// another Version than the one it was given, or absent: someone else
+	// wrote or deleted it since the caller read it. Nothing was written;
+	// read again and retry.
+	ErrConflict = errors.New("tierstore: version conflict")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("tierstore: store closed")
 )

@@ -16,6 +16,7 @@ type entry struct {
 	prev, next *entry
 	key        string
 	value      []byte
+	version    tierstore.Version
 	deadlines
 }
 
@@ -86,11 +87,11 @@ func (sh *shard) remove(e *entry) {
 
 // get returns the value and expiry of key's live entry and marks it the
 // most recently used. A dead entry is removed.
-func (sh *shard) get(key string, now int64) ([]byte, int64, error) {
+func (sh *shard) get(key string, now int64) ([]byte, int64, tierstore.Version, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.m == nil {
-		return nil, 0, tierstore.ErrClosed
+		return nil, 0, 0, tierstore.ErrClosed
 	}
 	e := sh.m[key]
 	if e != nil && e.dead(now) {
@@ -99,22 +100,36 @@ func (sh *shard) get(key string, now int64) ([]byte, int64, error) {
 	}
 	if e == nil {
 		sh.misses++
-		return nil, 0, tierstore.ErrNotFound
+		return nil, 0, 0, tierstore.ErrNotFound
 	}
 	sh.moveToFront(e)
 	sh.hits++
-	return e.value, e.expiry, nil
+	return e.value, e.expiry, e.version, nil
 }
 
-// set stores value under key as the most recently used entry and returns
-// it. It takes ownership of value. An existing entry of key is reused, so
-// the map is not written on overwrites; its value slice is replaced, not
-// written, because readers may hold it.
-func (sh *shard) set(key string, value []byte, d deadlines) (*entry, error) {
+// versionOf returns the version of key's live entry, or NoVersion. mu
+// must be held.
+func (sh *shard) versionOf(key string, now int64) tierstore.Version {
+	if e := sh.m[key]; e != nil && !e.dead(now) {
+		return e.version
+	}
+	return tierstore.NoVersion
+}
+
+// set stores value under key, with the next version of *versions, as the
+// most recently used entry and returns it and its version, if the key's live entry has version want, or
+// always if want is anyVersion; otherwise it returns ErrConflict. It takes
+// ownership of value. An existing entry of key is reused, so the map is
+// not written on overwrites; its value slice is replaced, not written,
+// because readers may hold it.
+func (sh *shard) set(key string, value []byte, d deadlines, versions *atomic.Uint64, want tierstore.Version, now int64) (*entry, tierstore.Version, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.m == nil {
-		return nil, tierstore.ErrClosed
+		return nil, 0, tierstore.ErrClosed
+	}
+	if want != anyVersion && sh.versionOf(key, now) != want {
+		return nil, 0, tierstore.ErrConflict
 	}
 	e := sh.m[key]
 	if e == nil {
@@ -124,18 +139,24 @@ func (sh *shard) set(key string, value []byte, d deadlines) (*entry, error) {
 		sh.charge(-entryCost(e.key, e.value))
 		sh.unlink(e)
 	}
-	e.value, e.deadlines = value, d
+	// Taken under the lock, so that of two writes of one key the later
+	// has the greater version.
+	e.value, e.version, e.deadlines = value, tierstore.Version(versions.Add(1)), d
 	sh.charge(entryCost(e.key, e.value))
 	sh.pushFront(e)
-	return e, nil
+	return e, e.version, nil
 }
 
-// delete removes key if present.
-func (sh *shard) delete(key string) error {
+// delete removes key if present and its live entry has version want (or
+// want is anyVersion); otherwise it returns ErrConflict.
+func (sh *shard) delete(key string, want tierstore.Version, now int64) error {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.m == nil {
 		return tierstore.ErrClosed
+	}
+	if want != anyVersion && sh.versionOf(key, now) != want {
+		return tierstore.ErrConflict
 	}
 	if e := sh.m[key]; e != nil {
 		sh.remove(e)

@@ -106,6 +106,10 @@ type Store struct {
 	ttl       time.Duration
 	maxValue  int
 	closed    atomic.Bool
+	// version is the last version given to a write: every write, Set
+	// included, gets the next one. It starts at the wall clock in µs, so
+	// a later store's versions (a restart) are greater too.
+	version atomic.Uint64
 
 	// Deadlines are on the monotonic clock, in ns since born: reading
 	// it alone costs half of time.Now, which reads the wall clock too,
@@ -120,8 +124,12 @@ var (
 	_ tierstore.Viewer       = (*Store)(nil)
 	_ tierstore.ExpiryReader = (*Store)(nil)
 	_ tierstore.Lister       = (*Store)(nil)
+	_ tierstore.Versioned    = (*Store)(nil)
 	_ io.Closer              = (*Store)(nil)
 )
+
+// anyVersion, as the version a write wants, makes it unconditional.
+const anyVersion = ^tierstore.Version(0)
 
 // New returns an empty Store. It fails only on a negative Config field.
 func New(cfg Config) (*Store, error) {
@@ -142,6 +150,7 @@ func New(cfg Config) (*Store, error) {
 		maxValue:  cfg.MaxValueBytes,
 		born:      time.Now(),
 	}
+	s.version.Store(max(uint64(s.born.UnixMicro()), 1<<33))
 	for i := range s.shards {
 		s.shards[i].init(&s.used)
 	}
@@ -218,21 +227,28 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 // GetWithExpiry returns a copy of the value under key and its expiry
 // (zero: none). The TTL cap is not an expiry and is not reported.
 func (s *Store) GetWithExpiry(ctx context.Context, key string) ([]byte, time.Time, error) {
-	v, expiry, err := s.lookup(ctx, key)
+	v, _, t, err := s.GetVersion(ctx, key, tierstore.NoVersion)
+	return v, t, err
+}
+
+// GetVersion returns a copy of the value under key, its version and its
+// expiry (zero: none). atLeast is ignored: this store holds the only copy.
+func (s *Store) GetVersion(ctx context.Context, key string, atLeast tierstore.Version) ([]byte, tierstore.Version, time.Time, error) {
+	v, expiry, version, err := s.lookup(ctx, key)
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, 0, time.Time{}, err
 	}
 	var t time.Time
 	if expiry != 0 {
 		t = time.Unix(0, expiry)
 	}
-	return bytes.Clone(v), t, nil
+	return bytes.Clone(v), version, t, nil
 }
 
 // View calls fn with the value under key, without copying it. fn runs
 // without any lock held, so it may use the store.
 func (s *Store) View(ctx context.Context, key string, fn func(value []byte) error) error {
-	v, _, err := s.lookup(ctx, key)
+	v, _, _, err := s.lookup(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -240,20 +256,20 @@ func (s *Store) View(ctx context.Context, key string, fn func(value []byte) erro
 }
 
 // lookup returns the value under key, which the caller must not modify,
-// and its expiry.
-func (s *Store) lookup(ctx context.Context, key string) ([]byte, int64, error) {
+// its expiry and its version.
+func (s *Store) lookup(ctx context.Context, key string) ([]byte, int64, tierstore.Version, error) {
 	if err := s.check(ctx); err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
-	v, expiry, err := s.shards[s.shardOf(key)].get(key, s.clock())
+	v, expiry, version, err := s.shards[s.shardOf(key)].get(key, s.clock())
 	if errors.Is(err, tierstore.ErrNotFound) {
 		// Keys are validated on writes, so an invalid key can only
 		// miss: checking it here keeps the hit path free of the scan.
 		if kerr := tierstore.CheckKey(key); kerr != nil {
-			return nil, 0, kerr
+			return nil, 0, 0, kerr
 		}
 	}
-	return v, expiry, err
+	return v, expiry, version, err
 }
 
 // Set stores a copy of value under key until expiry (zero: none), capped
@@ -262,17 +278,30 @@ func (s *Store) lookup(ctx context.Context, key string) ([]byte, int64, error) {
 // room: when it returns nil, the value is readable, until it expires or
 // a later call deletes, replaces or evicts it.
 func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.Time) error {
+	_, err := s.set(ctx, key, value, expiry, anyVersion)
+	return err
+}
+
+// SetIf is Set, done only if the key's version is want
+// (tierstore.NoVersion: absent); otherwise it returns an error wrapping
+// tierstore.ErrConflict. It returns the new version (NoVersion if the
+// expiry deleted the key).
+func (s *Store) SetIf(ctx context.Context, key string, value []byte, expiry time.Time, want tierstore.Version) (tierstore.Version, error) {
+	return s.set(ctx, key, value, expiry, want)
+}
+
+func (s *Store) set(ctx context.Context, key string, value []byte, expiry time.Time, want tierstore.Version) (tierstore.Version, error) {
 	if err := s.checkWrite(ctx, key); err != nil {
-		return err
+		return 0, err
 	}
 	if len(value) > s.maxValue {
-		return fmt.Errorf("l1: set: %d bytes, limit %d: %w", len(value), s.maxValue, tierstore.ErrTooLarge)
+		return 0, fmt.Errorf("l1: set: %d bytes, limit %d: %w", len(value), s.maxValue, tierstore.ErrTooLarge)
 	}
 	now := s.clock()
 	d := deadlines{expiry: unixNanos(expiry)}
 	if d.expiry != 0 {
 		if d.deadline = s.deadlineOf(expiry, now); d.deadline <= now {
-			return s.shards[s.shardOf(key)].delete(key)
+			return 0, s.delete(key, want, now)
 		}
 	}
 	if s.ttl > 0 {
@@ -286,15 +315,28 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.T
 	v := bytes.Clone(value)
 	cost := entryCost(key, v)
 	if cost > s.maxBytes {
-		return fmt.Errorf("l1: set: entry of %d bytes, MaxBytes %d: %w", cost, s.maxBytes, tierstore.ErrTooLarge)
+		return 0, fmt.Errorf("l1: set: entry of %d bytes, MaxBytes %d: %w", cost, s.maxBytes, tierstore.ErrTooLarge)
 	}
 	home := s.shardOf(key)
-	e, err := s.shards[home].set(key, v, d)
+	e, version, err := s.shards[home].set(key, v, d, &s.version, want, now)
 	if err != nil {
-		return err
+		return 0, conflictError("set", err)
 	}
 	s.evict(home, e)
-	return nil
+	return version, nil
+}
+
+// conflictError names the operation of a conflict; other errors pass.
+func conflictError(op string, err error) error {
+	if errors.Is(err, tierstore.ErrConflict) {
+		return fmt.Errorf("l1: %s: %w", op, err)
+	}
+	return err
+}
+
+// delete removes key if its version is want (any if anyVersion).
+func (s *Store) delete(key string, want tierstore.Version, now int64) error {
+	return conflictError("delete", s.shards[s.shardOf(key)].delete(key, want, now))
 }
 
 func entryCost(key string, value []byte) int64 {
@@ -303,10 +345,17 @@ func entryCost(key string, value []byte) int64 {
 
 // Delete removes key. Deleting a missing key is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	return s.DeleteIf(ctx, key, anyVersion)
+}
+
+// DeleteIf removes key only if its version is want; otherwise it returns
+// an error wrapping tierstore.ErrConflict. want tierstore.NoVersion
+// succeeds only if the key is absent.
+func (s *Store) DeleteIf(ctx context.Context, key string, want tierstore.Version) error {
 	if err := s.checkWrite(ctx, key); err != nil {
 		return err
 	}
-	return s.shards[s.shardOf(key)].delete(key)
+	return s.delete(key, want, s.clock())
 }
 
 // Touch changes the expiry of key without copying its value: zero

@@ -305,7 +305,7 @@ func TestEvictionSkipsOnlyTheNewEntry(t *testing.T) {
 	// Set(b), replayed step by step: b lands, then a hit of a moves a in
 	// front of it, then b's write evicts.
 	home := s.shardOf(b)
-	e, err := s.shards[home].set(b, bytes.Clone(value), deadlines{})
+	e, _, err := s.shards[home].set(b, bytes.Clone(value), deadlines{}, &s.version, anyVersion, s.clock())
 	if err != nil {
 		t.Fatal(err)
 	}

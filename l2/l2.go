@@ -47,6 +47,7 @@ var (
 	_ tierstore.Viewer       = (*Store)(nil)
 	_ tierstore.ExpiryReader = (*Store)(nil)
 	_ tierstore.Lister       = (*Store)(nil)
+	_ tierstore.Versioned    = (*Store)(nil)
 )
 
 // New returns a Store. Redis need not be reachable; if it answers within
@@ -113,4 +114,25 @@ func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
 // concurrently.
 func (s *Store) Keys(ctx context.Context, fn func(key string) bool) error {
 	return s.kv.Keys(ctx, fn)
+}
+
+// GetVersion returns the value under key with its version and expiry, in
+// one round trip. atLeast is ignored: every read is Redis's current value.
+func (s *Store) GetVersion(ctx context.Context, key string, atLeast tierstore.Version) ([]byte, tierstore.Version, time.Time, error) {
+	r, err := s.kv.Read(ctx, key, "")
+	return r.Value, r.Version, r.Expiry, err
+}
+
+// SetIf stores value under key until expiry only if the key's version is
+// want (tierstore.NoVersion: absent), in one script run atomically by
+// Redis, and returns the new version; otherwise it returns an error
+// wrapping tierstore.ErrConflict.
+func (s *Store) SetIf(ctx context.Context, key string, value []byte, expiry time.Time, want tierstore.Version) (tierstore.Version, error) {
+	return s.kv.SetIf(ctx, key, value, expiry, want, rediskv.Notice{}, nil)
+}
+
+// DeleteIf removes key only if its version is want; otherwise it returns
+// an error wrapping tierstore.ErrConflict.
+func (s *Store) DeleteIf(ctx context.Context, key string, want tierstore.Version) error {
+	return s.kv.DeleteIf(ctx, key, want, rediskv.Notice{}, nil)
 }

@@ -15,7 +15,7 @@
 //	}
 //
 // The optional capabilities (tierstore.Toucher, Viewer, ExpiryReader,
-// Lister) are checked when the store implements them; the subtests of a
+// Lister, Versioned) are checked when the store implements them; the subtests of a
 // capability it lacks are skipped, saying so.
 package storetest
 
@@ -251,6 +251,7 @@ func Run(t *testing.T, newStore func(t *testing.T) tierstore.Store, opts ...Opti
 			t.Fatalf("GetWithExpiry(no expiry) = %v, %v; want zero time", got, err)
 		}
 	})
+	runVersioned(t, newStore)
 	t.Run("ConcurrentUseIsSafe", func(t *testing.T) {
 		s := newStore(t)
 		var wg sync.WaitGroup

@@ -147,6 +147,7 @@ var (
 	_ tierstore.Viewer       = (*Store)(nil)
 	_ tierstore.ExpiryReader = (*Store)(nil)
 	_ tierstore.Lister       = (*Store)(nil)
+	_ tierstore.Versioned    = (*Store)(nil)
 )
 
 // New returns a Store and starts its invalidation subscription. Redis need
@@ -303,7 +304,7 @@ func (s *Store) check(ctx context.Context) error {
 // Get returns a copy of the value under key, or tierstore.ErrNotFound.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	var out []byte
-	_, err := s.read(ctx, key, func(b []byte) error {
+	_, err := s.read(ctx, key, tierstore.NoVersion, func(b []byte) error {
 		out = bytes.Clone(b)
 		return nil
 	})
@@ -315,45 +316,85 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 // another instance may have extended it since (see tierstore.ExpiryReader).
 func (s *Store) GetWithExpiry(ctx context.Context, key string) ([]byte, time.Time, error) {
 	var out []byte
-	expiry, err := s.read(ctx, key, func(b []byte) error {
+	m, err := s.read(ctx, key, tierstore.NoVersion, func(b []byte) error {
 		out = bytes.Clone(b)
 		return nil
 	})
-	return out, expiry, err
+	return out, m.Expiry, err
+}
+
+// GetVersion returns a copy of the value under key, its version and its
+// expiry (as GetWithExpiry). It serves the L1 copy only if its version is
+// at least atLeast; an older copy, which an invalidation in flight is
+// about to drop, is read again from Redis.
+func (s *Store) GetVersion(ctx context.Context, key string, atLeast tierstore.Version) ([]byte, tierstore.Version, time.Time, error) {
+	var out []byte
+	m, err := s.read(ctx, key, atLeast, func(b []byte) error {
+		out = bytes.Clone(b)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, time.Time{}, err
+	}
+	if m.Version == tierstore.NoVersion { // written by this instance's Set
+		m.Version = rediskv.ContentVersion(out)
+	}
+	return out, m.Version, m.Expiry, nil
 }
 
 // View calls fn with the value under key. On an L1 hit fn sees the cached
 // bytes themselves: no copy, no allocation.
 func (s *Store) View(ctx context.Context, key string, fn func([]byte) error) error {
-	_, err := s.read(ctx, key, fn)
+	_, err := s.read(ctx, key, tierstore.NoVersion, fn)
 	return err
 }
 
-// read lends the value of key to fn, from L1 when it may serve, else from
-// Redis (filling L1), and returns the value's expiry.
-func (s *Store) read(ctx context.Context, key string, fn func([]byte) error) (time.Time, error) {
+// read lends the value of key to fn, from L1 when it may serve and its copy
+// is at least atLeast, else from Redis (filling L1), and returns the
+// value's expiry and version.
+func (s *Store) read(ctx context.Context, key string, atLeast tierstore.Version, fn func([]byte) error) (cache.Meta, error) {
 	if err := s.check(ctx); err != nil {
-		return time.Time{}, err
+		return cache.Meta{}, err
 	}
-	if s.feed.Live() {
-		if hit, expiry, err := s.l1.Lookup(key, fn); hit {
-			return expiry, err
+	if !s.feed.Live() {
+		s.bypassed.Add(1)
+	} else if atLeast == tierstore.NoVersion {
+		if hit, m, err := s.l1.Lookup(key, fn); hit {
+			return m, err
 		}
 	} else {
-		s.bypassed.Add(1)
+		var value []byte
+		if hit, m, _ := s.l1.Lookup(key, func(b []byte) error { value = b; return nil }); hit {
+			if m.Version == tierstore.NoVersion {
+				m.Version = rediskv.ContentVersion(value)
+			}
+			if m.Version >= atLeast {
+				return m, fn(value)
+			}
+			// Older than a version the caller saw written: read Redis
+			// itself, not a shared read that may serve this same copy.
+			if err := tierstore.CheckKey(key); err != nil {
+				return cache.Meta{}, err
+			}
+			r, err := s.load(ctx, key, s.l1.Stamp(key))
+			if err != nil {
+				return cache.Meta{}, err
+			}
+			return r.Meta, fn(r.value)
+		}
 	}
 	r, err := s.fetch(ctx, key)
 	if err != nil {
-		return time.Time{}, err
+		return cache.Meta{}, err
 	}
-	return r.expiry, fn(r.value)
+	return r.Meta, fn(r.value)
 }
 
 // fetched is the shared result of one Redis read. value is shared with L1
 // and the other waiters: it must not be modified.
 type fetched struct {
-	value  []byte
-	expiry time.Time
+	value []byte
+	cache.Meta
 }
 
 // fetch reads key from Redis and fills L1. Concurrent misses of one key
@@ -398,49 +439,18 @@ func (s *Store) fetchOnce(ctx context.Context, key string) (fetched, error) {
 		// (not counted as a second miss).
 		var hit fetched
 		if s.feed.Live() {
-			found, expiry, _ := s.l1.Recheck(key, func(v []byte) error { hit.value = v; return nil })
+			found, m, _ := s.l1.Recheck(key, func(v []byte) error { hit.value = v; return nil })
 			if found {
-				hit.expiry = expiry
+				hit.Meta = m
 				return hit, nil
 			}
-		}
-		if s.beforeL2Read != nil {
-			s.beforeL2Read(key)
 		}
 		// The read must not fail for the other waiters because the first
 		// caller gave up, so it runs without the caller's cancellation;
 		// it keeps the caller's deadline, or gets one of its own.
 		rctx, cancel := sharedReadContext(ctx)
-		var value []byte
-		var expiry time.Time
-		var err error
-		sameDataset := true
-		if s.tracker != nil {
-			// The dataset the value comes from must be the one the
-			// registration follows (SWAPDB is not reported; it could be
-			// swapped back before the next check).
-			var epoch string
-			value, expiry, epoch, err = s.l2.GetWithEpoch(rctx, key, s.epochKey)
-			sameDataset = epoch != "" && epoch == s.tracker.Epoch()
-		} else {
-			value, expiry, err = s.l2.GetWithExpiry(rctx, key)
-		}
-		cancel()
-		if s.afterL2Read != nil {
-			s.afterL2Read(key)
-		}
-		switch {
-		case err == nil:
-			s.l2Hits.Add(1)
-			if sameDataset {
-				s.l1.Fill(key, value, expiry, st)
-			}
-		case errors.Is(err, tierstore.ErrNotFound):
-			s.l2Misses.Add(1)
-		default:
-			s.errs.Add(1)
-		}
-		return fetched{value, expiry}, err
+		defer cancel()
+		return s.load(rctx, key, st)
 	})
 	if s.afterFlightJoin != nil {
 		s.afterFlightJoin(key)
@@ -457,6 +467,36 @@ func (s *Store) fetchOnce(ctx context.Context, key string) (fetched, error) {
 		}
 		return fetched{}, ctx.Err()
 	}
+}
+
+// load reads key from Redis and fills L1 under st, the stamp taken before.
+func (s *Store) load(ctx context.Context, key string, st cache.Stamp) (fetched, error) {
+	if s.beforeL2Read != nil {
+		s.beforeL2Read(key)
+	}
+	epochKey := ""
+	if s.tracker != nil {
+		// The dataset the value comes from must be the one the
+		// registration follows (SWAPDB is not reported; it could be
+		// swapped back before the next check).
+		epochKey = s.epochKey
+	}
+	r, err := s.l2.Read(ctx, key, epochKey)
+	if s.afterL2Read != nil {
+		s.afterL2Read(key)
+	}
+	switch {
+	case err == nil:
+		s.l2Hits.Add(1)
+		if s.tracker == nil || r.Epoch != "" && r.Epoch == s.tracker.Epoch() {
+			s.l1.Fill(key, r.Value, cache.Meta{Expiry: r.Expiry, Version: r.Version}, st)
+		}
+	case errors.Is(err, tierstore.ErrNotFound):
+		s.l2Misses.Add(1)
+	default:
+		s.errs.Add(1)
+	}
+	return fetched{r.Value, cache.Meta{Expiry: r.Expiry, Version: r.Version}}, err
 }
 
 // sharedReadContext returns ctx's values without its cancellation, with
@@ -507,7 +547,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.T
 		if s.afterL2Write != nil {
 			s.afterL2Write(key)
 		}
-		s.l1.EndWrite(key, st, cached, expiry)
+		s.l1.EndWrite(key, st, cached, cache.Meta{Expiry: expiry})
 	})
 }
 
@@ -526,9 +566,78 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 			return
 		}
 		s.sent.Add(1)
-		s.l1.EndWrite(key, st, nil, time.Time{})
+		s.l1.EndWrite(key, st, nil, cache.Meta{})
 	})
 	return err
+}
+
+// SetIf stores value under key until expiry, as Set does, only if the
+// key's version in Redis is want (tierstore.NoVersion: absent), checked
+// and written by one script that Redis runs atomically; it returns the new
+// version, or an error wrapping tierstore.ErrConflict. A conflict also
+// drops this instance's copy of key, so that the caller's next read, to
+// merge or retry, comes from Redis.
+//
+// Redis 7.0 reports a script's write to the instance that made it too
+// (NOLOOP covers scripts from 7.2 on), so there this instance reads the key
+// once more after each SetIf.
+func (s *Store) SetIf(ctx context.Context, key string, value []byte, expiry time.Time, want tierstore.Version) (tierstore.Version, error) {
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	if !expiry.IsZero() && !time.Now().Before(expiry) {
+		return 0, s.DeleteIf(ctx, key, want)
+	}
+	if err := tierstore.CheckKey(key); err != nil {
+		return 0, err
+	}
+	if len(value) > s.l2.MaxValueBytes() {
+		return 0, fmt.Errorf("tiered: set: %d bytes, limit %d: %w", len(value), s.l2.MaxValueBytes(), tierstore.ErrTooLarge)
+	}
+	st := s.l1.BeginWrite(key)
+	cached := bytes.Clone(value)
+	return s.l2.SetIf(ctx, key, value, expiry, want, s.notice(key), func(v tierstore.Version, err error) {
+		s.endConditional(key, st, err)
+		if err == nil {
+			s.l1.EndWrite(key, st, cached, cache.Meta{Expiry: expiry, Version: v})
+		}
+	})
+}
+
+// DeleteIf removes key from Redis and from every instance's L1 only if
+// its version in Redis is want; otherwise it returns an error wrapping
+// tierstore.ErrConflict and drops this instance's copy, as SetIf does.
+func (s *Store) DeleteIf(ctx context.Context, key string, want tierstore.Version) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if err := tierstore.CheckKey(key); err != nil {
+		return err
+	}
+	st := s.l1.BeginWrite(key)
+	return s.l2.DeleteIf(ctx, key, want, s.notice(key), func(err error) {
+		s.endConditional(key, st, err)
+		if err == nil {
+			s.l1.EndWrite(key, st, nil, cache.Meta{})
+		}
+	})
+}
+
+// endConditional applies to L1 the outcome of a conditional write that
+// did not succeed: a conflict drops the key's copy, which was older than
+// Redis's; any other error is a failed write. Success is the caller's.
+func (s *Store) endConditional(key string, st cache.Stamp, err error) {
+	switch {
+	case errors.Is(err, tierstore.ErrConflict):
+		s.l1.EndWrite(key, st, nil, cache.Meta{})
+	case err != nil:
+		s.failed(key, st)
+	default:
+		s.sent.Add(1)
+		if s.afterL2Write != nil {
+			s.afterL2Write(key)
+		}
+	}
 }
 
 // Touch changes the expiry of key without rewriting its value. A zero
@@ -552,7 +661,7 @@ func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
 			if err != nil {
 				s.errs.Add(1)
 			}
-			s.l1.EndWrite(key, st, nil, time.Time{})
+			s.l1.EndWrite(key, st, nil, cache.Meta{})
 		})
 		return err
 	}
@@ -588,7 +697,7 @@ func (s *Store) notice(key string) rediskv.Notice {
 // invalidates here too.
 func (s *Store) failed(key string, st cache.Stamp) {
 	s.errs.Add(1)
-	s.l1.EndWrite(key, st, nil, time.Time{})
+	s.l1.EndWrite(key, st, nil, cache.Meta{})
 	s.ownEchoesUntil.Store(time.Now().Add(ambiguousWriteWindow).UnixNano())
 }
 

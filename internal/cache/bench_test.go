@@ -42,7 +42,7 @@ func BenchmarkHit(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	s.Fill(key, value, time.Now().Add(time.Hour), s.Stamp(key))
+	s.Fill(key, value, cache.Meta{Expiry: time.Now().Add(time.Hour)}, s.Stamp(key))
 	s.Wait()
 	// Checks instead of sinks: the cases run in parallel too.
 	errShort := errors.New("short value")

@@ -120,6 +120,7 @@ type entry struct {
 	key      string // for Keys: ristretto keeps only hashes
 	value    []byte
 	expiry   time.Time // the value's own expiry (zero: none), not the TTL cap
+	version  tierstore.Version
 	deadline int64     // when the entry dies, in ns since clock.born; 0: never
 	capAt    int64     // when TTL ends it, whatever its expiry; 0: no TTL
 	stamp    Stamp
@@ -235,20 +236,26 @@ func (s *Cache) current(e *entry) bool {
 // Lookup calls fn with the cached value of key if there is a current entry,
 // and reports whether it did, with the value's expiry (zero: none). fn must
 // neither modify nor retain the slice.
-func (s *Cache) Lookup(key string, fn func(value []byte) error) (hit bool, expiry time.Time, err error) {
+func (s *Cache) Lookup(key string, fn func(value []byte) error) (hit bool, m Meta, err error) {
 	return s.lookup(key, fn, true)
+}
+
+// Meta is what a cached value comes with.
+type Meta struct {
+	Expiry  time.Time         // the value's expiry (zero: none)
+	Version tierstore.Version // zero: not recorded (the owner derives it)
 }
 
 // Recheck is Lookup for a caller that already counted a miss of key and
 // looks again (a shared read checking whether another filled it): a hit
 // counts, a second miss does not.
-func (s *Cache) Recheck(key string, fn func(value []byte) error) (hit bool, expiry time.Time, err error) {
+func (s *Cache) Recheck(key string, fn func(value []byte) error) (hit bool, m Meta, err error) {
 	return s.lookup(key, fn, false)
 }
 
-func (s *Cache) lookup(key string, fn func(value []byte) error, countMiss bool) (hit bool, expiry time.Time, err error) {
+func (s *Cache) lookup(key string, fn func(value []byte) error, countMiss bool) (hit bool, m Meta, err error) {
 	if !s.gate.enter() {
-		return false, time.Time{}, nil
+		return false, Meta{}, nil
 	}
 	e, ok := s.get(key)
 	s.gate.leave()
@@ -263,13 +270,13 @@ func (s *Cache) lookup(key string, fn func(value []byte) error, countMiss bool) 
 				s.stale.Add(1)
 			}
 		}
-		return false, time.Time{}, nil
+		return false, Meta{}, nil
 	}
 	s.hits.Add()
 	if s.onAccess != nil {
 		s.noteAccess(e)
 	}
-	return true, e.expiry, fn(e.value)
+	return true, Meta{e.expiry, e.version}, fn(e.value)
 }
 
 // noteAccess reports a hit of e to OnAccess if AccessEvery has passed
@@ -285,16 +292,17 @@ func (s *Cache) noteAccess(e *entry) {
 }
 
 // Fill caches value under key if st is still current, for at most
-// min(TTL, until expiry); a zero expiry means none. Fill takes ownership
+// min(TTL, until m.Expiry); a zero expiry means none. Fill takes ownership
 // of value. It reports whether the entry was handed to the cache, which
 // may still decline to keep it.
-func (s *Cache) Fill(key string, value []byte, expiry time.Time, st Stamp) bool {
-	return s.fill(key, value, expiry, st, s.hashOf(key), 0)
+func (s *Cache) Fill(key string, value []byte, m Meta, st Stamp) bool {
+	return s.fill(key, value, m, st, s.hashOf(key), 0)
 }
 
 // fill reports whether the entry was handed to the cache. capAt is when
 // TTL ends the entry (ns since clock.born); 0 starts a new TTL now.
-func (s *Cache) fill(key string, value []byte, expiry time.Time, st Stamp, h uint64, capAt int64) bool {
+func (s *Cache) fill(key string, value []byte, m Meta, st Stamp, h uint64, capAt int64) bool {
+	expiry := m.Expiry
 	if len(value) > s.maxValue {
 		return false
 	}
@@ -326,7 +334,7 @@ func (s *Cache) fill(key string, value []byte, expiry time.Time, st Stamp, h uin
 	if testHookBeforeCacheSet != nil {
 		testHookBeforeCacheSet(key)
 	}
-	e := &entry{key: key, value: value, expiry: expiry, deadline: deadline, capAt: capAt, stamp: st, hash: h}
+	e := &entry{key: key, value: value, expiry: expiry, version: m.Version, deadline: deadline, capAt: capAt, stamp: st, hash: h}
 	e.reported.Store(now) // the read or write that brought it was an access
 	if !s.gate.enter() {
 		return false
@@ -356,7 +364,7 @@ func (s *Cache) Extend(key string, expiry time.Time) {
 	if !ok || s.expired(e) || !s.current(e) {
 		return
 	}
-	s.fill(key, e.value, expiry, e.stamp, e.hash, e.capAt)
+	s.fill(key, e.value, Meta{expiry, e.version}, e.stamp, e.hash, e.capAt)
 }
 
 // Invalidate drops key and kills every fill of it stamped before the call.
@@ -392,10 +400,10 @@ func (s *Cache) BeginWrite(key string) Stamp {
 // the epoch since BeginWrite: an invalidation received in between may come
 // from a newer write by another instance, whose value this one must not
 // shadow.
-func (s *Cache) EndWrite(key string, st Stamp, value []byte, expiry time.Time) {
+func (s *Cache) EndWrite(key string, st Stamp, value []byte, m Meta) {
 	h := s.hashOf(key)
 	gen := s.stripes[s.stripeOfHash(h)].Add(1)
-	if value == nil || gen != st.gen+1 || !s.fill(key, value, expiry, Stamp{epoch: st.epoch, gen: gen}, h, 0) {
+	if value == nil || gen != st.gen+1 || !s.fill(key, value, m, Stamp{epoch: st.epoch, gen: gen}, h, 0) {
 		s.del(h) // the old value is dead: free it now
 	}
 }

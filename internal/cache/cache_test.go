@@ -23,23 +23,23 @@ func TestInvalidateKillsFillStampedBefore(t *testing.T) {
 	s := newStore(t, cache.Config{})
 	st := s.Stamp("k") // a reader takes its stamp, then reads the source...
 	s.Invalidate("k")  // ...a write elsewhere invalidates...
-	s.Fill("k", []byte("old"), time.Time{}, st)
+	s.Fill("k", []byte("old"), cache.Meta{}, st)
 	s.Wait()
 	if hit, _, _ := s.Lookup("k", func([]byte) error { return nil }); hit {
 		t.Fatal("a fill stamped before an invalidation was served")
 	}
 	// A fill stamped after the invalidation is served.
-	s.Fill("k", []byte("new"), time.Time{}, s.Stamp("k"))
+	s.Fill("k", []byte("new"), cache.Meta{}, s.Stamp("k"))
 	waitHit(t, s, "k", "new")
 }
 
 func TestInvalidateAllKillsEveryEntryAndFillInFlight(t *testing.T) {
 	s := newStore(t, cache.Config{})
-	s.Fill("a", []byte("1"), time.Time{}, s.Stamp("a"))
+	s.Fill("a", []byte("1"), cache.Meta{}, s.Stamp("a"))
 	waitHit(t, s, "a", "1")
 	st := s.Stamp("b")
 	s.InvalidateAll()
-	s.Fill("b", []byte("2"), time.Time{}, st)
+	s.Fill("b", []byte("2"), cache.Meta{}, st)
 	s.Wait()
 	for _, k := range []string{"a", "b"} {
 		if hit, _, _ := s.Lookup(k, func([]byte) error { return nil }); hit {
@@ -51,14 +51,14 @@ func TestInvalidateAllKillsEveryEntryAndFillInFlight(t *testing.T) {
 func TestEndWriteCachesOnlyWhenNothingIntervened(t *testing.T) {
 	s := newStore(t, cache.Config{})
 	st := s.BeginWrite("k")
-	s.EndWrite("k", st, []byte("mine"), time.Time{})
+	s.EndWrite("k", st, []byte("mine"), cache.Meta{})
 	waitHit(t, s, "k", "mine")
 
 	// An invalidation from a peer arrives while the write is in flight:
 	// the peer's write may be the newer one, so nothing may be cached.
 	st = s.BeginWrite("k")
 	s.Invalidate("k")
-	s.EndWrite("k", st, []byte("maybe-old"), time.Time{})
+	s.EndWrite("k", st, []byte("maybe-old"), cache.Meta{})
 	s.Wait()
 	if hit, _, _ := s.Lookup("k", func([]byte) error { return nil }); hit {
 		t.Fatal("a write that raced a peer's invalidation was cached")
@@ -70,13 +70,13 @@ func TestEndWriteCachesOnlyWhenNothingIntervened(t *testing.T) {
 func TestOldValueServesUntilEndWrite(t *testing.T) {
 	s := newStore(t, cache.Config{})
 	for _, newValue := range [][]byte{[]byte("new"), nil} {
-		s.Fill("k", []byte("old"), time.Time{}, s.Stamp("k"))
+		s.Fill("k", []byte("old"), cache.Meta{}, s.Stamp("k"))
 		waitHit(t, s, "k", "old")
 		st := s.BeginWrite("k")
 		if got := lookup(t, s, "k"); got != "old" {
 			t.Fatalf("during the write: %q, want the old value", got)
 		}
-		s.EndWrite("k", st, newValue, time.Time{})
+		s.EndWrite("k", st, newValue, cache.Meta{})
 		if newValue == nil {
 			if got := lookup(t, s, "k"); got != "" {
 				t.Fatalf("after a delete or failed write: %q served", got)
@@ -91,31 +91,31 @@ func TestEndWriteKillsConcurrentReaderFill(t *testing.T) {
 	s := newStore(t, cache.Config{})
 	st := s.BeginWrite("k")
 	readerStamp := s.Stamp("k") // a reader starts during the write, reads the old value
-	s.EndWrite("k", st, []byte("new"), time.Time{})
-	s.Fill("k", []byte("old"), time.Time{}, readerStamp) // and fills late
+	s.EndWrite("k", st, []byte("new"), cache.Meta{})
+	s.Fill("k", []byte("old"), cache.Meta{}, readerStamp) // and fills late
 	waitHit(t, s, "k", "new")
 }
 
 func TestFillNeverOutlivesExpiry(t *testing.T) {
 	s := newStore(t, cache.Config{})
-	if s.Fill("k", []byte("v"), time.Now().Add(-time.Millisecond), s.Stamp("k")) {
+	if s.Fill("k", []byte("v"), cache.Meta{Expiry: time.Now().Add(-time.Millisecond)}, s.Stamp("k")) {
 		t.Fatal("an already expired value was handed to the cache")
 	}
-	s.Fill("k", []byte("v"), time.Now().Add(150*time.Millisecond), s.Stamp("k"))
+	s.Fill("k", []byte("v"), cache.Meta{Expiry: time.Now().Add(150*time.Millisecond)}, s.Stamp("k"))
 	waitHit(t, s, "k", "v")
 	waitMiss(t, s, "k")
 }
 
 func TestTTLCapsEntryLifetime(t *testing.T) {
 	s := newStore(t, cache.Config{TTL: 150 * time.Millisecond})
-	s.Fill("k", []byte("v"), time.Now().Add(time.Hour), s.Stamp("k"))
+	s.Fill("k", []byte("v"), cache.Meta{Expiry: time.Now().Add(time.Hour)}, s.Stamp("k"))
 	waitHit(t, s, "k", "v")
 	waitMiss(t, s, "k")
 }
 
 func TestExtendKeepsTheTTLCap(t *testing.T) {
 	s := newStore(t, cache.Config{TTL: 300 * time.Millisecond})
-	s.Fill("k", []byte("v"), time.Now().Add(time.Minute), s.Stamp("k"))
+	s.Fill("k", []byte("v"), cache.Meta{Expiry: time.Now().Add(time.Minute)}, s.Stamp("k"))
 	waitHit(t, s, "k", "v")
 	// Touches extend the value's expiry, but the copy must still leave
 	// memory when its TTL runs out.
@@ -138,7 +138,7 @@ func TestMemoryIsBoundedByMaxBytes(t *testing.T) {
 	value := make([]byte, 1000)
 	key := func(i int) string { return fmt.Sprintf("key-%d", i) }
 	for i := range 5000 { // ~5 MB offered to a 1 MiB cache
-		s.Fill(key(i), value, time.Time{}, s.Stamp(key(i)))
+		s.Fill(key(i), value, cache.Meta{}, s.Stamp(key(i)))
 	}
 	s.Wait()
 	limit := maxBytes / (len(key(4999)) + len(value) + cache.EntryOverhead)
@@ -164,17 +164,17 @@ func TestCloseDuringCallsNeverPanics(t *testing.T) {
 				defer wg.Done()
 				for i := 0; ; i++ {
 					k := fmt.Sprintf("k%d-%d", g, i%64)
-					s.Fill(k, []byte("v"), time.Time{}, s.Stamp(k))
+					s.Fill(k, []byte("v"), cache.Meta{}, s.Stamp(k))
 					s.Lookup(k, func([]byte) error { return nil })
 					st := s.BeginWrite(k)
-					s.EndWrite(k, st, nil, time.Time{})
+					s.EndWrite(k, st, nil, cache.Meta{})
 					s.Invalidate(k)
 					s.Extend(k, time.Now().Add(time.Hour))
 					s.Wait()
 					if i == 10 {
 						started <- struct{}{}
 					}
-					if i > 10 && s.Len() == 0 && !s.Fill(k, []byte("v"), time.Time{}, s.Stamp(k)) {
+					if i > 10 && s.Len() == 0 && !s.Fill(k, []byte("v"), cache.Meta{}, s.Stamp(k)) {
 						return // closed: every call is now a no-op
 					}
 				}
@@ -185,7 +185,7 @@ func TestCloseDuringCallsNeverPanics(t *testing.T) {
 		}
 		s.Close()
 		wg.Wait()
-		if s.Fill("k", []byte("v"), time.Time{}, s.Stamp("k")) {
+		if s.Fill("k", []byte("v"), cache.Meta{}, s.Stamp("k")) {
 			t.Fatal("a closed cache accepted a fill")
 		}
 		if hit, _, _ := s.Lookup("k", func([]byte) error { return nil }); hit {
@@ -238,7 +238,7 @@ func TestFarFutureExpiryIsCached(t *testing.T) {
 	s := newStore(t, cache.Config{})
 	for _, year := range []int{2300, 2400, 9999} {
 		key := fmt.Sprint("k", year)
-		if !s.Fill(key, []byte("v"), time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC), s.Stamp(key)) {
+		if !s.Fill(key, []byte("v"), cache.Meta{Expiry: time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC)}, s.Stamp(key)) {
 			t.Fatalf("Fill with an expiry in %d refused", year)
 		}
 		waitHit(t, s, key, "v")

@@ -55,7 +55,7 @@ func memory1M(b *testing.B, maxBytes int64, limit float64) {
 		key := make([]byte, 0, 64)
 		for i := range 1_000_000 {
 			key = strconv.AppendInt(append(key[:0], "session:"...), int64(i), 10)
-			s.Fill(string(key), make([]byte, 500), time.Time{}, s.Stamp(string(key)))
+			s.Fill(string(key), make([]byte, 500), cache.Meta{}, s.Stamp(string(key)))
 		}
 		s.Wait()
 		runtime.GC()

@@ -33,7 +33,7 @@ func TestMaxBytesBoundsTheLiveHeap(t *testing.T) {
 	n := maxBytes / (len(key(0)) + 4 + 500 + cache.EntryOverhead)
 	for i := range 4 * n {
 		k := key(i)
-		s.Fill(k, make([]byte, 500), time.Time{}, s.Stamp(k))
+		s.Fill(k, make([]byte, 500), cache.Meta{}, s.Stamp(k))
 		if i%1024 == 0 {
 			s.Wait()
 		}

@@ -2,7 +2,6 @@ package cache
 
 import (
 	"testing"
-	"time"
 )
 
 // An invalidation that lands between a fill's stamp check and its cache
@@ -14,7 +13,7 @@ func TestInvalidationDuringFillIsHonouredOnRead(t *testing.T) {
 	}
 	defer s.Close()
 	testHookBeforeCacheSet = func(key string) { s.Invalidate(key) }
-	s.Fill("k", []byte("old"), time.Time{}, s.Stamp("k"))
+	s.Fill("k", []byte("old"), Meta{}, s.Stamp("k"))
 	testHookBeforeCacheSet = nil
 	s.Wait()
 	if _, ok := s.get("k"); !ok {

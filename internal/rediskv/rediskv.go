@@ -137,20 +137,25 @@ func (s *Client) MaxValueBytes() int { return s.maxValue }
 // expiry) in one round trip. The expiry is measured from before the request
 // was sent, less PTTL's rounding, so it is never later than the real one.
 func (s *Client) GetWithExpiry(ctx context.Context, key string) ([]byte, time.Time, error) {
-	v, exp, _, err := s.get(ctx, key, "")
-	return v, exp, err
+	r, err := s.Read(ctx, key, "")
+	return r.Value, r.Expiry, err
 }
 
-// GetWithEpoch is GetWithExpiry that also reads, in the same round trip,
-// the value of the key epochKey: which dataset the value came from (see
-// package tracking). The epoch is "" if that key is absent.
-func (s *Client) GetWithEpoch(ctx context.Context, key, epochKey string) ([]byte, time.Time, string, error) {
-	return s.get(ctx, key, epochKey)
+// Item is a value read from Redis with what came with it.
+type Item struct {
+	Value   []byte
+	Version tierstore.Version
+	Expiry  time.Time // zero: none
+	Epoch   string    // the epoch key's value ("" if absent or not read)
 }
 
-func (s *Client) get(ctx context.Context, key, epochKey string) ([]byte, time.Time, string, error) {
+// Read returns the value under key with its version and expiry in one
+// round trip and, if epochKey is not "", the value of the key epochKey in
+// the same round trip: which dataset the value came from (see package
+// tracking).
+func (s *Client) Read(ctx context.Context, key, epochKey string) (Item, error) {
 	if err := s.checkKey(ctx, key); err != nil {
-		return nil, time.Time{}, "", err
+		return Item{}, err
 	}
 	start := time.Now()
 	var get, epoch *redis.StringCmd
@@ -164,15 +169,15 @@ func (s *Client) get(ctx context.Context, key, epochKey string) ([]byte, time.Ti
 		return nil
 	})
 	if err := get.Err(); err != nil {
-		return nil, time.Time{}, "", s.WrapError(ctx, "get", key, err)
+		return Item{}, s.WrapError(ctx, "get", key, err)
 	}
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, time.Time{}, "", s.WrapError(ctx, "get", key, err)
+		return Item{}, s.WrapError(ctx, "get", key, err)
 	}
 	framed, _ := get.Bytes()
-	value, ok := unframe(framed)
+	value, version, ok := unframe(framed)
 	if !ok {
-		return nil, time.Time{}, "", fmt.Errorf("%s: get %s: %w", s.op, s.name(key), tierstore.ErrCorrupt)
+		return Item{}, fmt.Errorf("%s: get %s: %w", s.op, s.name(key), tierstore.ErrCorrupt)
 	}
 	var expiry time.Time
 	switch d := ttl.Val(); {
@@ -184,11 +189,11 @@ func (s *Client) get(ctx context.Context, key, epochKey string) ([]byte, time.Ti
 		// so it can exceed the true remainder by up to 1ms.
 		expiry = start.Add(d - time.Millisecond)
 	}
-	var ep string
+	r := Item{Value: value, Version: version, Expiry: expiry}
 	if epoch != nil {
-		ep = epoch.Val()
+		r.Epoch = epoch.Val()
 	}
-	return value, expiry, ep, nil
+	return r, nil
 }
 
 // Keys calls fn for each key under the prefix, without the prefix, using
@@ -284,6 +289,67 @@ if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return 2`)
 )
 
+// Versions a script gives lie in [minVersion, maxVersion): above every
+// ContentVersion, and exact in Lua's numbers (doubles), which the scripts
+// compute them in. A new version is the greater of the current one + 1
+// and Redis's clock in microseconds (2^53 µs is the year 2255), so that
+// a key deleted and written again never gets back a version it had.
+const (
+	minVersion tierstore.Version = 1 << 33
+	maxVersion tierstore.Version = 1 << 53
+)
+
+// versionLua defines version(cur), the version of the frame cur (false if
+// absent: 0; -1 if it is no frame tierstore wrote, which no caller can
+// want), and the first lines of a conditional script: have is the key's
+// version, and the script returns 0 (a conflict) unless it is ARGV[1].
+const versionLua = `
+local function be(s, i, j)
+  local n = 0
+  for k = i, j do n = n * 256 + string.byte(s, k) end
+  return n
+end
+local cur = redis.call('GET', KEYS[1])
+local have = 0
+if cur then
+  local f = string.byte(cur, 1)
+  if f == 0xB2 and #cur >= 13 then have = be(cur, 2, 9)
+  elseif f == 0xB1 and #cur >= 5 then have = 1 + be(cur, 2, 5)
+  else have = -1 end
+end
+if have ~= tonumber(ARGV[1]) then return 0 end
+`
+
+var (
+	// setIfScript: ARGV[1] the version wanted (0: absent), ARGV[2] the
+	// versioned frame with version 0, ARGV[3] PXAT ('0': none), ARGV[4]
+	// and ARGV[5] a notice to publish. Returns the new version, or 0.
+	setIfScript = redis.NewScript(versionLua + `
+local t = redis.call('TIME')
+local v = math.max(tonumber(t[1]) * 1000000 + tonumber(t[2]), ` + strconv.FormatUint(uint64(minVersion), 10) + `)
+if have >= ` + strconv.FormatUint(uint64(minVersion), 10) + ` and have + 1 > v then v = have + 1 end
+local b = {}
+local x = v
+for i = 8, 1, -1 do b[i] = x % 256; x = math.floor(x / 256) end
+local frame = string.char(0xB2, unpack(b)) .. string.sub(ARGV[2], 10)
+if ARGV[3] == '0' then
+  redis.call('SET', KEYS[1], frame)
+else
+  redis.call('SET', KEYS[1], frame, 'PXAT', ARGV[3])
+end
+if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
+return v`)
+	// delIfScript: ARGV[1] the version wanted, ARGV[2] and ARGV[3] a
+	// notice. Returns 1 if it deleted the key or the key was absent as
+	// wanted, 0 on a conflict.
+	delIfScript = redis.NewScript(versionLua + `
+if cur then
+  redis.call('DEL', KEYS[1])
+  if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+end
+return 1`)
+)
+
 var framePool = sync.Pool{New: func() any { return new([]byte) }}
 
 // SetAndPublish stores value under key until expiry (zero: none) and
@@ -351,6 +417,85 @@ func (s *Client) DeleteAndPublish(ctx context.Context, key string, n Notice, don
 		return false, s.WrapError(ctx, "delete", key, err)
 	}
 	return deleted > 0, nil
+}
+
+// SetIf stores value under key until expiry (zero: none) only if the
+// key's version is want (tierstore.NoVersion: absent), and publishes n in
+// the same atomic step; it returns the new version, or an error wrapping
+// tierstore.ErrConflict and writes nothing. An expiry that is not in the
+// future deletes the key instead, under the same condition (DeleteIf).
+// done is as for SetAndPublish, with the new version (0 after a delete).
+func (s *Client) SetIf(ctx context.Context, key string, value []byte, expiry time.Time, want tierstore.Version, n Notice, done func(tierstore.Version, error)) (tierstore.Version, error) {
+	if err := s.checkKey(ctx, key); err != nil {
+		return 0, err
+	}
+	if len(value) > s.maxValue {
+		return 0, fmt.Errorf("%s: set %s: %d bytes, limit %d: %w", s.op, s.name(key), len(value), s.maxValue, tierstore.ErrTooLarge)
+	}
+	pxat := "0"
+	if !expiry.IsZero() {
+		ms := expiry.UnixMilli()
+		if ms <= time.Now().UnixMilli() {
+			var del func(error)
+			if done != nil {
+				del = func(err error) { done(0, err) }
+			}
+			return 0, s.DeleteIf(ctx, key, want, n, del)
+		}
+		pxat = strconv.FormatInt(ms, 10)
+	}
+	frame := appendFrameV2(make([]byte, 0, frameHeaderV2+len(value)), value, 0)
+	call := Call{setIfScript, []string{s.prefix + key}, []any{uint64(want), frame, pxat, n.Channel, n.Payload}}
+	v, err := s.runner.Run(ctx, call, func(cmd *redis.Cmd) {
+		if done != nil {
+			v, err := conditional(cmd)
+			done(v, err)
+		}
+	}).Int64()
+	if err != nil {
+		return 0, s.WrapError(ctx, "set", key, err)
+	}
+	if v == 0 {
+		return 0, fmt.Errorf("%s: set %s: %w", s.op, s.name(key), tierstore.ErrConflict)
+	}
+	return tierstore.Version(v), nil
+}
+
+// DeleteIf removes key only if its version is want, and publishes n in
+// the same atomic step; otherwise it returns an error wrapping
+// tierstore.ErrConflict. want tierstore.NoVersion succeeds if the key is
+// absent, deleting nothing. done is as for SetAndPublish.
+func (s *Client) DeleteIf(ctx context.Context, key string, want tierstore.Version, n Notice, done func(error)) error {
+	if err := s.checkKey(ctx, key); err != nil {
+		return err
+	}
+	call := Call{delIfScript, []string{s.prefix + key}, []any{uint64(want), n.Channel, n.Payload}}
+	ok, err := s.runner.Run(ctx, call, func(cmd *redis.Cmd) {
+		if done != nil {
+			_, err := conditional(cmd)
+			done(err)
+		}
+	}).Int64()
+	if err != nil {
+		return s.WrapError(ctx, "delete", key, err)
+	}
+	if ok == 0 {
+		return fmt.Errorf("%s: delete %s: %w", s.op, s.name(key), tierstore.ErrConflict)
+	}
+	return nil
+}
+
+// conditional reads a conditional script's reply: the new version (1
+// from delIfScript), or a conflict (0) as tierstore.ErrConflict.
+func conditional(cmd *redis.Cmd) (tierstore.Version, error) {
+	v, err := cmd.Int64()
+	switch {
+	case err != nil:
+		return 0, err
+	case v == 0:
+		return 0, tierstore.ErrConflict
+	}
+	return tierstore.Version(v), nil
 }
 
 // TouchAndPublish sets the expiry of key (zero: none) without rewriting its
