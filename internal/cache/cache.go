@@ -121,8 +121,8 @@ type entry struct {
 	value    []byte
 	expiry   time.Time // the value's own expiry (zero: none), not the TTL cap
 	version  tierstore.Version
-	deadline int64     // when the entry dies, in ns since clock.born; 0: never
-	capAt    int64     // when TTL ends it, whatever its expiry; 0: no TTL
+	deadline int64 // when the entry dies, in ns since clock.born; 0: never
+	capAt    int64 // when TTL ends it, whatever its expiry; 0: no TTL
 	stamp    Stamp
 	hash     uint64       // hashOf(key)
 	reported atomic.Int64 // when OnAccess last saw it (or it was filled), ns since clock.born

@@ -101,7 +101,7 @@ func TestFillNeverOutlivesExpiry(t *testing.T) {
 	if s.Fill("k", []byte("v"), cache.Meta{Expiry: time.Now().Add(-time.Millisecond)}, s.Stamp("k")) {
 		t.Fatal("an already expired value was handed to the cache")
 	}
-	s.Fill("k", []byte("v"), cache.Meta{Expiry: time.Now().Add(150*time.Millisecond)}, s.Stamp("k"))
+	s.Fill("k", []byte("v"), cache.Meta{Expiry: time.Now().Add(150 * time.Millisecond)}, s.Stamp("k"))
 	waitHit(t, s, "k", "v")
 	waitMiss(t, s, "k")
 }
