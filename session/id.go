@@ -4,6 +4,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"strconv"
+	"strings"
+
+	"github.com/tierstore/tierstore"
 )
 
 // idBytes is the entropy of a session ID: 256 bits from crypto/rand.
@@ -45,4 +49,39 @@ func (m *Manager) storeKey(id string) string {
 	}
 	sum := sha256.Sum256([]byte(id))
 	return m.cfg.KeyPrefix + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// A cookie names a session and, after a dot, the Version its last save
+// wrote, in base 36: "<ID>.<version>". The version lets an instance whose
+// copy is older (its invalidation still in flight) read the Store instead
+// of serving it, so that a browser sees its own last change on any
+// instance. A cookie without it (issued before versions) is accepted.
+const maxVersionDigits = 13 // 36^13 > 2^64
+
+// parseCookie splits a cookie value into a valid ID and its version, and
+// reports whether the value has that form.
+func parseCookie(s string) (id string, v tierstore.Version, ok bool) {
+	id, digits, dotted := strings.Cut(s, ".")
+	if !ValidID(id) {
+		return "", 0, false
+	}
+	if !dotted {
+		return id, tierstore.NoVersion, true
+	}
+	if len(digits) == 0 || len(digits) > maxVersionDigits {
+		return "", 0, false
+	}
+	n, err := strconv.ParseUint(digits, 36, 64)
+	if err != nil || strings.ToLower(digits) != digits || digits[0] == '0' {
+		return "", 0, false // one spelling per version: the one formatCookie writes
+	}
+	return id, tierstore.Version(n), true
+}
+
+// formatCookie is the cookie value of id at version v.
+func formatCookie(id string, v tierstore.Version) string {
+	if v == tierstore.NoVersion {
+		return id
+	}
+	return id + "." + strconv.FormatUint(uint64(v), 36)
 }

@@ -12,6 +12,7 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -188,43 +189,65 @@ type record struct {
 	Values   map[string][]byte `msgpack:"v" json:"v"`
 }
 
-// load reads the session named by a cookie value. A malformed ID, an
+// load reads the session named by a cookie value. A malformed cookie, an
 // unknown, expired or unreadable session all give a fresh session; only a
 // Store failure is an error.
 func (m *Manager) load(ctx context.Context, cookie string) (*state, error) {
 	st := &state{m: m, values: map[string][]byte{}}
-	if !ValidID(cookie) {
+	id, atLeast, ok := parseCookie(cookie)
+	if !ok {
 		return st, nil
 	}
-	key := m.storeKey(cookie)
-	var data []byte
-	var expiry time.Time
-	var err error
-	if er, ok := m.cfg.Store.(tierstore.ExpiryReader); ok {
-		data, expiry, err = er.GetWithExpiry(ctx, key)
-	} else {
-		data, err = m.cfg.Store.Get(ctx, key)
-	}
+	rec, version, expiry, err := m.read(ctx, m.storeKey(id), atLeast)
 	switch {
-	case errors.Is(err, tierstore.ErrNotFound), errors.Is(err, tierstore.ErrCorrupt):
+	case errors.Is(err, errGone):
 		return st, nil
 	case err != nil:
 		return nil, err
 	}
-	var rec record
-	if err := m.codec.Unmarshal(data, &rec); err != nil {
-		return st, nil // not a session this Manager wrote: start afresh
-	}
-	now := m.cfg.Now()
-	deadline := time.Unix(0, rec.Deadline)
-	if !deadline.After(now) || !expiry.IsZero() && !expiry.After(now) {
-		return st, nil
-	}
-	st.id, st.stored, st.deadline, st.expiry = cookie, true, deadline, expiry
+	st.id, st.stored, st.version, st.deadline, st.expiry = id, true, version, time.Unix(0, rec.Deadline), expiry
 	if rec.Values != nil {
 		st.values = rec.Values
 	}
 	return st, nil
+}
+
+// errGone: the session is not in the Store, or not as a live session this
+// Manager can read (expired, or written by something else).
+var errGone = errors.New("session: gone")
+
+// read reads and decodes the session under key, with its version (with a
+// Versioned Store) and expiry (zero if unknown). A caching Store serves its
+// copy only if it is at least atLeast. It returns errGone for a session
+// that is absent, expired or unreadable, and the Store's other errors.
+func (m *Manager) read(ctx context.Context, key string, atLeast tierstore.Version) (record, tierstore.Version, time.Time, error) {
+	var data []byte
+	var version tierstore.Version
+	var expiry time.Time
+	var err error
+	switch s := m.cfg.Store.(type) {
+	case tierstore.Versioned:
+		data, version, expiry, err = s.GetVersion(ctx, key, atLeast)
+	case tierstore.ExpiryReader:
+		data, expiry, err = s.GetWithExpiry(ctx, key)
+	default:
+		data, err = s.Get(ctx, key)
+	}
+	switch {
+	case errors.Is(err, tierstore.ErrNotFound), errors.Is(err, tierstore.ErrCorrupt):
+		return record{}, 0, time.Time{}, errGone
+	case err != nil:
+		return record{}, 0, time.Time{}, err
+	}
+	var rec record
+	if err := m.codec.Unmarshal(data, &rec); err != nil {
+		return record{}, 0, time.Time{}, errGone // not a session this Manager wrote
+	}
+	now := m.cfg.Now()
+	if !time.Unix(0, rec.Deadline).After(now) || !expiry.IsZero() && !expiry.After(now) {
+		return record{}, 0, time.Time{}, errGone
+	}
+	return rec, version, expiry, nil
 }
 
 // idleExpiry is when a session active now should end.
@@ -238,6 +261,12 @@ func (m *Manager) idleExpiry(deadline time.Time) time.Time {
 	return deadline
 }
 
+// maxSaveAttempts bounds the conditional writes of one save: each
+// conflict means another request of the session saved in between, so
+// running out takes that many saves of one session within one save's
+// round trips.
+const maxSaveAttempts = 10
+
 // save writes a modified session, or extends an unmodified one's idle
 // deadline, and sets the cookie. It runs once per request, before the
 // response headers are written.
@@ -247,7 +276,7 @@ func (m *Manager) save(ctx context.Context, w http.ResponseWriter, st *state) er
 	w.Header().Add("Vary", "Cookie")
 	switch st.status {
 	case destroyed:
-		m.setCookie(w, "", time.Time{})
+		m.setCookie(w, "", 0, time.Time{})
 		return nil
 	case unmodified:
 		return m.touch(ctx, st)
@@ -256,16 +285,61 @@ func (m *Manager) save(ctx context.Context, w http.ResponseWriter, st *state) er
 		st.id = NewID()
 		st.deadline = m.cfg.Now().Add(m.cfg.Lifetime)
 	}
-	data, err := m.codec.Marshal(record{Deadline: st.deadline.UnixNano(), Values: st.values})
-	if err != nil {
-		return err
+	vs, ok := m.cfg.Store.(tierstore.Versioned)
+	if !ok {
+		data, err := m.codec.Marshal(record{Deadline: st.deadline.UnixNano(), Values: st.values})
+		if err != nil {
+			return err
+		}
+		if err := m.cfg.Store.Set(ctx, m.storeKey(st.id), data, m.idleExpiry(st.deadline)); err != nil {
+			return err
+		}
+		st.stored = true
+		m.setCookie(w, st.id, 0, st.deadline)
+		return nil
 	}
-	if err := m.cfg.Store.Set(ctx, m.storeKey(st.id), data, m.idleExpiry(st.deadline)); err != nil {
-		return err
+	for attempt := 1; ; attempt++ {
+		data, err := m.codec.Marshal(record{Deadline: st.deadline.UnixNano(), Values: st.values})
+		if err != nil {
+			return err
+		}
+		key := m.storeKey(st.id)
+		want := tierstore.NoVersion
+		if st.stored {
+			want = st.version
+		}
+		version, err := vs.SetIf(ctx, key, data, m.idleExpiry(st.deadline), want)
+		if err == nil {
+			st.stored, st.version = true, version
+			m.setCookie(w, st.id, version, st.deadline)
+			return nil
+		}
+		if !errors.Is(err, tierstore.ErrConflict) {
+			return err
+		}
+		if attempt == maxSaveAttempts {
+			return fmt.Errorf("session: save: %d conflicting saves of one session in a row: %w", attempt, err)
+		}
+		if !st.stored {
+			st.id = NewID() // a new ID that exists already: never in practice
+			continue
+		}
+		// Another request saved, or deleted, the session since this one
+		// loaded it: merge this request's changes into what it holds now.
+		rec, version, expiry, err := m.read(ctx, key, tierstore.NoVersion)
+		if errors.Is(err, errGone) {
+			// Logged out (Destroy, Renew) or ended elsewhere: a save
+			// must not bring it back. The request ends logged out; the
+			// cookie is left alone, since a concurrent Renew's response
+			// may be setting the new one.
+			st.drop()
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		st.rebase(rec, version, expiry)
 	}
-	st.stored = true
-	m.setCookie(w, st.id, st.deadline)
-	return nil
 }
 
 // touch extends the idle deadline of an unmodified stored session, if it
@@ -290,13 +364,20 @@ func (m *Manager) touch(ctx context.Context, st *state) error {
 	if err != nil {
 		return err
 	}
+	if vs, ok := m.cfg.Store.(tierstore.Versioned); ok {
+		_, err := vs.SetIf(ctx, key, data, target, st.version)
+		if errors.Is(err, tierstore.ErrConflict) {
+			return nil // changed or destroyed elsewhere: that write counts
+		}
+		return err
+	}
 	return m.cfg.Store.Set(ctx, key, data, target)
 }
 
-func (m *Manager) setCookie(w http.ResponseWriter, id string, deadline time.Time) {
+func (m *Manager) setCookie(w http.ResponseWriter, id string, version tierstore.Version, deadline time.Time) {
 	c := &http.Cookie{
 		Name:     m.cfg.Cookie.Name,
-		Value:    id,
+		Value:    formatCookie(id, version),
 		Domain:   m.cfg.Cookie.Domain,
 		Path:     m.cfg.Cookie.Path,
 		Secure:   !m.cfg.Cookie.AllowInsecure,

@@ -2,10 +2,13 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/tierstore/tierstore"
 )
 
 type status int
@@ -17,16 +20,70 @@ const (
 )
 
 // state is one request's view of its session.
+//
+// Besides the values, it keeps what the request changed (changes, and
+// cleared), so that a save that finds the session saved by another
+// request since it was loaded (a version conflict) applies just those
+// changes to the session as it is now: changes to different keys merge,
+// a change to the same key is the last writer's.
 type state struct {
 	m  *Manager
 	mu sync.Mutex
 
-	id       string // "" until the session is first saved
-	stored   bool   // the Store holds this id
+	id       string            // "" until the session is first saved
+	stored   bool              // the Store holds this id, at version
+	version  tierstore.Version // with a Versioned Store
 	deadline time.Time
 	expiry   time.Time // the Store's expiry when loaded; zero if unknown
 	values   map[string][]byte
 	status   status
+
+	changes map[string]change // keys put or removed by this request
+	cleared bool              // Clear: keys not in changes are removed too
+}
+
+// change is a key's new value, or its removal.
+type change struct {
+	value   []byte
+	removed bool
+}
+
+// note records a change of key. st.mu must be held.
+func (st *state) note(key string, c change) {
+	if st.changes == nil {
+		st.changes = map[string]change{}
+	}
+	st.changes[key] = c
+	st.status = modified
+}
+
+// rebase makes st the session as stored now (rec at version), with this
+// request's changes applied again. st.mu must be held.
+func (st *state) rebase(rec record, version tierstore.Version, expiry time.Time) {
+	values := map[string][]byte{}
+	if !st.cleared {
+		for k, v := range rec.Values {
+			values[k] = v
+		}
+	}
+	for k, c := range st.changes {
+		if c.removed {
+			delete(values, k)
+		} else {
+			values[k] = c.value
+		}
+	}
+	st.values, st.version, st.expiry = values, version, expiry
+	st.deadline = time.Unix(0, rec.Deadline)
+}
+
+// drop forgets a session found deleted in the Store: nothing of it, nor
+// of this request's changes to it, is saved. st.mu must be held.
+func (st *state) drop() {
+	st.id, st.stored, st.version = "", false, tierstore.NoVersion
+	st.deadline, st.expiry = time.Time{}, time.Time{}
+	st.values, st.changes, st.cleared = map[string][]byte{}, nil, false
+	st.status = destroyed
 }
 
 type contextKey struct{ m *Manager }
@@ -53,7 +110,7 @@ func (m *Manager) Put(ctx context.Context, key string, val any) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.values[key] = b
-	st.status = modified
+	st.note(key, change{value: b})
 	return nil
 }
 
@@ -157,8 +214,24 @@ func (m *Manager) Remove(ctx context.Context, key string) error {
 	defer st.mu.Unlock()
 	if _, ok := st.values[key]; ok {
 		delete(st.values, key)
-		st.status = modified
+		st.note(key, change{removed: true})
 	}
+	return nil
+}
+
+// Clear removes every key from the session, keeping the session itself
+// (its ID and deadline): unlike Destroy, the user stays in a session. A
+// concurrent request's changes saved before this request's save are
+// removed too; those saved after it are kept.
+func (m *Manager) Clear(ctx context.Context) error {
+	st, err := m.state(ctx)
+	if err != nil {
+		return err
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.values, st.changes, st.cleared = map[string][]byte{}, nil, true
+	st.status = modified
 	return nil
 }
 
@@ -204,9 +277,15 @@ func (m *Manager) Deadline(ctx context.Context) time.Time {
 
 // Renew gives the session a new ID, keeping its data and deadline, and
 // deletes the old ID from the Store at once, so that every instance
-// rejects it (within the Store's invalidation bound). Call it on login and
-// on any change of privilege: it defeats session fixation. The new ID is
-// saved, and sent in the cookie, with the response.
+// rejects it (within the Store's invalidation bound) and no save of the
+// old session, on any instance, makes it valid again. Call it on login
+// and on any change of privilege: it defeats session fixation. The new ID
+// is saved, and sent in the cookie, with the response.
+//
+// With a tierstore.Versioned Store, changes that other requests saved to
+// the old ID before it was deleted carry over to the new one. If the old
+// session was deleted meanwhile (a logout elsewhere), nothing of it
+// carries over: the new session starts empty.
 func (m *Manager) Renew(ctx context.Context) error {
 	st, err := m.state(ctx)
 	if err != nil {
@@ -217,7 +296,7 @@ func (m *Manager) Renew(ctx context.Context) error {
 	if err := m.deleteStored(ctx, st, "renew"); err != nil {
 		return err
 	}
-	st.id = NewID()
+	st.id, st.version = NewID(), tierstore.NoVersion
 	if st.deadline.IsZero() {
 		st.deadline = m.cfg.Now().Add(m.cfg.Lifetime)
 	}
@@ -226,8 +305,9 @@ func (m *Manager) Renew(ctx context.Context) error {
 }
 
 // Destroy ends the session (logout): it is deleted from the Store at once,
-// its data is cleared, and the response deletes the cookie. Values put
-// afterwards start a new session with a new ID.
+// its data is cleared, and the response deletes the cookie. No save of the
+// old session, on any instance, in flight or later, makes it valid again.
+// Values put afterwards start a new session with a new ID.
 func (m *Manager) Destroy(ctx context.Context) error {
 	st, err := m.state(ctx)
 	if err != nil {
@@ -235,22 +315,46 @@ func (m *Manager) Destroy(ctx context.Context) error {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if err := m.deleteStored(ctx, st, "destroy"); err != nil {
-		return err
+	if st.stored {
+		if err := m.cfg.Store.Delete(ctx, m.storeKey(st.id)); err != nil {
+			return fmt.Errorf("session: destroy: stored session not deleted: %w", err)
+		}
 	}
-	st.id, st.deadline, st.expiry = "", time.Time{}, time.Time{}
-	st.values = map[string][]byte{}
-	st.status = destroyed
+	st.drop()
 	return nil
 }
 
 // deleteStored deletes the session's stored copy, if any, at once, so that
-// every instance rejects its ID. st.mu must be held.
+// every instance rejects its ID. With a Versioned Store the delete is
+// conditional on the version this request holds, merging what others
+// saved meanwhile into st; if the session is gone already, st becomes
+// empty. st.mu must be held.
 func (m *Manager) deleteStored(ctx context.Context, st *state, op string) error {
 	if !st.stored {
 		return nil
 	}
-	if err := m.cfg.Store.Delete(ctx, m.storeKey(st.id)); err != nil {
+	key := m.storeKey(st.id)
+	vs, ok := m.cfg.Store.(tierstore.Versioned)
+	for attempt := 1; ok; attempt++ {
+		err := vs.DeleteIf(ctx, key, st.version)
+		if err == nil {
+			st.stored = false
+			return nil
+		}
+		if !errors.Is(err, tierstore.ErrConflict) || attempt == maxSaveAttempts {
+			return fmt.Errorf("session: %s: stored session not deleted: %w", op, err)
+		}
+		rec, version, expiry, err := m.read(ctx, key, tierstore.NoVersion)
+		if errors.Is(err, errGone) {
+			st.drop() // logged out elsewhere: start empty
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("session: %s: stored session not deleted: %w", op, err)
+		}
+		st.rebase(rec, version, expiry)
+	}
+	if err := m.cfg.Store.Delete(ctx, key); err != nil {
 		return fmt.Errorf("session: %s: stored session not deleted: %w", op, err)
 	}
 	st.stored = false
