@@ -174,15 +174,22 @@ func login(t *testing.T, a, b *racer) string {
 	t.Helper()
 	_, cookie := a.do(t, "/put?user=ada", "")
 	redistest.WaitLive(t, b.store)
-	// Until B serves it from L1: the login's own invalidation may
-	// drop B's first copy.
+	b.warm(t, cookie)
+	return cookie
+}
+
+// warm reads the session on r until r serves it from L1. Call it again
+// after holdInvalidations: an invalidation of an earlier write (the
+// login's own) may drop the first copy after it served.
+func (r *racer) warm(t *testing.T, cookie string) {
+	t.Helper()
 	for i := 0; ; i++ {
-		hits := b.store.Stats().L1Hits
-		if got := b.user(t, cookie); got != "ada" {
+		hits := r.store.Stats().L1Hits
+		if got := r.user(t, cookie); got != "ada" {
 			t.Fatalf("B reads user %q", got)
 		}
-		if b.store.Stats().L1Hits > hits {
-			return cookie
+		if r.store.Stats().L1Hits > hits {
+			return
 		}
 		if i == 1000 {
 			t.Fatal("B never serves the session from L1")
@@ -213,10 +220,11 @@ func TestLogoutDuringAWriteOnAnotherInstanceIsFinal(t *testing.T) {
 		t.Run(fmt.Sprintf("invalidations-held=%v", held), func(t *testing.T) {
 			a, b, c := pair(t, 0)
 			cookie := login(t, a, b)
-			finish := b.hold(t, "/hold?cart=1", cookie)
 			if held {
 				defer b.holdInvalidations(t, c)()
+				b.warm(t, cookie)
 			}
+			finish := b.hold(t, "/hold?cart=1", cookie)
 			a.do(t, "/destroy", cookie)
 			if res, set := finish(); res != "200 ok" || set != "" {
 				t.Fatalf("B's request: %q, cookie %q; want 200 and no cookie", res, set)
@@ -267,6 +275,7 @@ func TestWriteAfterLogoutOnAStaleInstanceDoesNotResurrect(t *testing.T) {
 				var release func()
 				if tc.held {
 					release = b.holdInvalidations(t, c)
+					b.warm(t, cookie)
 				}
 				a.do(t, "/destroy", cookie)
 				if tc.held {
@@ -323,6 +332,7 @@ func TestSequentialChangesOnTwoInstancesBothSurvive(t *testing.T) {
 				var release func()
 				if tc.held {
 					release = b.holdInvalidations(t, c)
+					b.warm(t, cookie)
 				}
 				_, next := a.do(t, fmt.Sprintf("/put?a=%d", i), cookie)
 				if !tc.oldCookie {

@@ -84,10 +84,12 @@ func TestGetVersionAtLeastReadsPastAnOlderCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Held first: the invalidation of A's first write could otherwise
+	// drop B's copy after it served.
+	release := b.hold(t, srv.Client(nil))
 	if got := b.cached(t, "k"); got != v1 {
 		t.Fatalf("B holds version %d, A wrote %d", got, v1)
 	}
-	release := b.hold(t, srv.Client(nil))
 	v2, err := a.SetIf(ctx, "k", []byte("two"), time.Time{}, v1)
 	if err != nil {
 		t.Fatal(err)
@@ -114,8 +116,8 @@ func TestConflictDropsTheStaleCopy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b.cached(t, "k")
 			b.hold(t, srv.Client(nil))
+			b.cached(t, "k")
 			v2, err := a.SetIf(ctx, "k", []byte("two"), time.Time{}, v1)
 			if err != nil {
 				t.Fatal(err)
