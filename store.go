@@ -75,9 +75,11 @@ type Lister interface {
 // writes (Versioned). NoVersion is the Version of an absent key, so
 // "deleted since I read it" never looks like "unchanged".
 //
-// Each SetIf gives the key a Version greater than any it had before,
-// even across a delete, so a reader that holds one Version can tell an
-// older copy from a newer one. A plain Set need not version (l2 and
+// Each SetIf gives the key a Version greater than its current one, so a
+// reader that holds one Version can tell an older copy from a newer one;
+// a key deleted and written again gets a Version from a clock (Redis's,
+// for l2 and tiered), greater than its earlier ones unless that clock
+// stepped back. A plain Set need not version (l2 and
 // tiered do not: it stays their cheapest write): the Version of a value
 // it wrote may be derived from the value's bytes, so that it changes when
 // they change, and compares as older than any Version SetIf gives.

@@ -287,6 +287,9 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.T
 // tierstore.ErrConflict. It returns the new version (NoVersion if the
 // expiry deleted the key).
 func (s *Store) SetIf(ctx context.Context, key string, value []byte, expiry time.Time, want tierstore.Version) (tierstore.Version, error) {
+	if want == anyVersion { // no key has it; inside, it means "unconditional"
+		want = anyVersion - 1
+	}
 	return s.set(ctx, key, value, expiry, want)
 }
 
@@ -345,13 +348,20 @@ func entryCost(key string, value []byte) int64 {
 
 // Delete removes key. Deleting a missing key is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	return s.DeleteIf(ctx, key, anyVersion)
+	return s.deleteIf(ctx, key, anyVersion)
 }
 
 // DeleteIf removes key only if its version is want; otherwise it returns
 // an error wrapping tierstore.ErrConflict. want tierstore.NoVersion
 // succeeds only if the key is absent.
 func (s *Store) DeleteIf(ctx context.Context, key string, want tierstore.Version) error {
+	if want == anyVersion { // as in SetIf
+		want = anyVersion - 1
+	}
+	return s.deleteIf(ctx, key, want)
+}
+
+func (s *Store) deleteIf(ctx context.Context, key string, want tierstore.Version) error {
 	if err := s.checkWrite(ctx, key); err != nil {
 		return err
 	}

@@ -93,7 +93,6 @@ func (c mergeCase) String() string {
 
 // changeSet is what a request changed, as the session layer records it.
 type changeSet struct {
-	cleared   bool
 	put       map[string]string
 	removed   map[string]bool
 	destroyed bool
@@ -114,9 +113,12 @@ func model(view map[string]string, ops []mergeOp) changeSet {
 				delete(cs.put, op.key)
 				cs.removed[op.key] = true
 			}
-		case 'c':
-			view, cs.cleared = map[string]string{}, true
-			cs.put, cs.removed = map[string]string{}, map[string]bool{}
+		case 'c': // Remove of every key it sees
+			for k := range view {
+				delete(cs.put, k)
+				cs.removed[k] = true
+			}
+			view = map[string]string{}
 		case 'd':
 			cs.destroyed = true
 			return cs
@@ -126,14 +128,11 @@ func model(view map[string]string, ops []mergeOp) changeSet {
 }
 
 func (cs changeSet) changes() bool {
-	return cs.cleared || len(cs.put) > 0 || len(cs.removed) > 0
+	return len(cs.put) > 0 || len(cs.removed) > 0
 }
 
 func (cs changeSet) apply(s map[string]string) map[string]string {
-	out := map[string]string{}
-	if !cs.cleared {
-		out = maps.Clone(s)
-	}
+	out := maps.Clone(s)
 	maps.Copy(out, cs.put)
 	for k := range cs.removed {
 		delete(out, k)

@@ -21,8 +21,8 @@ const (
 
 // state is one request's view of its session.
 //
-// Besides the values, it keeps what the request changed (changes, and
-// cleared), so that a save that finds the session saved by another
+// Besides the values, it keeps what the request changed (changes), so
+// that a save that finds the session saved by another
 // request since it was loaded (a version conflict) applies just those
 // changes to the session as it is now: changes to different keys merge,
 // a change to the same key is the last writer's.
@@ -39,7 +39,6 @@ type state struct {
 	status   status
 
 	changes map[string]change // keys put or removed by this request
-	cleared bool              // Clear: keys not in changes are removed too
 }
 
 // change is a key's new value, or its removal.
@@ -61,10 +60,8 @@ func (st *state) note(key string, c change) {
 // request's changes applied again. st.mu must be held.
 func (st *state) rebase(rec record, version tierstore.Version, expiry time.Time) {
 	values := map[string][]byte{}
-	if !st.cleared {
-		for k, v := range rec.Values {
-			values[k] = v
-		}
+	for k, v := range rec.Values {
+		values[k] = v
 	}
 	for k, c := range st.changes {
 		if c.removed {
@@ -82,7 +79,7 @@ func (st *state) rebase(rec record, version tierstore.Version, expiry time.Time)
 func (st *state) drop() {
 	st.id, st.stored, st.version = "", false, tierstore.NoVersion
 	st.deadline, st.expiry = time.Time{}, time.Time{}
-	st.values, st.changes, st.cleared = map[string][]byte{}, nil, false
+	st.values, st.changes = map[string][]byte{}, nil
 	st.status = destroyed
 }
 
@@ -219,10 +216,11 @@ func (m *Manager) Remove(ctx context.Context, key string) error {
 	return nil
 }
 
-// Clear removes every key from the session, keeping the session itself
-// (its ID and deadline): unlike Destroy, the user stays in a session. A
-// concurrent request's changes saved before this request's save are
-// removed too; those saved after it are kept.
+// Clear removes every key of the session, as Remove of each would,
+// keeping the session itself (its ID and deadline): unlike Destroy, the
+// user stays in a session. Keys another request adds concurrently are
+// not removed, since this request never saw them. Clearing an empty
+// session changes nothing and saves nothing.
 func (m *Manager) Clear(ctx context.Context) error {
 	st, err := m.state(ctx)
 	if err != nil {
@@ -230,8 +228,10 @@ func (m *Manager) Clear(ctx context.Context) error {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.values, st.changes, st.cleared = map[string][]byte{}, nil, true
-	st.status = modified
+	for k := range st.values {
+		delete(st.values, k)
+		st.note(k, change{removed: true})
+	}
 	return nil
 }
 

@@ -167,6 +167,22 @@ func runVersioned(t *testing.T, newStore func(t *testing.T) tierstore.Store) {
 		}
 		mustGet(t, s, "k", won[0])
 	})
+	t.Run("NoWantedVersionIsUnconditional", func(t *testing.T) {
+		s, v := versioned(t)
+		for _, want := range []tierstore.Version{^tierstore.Version(0), 1, 1 << 40} {
+			_, err := v.SetIf(ctx, "k", []byte("x"), hour(), want)
+			conflict(t, "SetIf(absent key, a version)", err)
+			conflict(t, "DeleteIf(absent key, a version)", v.DeleteIf(ctx, "k", want))
+		}
+		mustMiss(t, s, "k")
+		setIf(t, v, "k", "a", tierstore.NoVersion)
+		for _, want := range []tierstore.Version{^tierstore.Version(0), 1} {
+			_, err := v.SetIf(ctx, "k", []byte("x"), hour(), want)
+			conflict(t, "SetIf(another version)", err)
+			conflict(t, "DeleteIf(another version)", v.DeleteIf(ctx, "k", want))
+		}
+		mustGet(t, s, "k", "a")
+	})
 	t.Run("InvalidInputIsRefused", func(t *testing.T) {
 		_, v := versioned(t)
 		if _, err := v.SetIf(ctx, "", []byte("a"), hour(), tierstore.NoVersion); !errors.Is(err, tierstore.ErrInvalidKey) {
@@ -180,6 +196,15 @@ func runVersioned(t *testing.T, newStore func(t *testing.T) tierstore.Store) {
 		cancel()
 		if _, err := v.SetIf(cancelled, "k", []byte("a"), hour(), tierstore.NoVersion); !errors.Is(err, context.Canceled) {
 			t.Fatalf("SetIf(cancelled) error = %v, want context.Canceled", err)
+		}
+		if err := v.DeleteIf(ctx, "", tierstore.NoVersion); !errors.Is(err, tierstore.ErrInvalidKey) {
+			t.Fatalf("DeleteIf(empty key) error = %v, want ErrInvalidKey", err)
+		}
+		if err := v.DeleteIf(cancelled, "k", tierstore.NoVersion); !errors.Is(err, context.Canceled) {
+			t.Fatalf("DeleteIf(cancelled) error = %v, want context.Canceled", err)
+		}
+		if _, _, _, err := v.GetVersion(cancelled, "k", tierstore.NoVersion); !errors.Is(err, context.Canceled) {
+			t.Fatalf("GetVersion(cancelled) error = %v, want context.Canceled", err)
 		}
 		if _, _, _, err := v.GetVersion(ctx, "k", tierstore.NoVersion); !errors.Is(err, tierstore.ErrNotFound) {
 			t.Fatalf("after refused writes GetVersion error = %v, want ErrNotFound", err)

@@ -336,10 +336,7 @@ func (s *Store) GetVersion(ctx context.Context, key string, atLeast tierstore.Ve
 	if err != nil {
 		return nil, 0, time.Time{}, err
 	}
-	if m.Version == tierstore.NoVersion { // written by this instance's Set
-		m.Version = rediskv.ContentVersion(out)
-	}
-	return out, m.Version, m.Expiry, nil
+	return out, versionOf(m, out), m.Expiry, nil
 }
 
 // View calls fn with the value under key. On an L1 hit fn sees the cached
@@ -364,30 +361,29 @@ func (s *Store) read(ctx context.Context, key string, atLeast tierstore.Version,
 		}
 	} else {
 		var value []byte
-		if hit, m, _ := s.l1.Lookup(key, func(b []byte) error { value = b; return nil }); hit {
-			if m.Version == tierstore.NoVersion {
-				m.Version = rediskv.ContentVersion(value)
-			}
-			if m.Version >= atLeast {
-				return m, fn(value)
-			}
-			// Older than a version the caller saw written: read Redis
-			// itself, not a shared read that may serve this same copy.
-			if err := tierstore.CheckKey(key); err != nil {
-				return cache.Meta{}, err
-			}
-			r, err := s.load(ctx, key, s.l1.Stamp(key))
-			if err != nil {
-				return cache.Meta{}, err
-			}
-			return r.Meta, fn(r.value)
+		if hit, m, _ := s.l1.Lookup(key, func(b []byte) error { value = b; return nil }); hit && versionOf(m, value) >= atLeast {
+			return m, fn(value)
 		}
 	}
 	r, err := s.fetch(ctx, key)
+	if err == nil && atLeast != tierstore.NoVersion && versionOf(r.Meta, r.value) < atLeast {
+		// Older than a version the caller saw written: L1's copy, or a
+		// shared read that began before that write. Read Redis itself.
+		r, err = s.load(ctx, key, s.l1.Stamp(key))
+	}
 	if err != nil {
 		return cache.Meta{}, err
 	}
 	return r.Meta, fn(r.value)
+}
+
+// versionOf is the version of value, read with m: as recorded, or, for a
+// value this instance wrote with Set, derived from its bytes.
+func versionOf(m cache.Meta, value []byte) tierstore.Version {
+	if m.Version == tierstore.NoVersion {
+		return rediskv.ContentVersion(value)
+	}
+	return m.Version
 }
 
 // fetched is the shared result of one Redis read. value is shared with L1

@@ -291,7 +291,8 @@ return 2`)
 
 // Versions a script gives lie in [minVersion, maxVersion): above every
 // ContentVersion, and exact in Lua's numbers (doubles), which the scripts
-// compute them in. A new version is the greater of the current one + 1
+// compute them in; a write that would leave the range fails (ErrRefused:
+// only a forged frame, or a clock past 2255, gets there). A new version is the greater of the current one + 1
 // and Redis's clock in microseconds (2^53 µs is the year 2255), so that
 // a key deleted and written again never gets back a version it had.
 const (
@@ -328,6 +329,7 @@ var (
 local t = redis.call('TIME')
 local v = math.max(tonumber(t[1]) * 1000000 + tonumber(t[2]), ` + strconv.FormatUint(uint64(minVersion), 10) + `)
 if have >= ` + strconv.FormatUint(uint64(minVersion), 10) + ` and have + 1 > v then v = have + 1 end
+if v >= ` + strconv.FormatUint(uint64(maxVersion), 10) + ` then return redis.error_reply('ERR tierstore: version overflow') end
 local b = {}
 local x = v
 for i = 8, 1, -1 do b[i] = x % 256; x = math.floor(x / 256) end
