@@ -27,20 +27,25 @@
 //     does not undo the other request's changes. After 10 conflicting
 //     writes in a row, Save gives up with an error wrapping
 //     tierstore.ErrConflict.
-//   - A value counts as changed when it differs, by reflect.DeepEqual,
-//     from the loaded one after both went through gob (so a nil and an
-//     empty slice, which gob stores alike, are equal). Values must
-//     therefore compare meaningfully with reflect.DeepEqual once decoded
-//     (a NaN is never equal to itself: such a value is written by every
-//     Save, and wins over a concurrent change of that key), and map keys
-//     must be values (strings, numbers), not pointers. A change made in
-//     place, to a slice or map held in session.Values, is seen too: New
-//     keeps the bytes it loaded, not the decoded values.
-//   - A Save that changes nothing writes nothing, unless the stored expiry
-//     is a tenth of the session's lifetime or more away from the one this
-//     Save would give it (so an unchanged session is extended at most once
-//     per tenth of its MaxAge, and may end up to that much earlier than
-//     its cookie). The cookie is set as usual.
+//   - In a merge, a key counts as changed when its value differs, by
+//     reflect.DeepEqual, from the loaded one after both went through gob
+//     (so a nil and an empty slice, which gob stores alike, are equal).
+//     Values must therefore compare meaningfully with reflect.DeepEqual
+//     once decoded (a NaN is never equal to itself: a key holding one is
+//     rewritten by every merge, and wins over a concurrent change of it),
+//     and map keys must be values (strings, numbers), not pointers. A
+//     change made in place, to a slice or map held in session.Values, is
+//     seen too: New keeps the bytes it loaded, not the decoded values.
+//   - A Save that changed nothing (session.Values deeply equal to the
+//     loaded values) writes nothing, unless the stored expiry is a tenth
+//     of the session's lifetime or more away from the one this Save would
+//     give it: an unchanged session is extended at most once per tenth of
+//     its MaxAge, and may end up to that much earlier than its cookie. The
+//     cookie is set as usual. The check costs a gob decoding of the loaded
+//     bytes; the write it saves costs a Redis round trip and drops every
+//     instance's cached copy. (A value replaced by one equal only once
+//     through gob, such as an empty slice for a nil one, is written here,
+//     conditionally, but is no change in a merge.)
 //   - Logout (Options.MaxAge < 0, then Save) deletes the session
 //     unconditionally: it wins over every concurrent save. Once it has
 //     returned, on any instance, no Save of that session, on any instance,
@@ -297,29 +302,29 @@ type change struct {
 // update saves a session that New loaded (or an earlier Save wrote), whose
 // state st is locked: conditionally on st.version, merging on a conflict.
 func (s *Store) update(ctx context.Context, w http.ResponseWriter, vs tierstore.Versioned, session *sessions.Session, st *state, expiry time.Time, lifetime time.Duration) error {
-	out, err := encode(session.Values)
+	mine, err := encode(session.Values)
 	if err != nil {
 		return err
 	}
-	// What this request changed, compared with the base (the stored
-	// session it started from). Identical bytes: nothing (gob orders a
-	// map's entries at random, so different bytes may still mean
-	// nothing: compare the values, both through gob).
+	// Whether this request changed anything, compared with the base (the
+	// stored session it started from): identical bytes, or else (gob
+	// orders a map's entries at random) deeply equal values.
 	var base map[any]any
-	var changes map[any]change
-	if !bytes.Equal(out, st.data) {
+	write := false
+	if !bytes.Equal(mine, st.data) {
 		if base, err = decode(st.data); err != nil {
 			return fmt.Errorf("gorillastore: save: decoding the loaded session: %w", err)
 		}
-		mine, err := decode(out)
-		if err != nil {
-			return fmt.Errorf("gorillastore: save: decoding the session just encoded: %w", err)
+		values := session.Values
+		if values == nil {
+			values = map[any]any{}
 		}
-		changes = diff(base, mine)
+		write = !reflect.DeepEqual(base, values)
 	}
+	out := mine
 	want, data, stored := st.version, st.data, st.expiry
-	var current map[any]any // decoded data, once it is no longer the base
-	write := len(changes) > 0
+	var current map[any]any    // data decoded, once it is no longer the base
+	var changes map[any]change // what this request changed, once needed
 	for attempt := 1; write || !closeEnough(stored, expiry, lifetime); attempt++ {
 		if !write {
 			out = data // only the expiry moves
@@ -351,6 +356,20 @@ func (s *Store) update(ctx context.Context, w http.ResponseWriter, vs tierstore.
 			return nil
 		}
 		want, data, stored = version, b, exp
+		if changes == nil {
+			// Compared as gob stores them: a value set to one that gob
+			// stores alike (an empty slice for a nil one) is no change.
+			if base == nil {
+				if base, err = decode(st.data); err != nil {
+					return fmt.Errorf("gorillastore: save: decoding the loaded session: %w", err)
+				}
+			}
+			normalized, err := decode(mine)
+			if err != nil {
+				return fmt.Errorf("gorillastore: save: decoding the session just encoded: %w", err)
+			}
+			changes = diff(base, normalized)
+		}
 		var merged map[any]any
 		if merged, write = apply(changes, current); write {
 			if out, err = encode(merged); err != nil {
@@ -362,11 +381,6 @@ func (s *Store) update(ctx context.Context, w http.ResponseWriter, vs tierstore.
 		// Show the handler what the others changed, in place: it may
 		// hold session.Values, and the keys this request changed keep
 		// the handler's own values.
-		if base == nil {
-			if base, err = decode(st.data); err != nil {
-				return fmt.Errorf("gorillastore: save: decoding the loaded session: %w", err)
-			}
-		}
 		if session.Values == nil {
 			session.Values = map[any]any{}
 		}
@@ -467,10 +481,11 @@ func end(session *sessions.Session, st *state) {
 	session.IsNew = true
 }
 
-// Ended reports whether session was deleted by this package's Save, as a
-// logout (Options.MaxAge < 0), or found deleted by it (logged out on
-// another instance, deleted by Store.Delete, expired), in which case Save
-// wrote nothing and returned nil.
+// Ended reports whether Save, on a tierstore.Versioned store, deleted
+// session as a logout (Options.MaxAge < 0) or found it deleted (logged out
+// by another request, deleted by Store.Delete or by anyone else, expired),
+// in which case it wrote nothing and returned nil. It is always false on
+// other stores.
 func Ended(session *sessions.Session) bool {
 	st := stateOf(session, false)
 	if st == nil {
