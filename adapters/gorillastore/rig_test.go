@@ -44,7 +44,7 @@ type report struct {
 // rig serves:
 //
 //	/login          a new session with user=ada
-//	/set?set=k=v&del=k&list=k=v&inplace=k=v&maxage=n
+//	/set?set=k=v&del=k&list=k=v&inplace=k=v&emptycart&maxage=n
 //	                change the session (list: a []string; inplace: replace
 //	                its first element in place) and Save (session.Save)
 //	/save           Save without changing anything (sessions.Save)
@@ -81,6 +81,9 @@ func rig(store sessions.Store) http.Handler {
 		for _, kv := range q["list"] {
 			k, v, _ := strings.Cut(kv, "=")
 			s.Values[k] = []string{v}
+		}
+		if q.Has("emptycart") { // equal, once through gob, to cart{}
+			s.Values["cart"] = cart{Items: []string{}}
 		}
 		if age := q.Get("maxage"); age != "" {
 			s.Options.MaxAge, _ = strconv.Atoi(age)
