@@ -1,11 +1,79 @@
 // Package gorillastore lets github.com/gorilla/sessions keep its sessions
 // in any tierstore.Store (memory, Redis or tiered): a drop-in replacement
 // for sessions.CookieStore or a Redis store. The cookie holds only a random
-// session ID; the values live in the Store, gob-encoded as gorilla's own
-// stores encode them (register custom types with gob.Register).
+// session ID (and, see below, a version number); the values live in the
+// Store, gob-encoded as gorilla's own stores encode them (register custom
+// types with gob.Register).
 //
 //	store := gorillastore.New(tieredStore)
 //	session, err := store.Get(r, "session-name")
+//
+// # Concurrent requests of one session
+//
+// On a store that implements tierstore.Versioned (l1, l2 and tiered all
+// do), Save never overwrites what another request wrote since this one
+// loaded the session, and never brings back a session that was deleted:
+//
+//   - Save writes only if the stored session is still the one New loaded
+//     (tierstore.Versioned.SetIf). If another request saved it meanwhile,
+//     on this instance or another, Save merges, key by key: the keys of
+//     session.Values that this request set, changed or deleted (compared
+//     with what New loaded) are applied to the session as it is stored
+//     now, and the keys it did not touch keep the stored values. Two
+//     requests that change different keys both keep their changes. Two
+//     that change the same key: the one that saves last wins, for that
+//     key. After a merge, session.Values holds the merged values, so the
+//     handler reads what was stored and a second Save in the same request
+//     does not undo the other request's changes. After 10 conflicting
+//     writes in a row, Save gives up with an error wrapping
+//     tierstore.ErrConflict.
+//   - In a merge, a key counts as changed when its value differs, by
+//     reflect.DeepEqual, from the loaded one after both went through gob
+//     (so a nil and an empty slice, which gob stores alike, are equal).
+//     Values must therefore compare meaningfully with reflect.DeepEqual
+//     once decoded (a NaN is never equal to itself: a key holding one is
+//     rewritten by every merge, and wins over a concurrent change of it),
+//     and map keys must be values (strings, numbers), not pointers. A
+//     change made in place, to a slice or map held in session.Values, is
+//     seen too: New keeps the bytes it loaded, not the decoded values.
+//   - A Save that changed nothing (session.Values deeply equal to the
+//     loaded values) writes nothing, unless the stored expiry is a tenth
+//     of the session's lifetime or more away from the one this Save would
+//     give it: an unchanged session is extended at most once per tenth of
+//     its MaxAge, and may end up to that much earlier than its cookie. The
+//     cookie is set as usual. The check costs a gob decoding of the loaded
+//     bytes; the write it saves costs a Redis round trip and drops every
+//     instance's cached copy. (A value replaced by one equal only once
+//     through gob, such as an empty slice for a nil one, is written here,
+//     conditionally, but is no change in a merge.)
+//   - Logout (Options.MaxAge < 0, then Save) deletes the session
+//     unconditionally: it wins over every concurrent save. Once it has
+//     returned, on any instance, no Save of that session, on any instance,
+//     in flight or later, stores it again; the same holds after Store.Delete,
+//     a deletion of the key by anyone else, or its expiry. Such a Save
+//     writes nothing, sets no cookie (the browser keeps whatever cookie it
+//     has: the logout response deleted it, and a later login's cookie must
+//     not be overwritten), empties session.Values, sets IsNew, and returns
+//     nil, because the request did nothing wrong: a logout in another tab
+//     should not turn into a 500. Ended reports it. Every later Save of
+//     that *sessions.Session does the same, unless the handler sets
+//     session.ID to "" to start a new session.
+//   - The cookie carries the version the response saw ("<id>.<version>"),
+//     and New asks the store for at least that version: a request that
+//     starts after the previous response arrived sees that response's
+//     changes, even on an instance whose cached copy was not yet
+//     invalidated. Cookies with the ID alone are accepted too. The
+//     version only chooses where to read from; a client that forges it
+//     can only make its own reads skip the cache.
+//
+// A request that reads while another instance's write is being
+// invalidated may still see the previous values (see docs/consistency.md:
+// ~0.1-1 ms); it cannot store them back over the newer ones.
+//
+// On a store that does not implement tierstore.Versioned, Save writes the
+// whole session unconditionally, as gorilla's own server-side stores do:
+// concurrent requests of one session may lose each other's changes, and
+// a Save that was in flight during a logout may store the session again.
 package gorillastore
 
 import (
@@ -15,9 +83,17 @@ import (
 	"encoding/base64"
 	"encoding/gob"
 	"errors"
+	"fmt"
+	"maps"
 	"math"
 	"net/http"
+	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
+	"weak"
 
 	"github.com/gorilla/sessions"
 
@@ -36,6 +112,13 @@ const (
 	// server cannot see).
 	BrowserSessionLifetime = 24 * time.Hour
 )
+
+// maxSaveAttempts bounds the conditional writes of one Save.
+const maxSaveAttempts = 10
+
+// refreshFraction: a Save that changes nothing rewrites the session only
+// to move its expiry by at least lifetime/refreshFraction.
+const refreshFraction = 10
 
 // Store implements sessions.Store.
 type Store struct {
@@ -78,26 +161,50 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	session.Options = &opts
 	session.IsNew = true
 	c, err := r.Cookie(name)
-	if err != nil || !tssession.ValidID(c.Value) {
+	if err != nil {
 		return session, nil
 	}
-	b, err := s.store.Get(r.Context(), s.key(c.Value))
+	id, atLeast, ok := parseCookie(c.Value)
+	if !ok {
+		return session, nil
+	}
+	key := s.key(id)
+	vs, versioned := s.store.(tierstore.Versioned)
+	var (
+		b       []byte
+		version tierstore.Version
+		expiry  time.Time
+	)
+	if versioned {
+		b, version, expiry, err = vs.GetVersion(r.Context(), key, atLeast)
+	} else {
+		b, err = s.store.Get(r.Context(), key)
+	}
 	switch {
 	case errors.Is(err, tierstore.ErrNotFound), errors.Is(err, tierstore.ErrCorrupt):
 		return session, nil
 	case err != nil:
 		return session, err
 	}
-	values := map[any]any{}
-	if gob.NewDecoder(bytes.NewReader(b)).Decode(&values) != nil {
+	values, err := decode(b)
+	if err != nil {
 		return session, nil
 	}
-	session.ID, session.Values, session.IsNew = c.Value, values, false
+	session.ID, session.Values, session.IsNew = id, values, false
+	if versioned {
+		st := stateOf(session, true)
+		st.mu.Lock()
+		st.key, st.version, st.data, st.expiry, st.ended = key, version, b, expiry, false
+		st.mu.Unlock()
+	}
 	return session, nil
 }
 
 // Save writes the session to the Store and sets the cookie. A session
-// whose Options.MaxAge is negative is deleted, with its cookie.
+// whose Options.MaxAge is negative is deleted, with its cookie. On a
+// tierstore.Versioned store, Save merges with concurrent saves and does
+// not store a session that was deleted since New loaded it (see the
+// package documentation).
 func (s *Store) Save(r *http.Request, w http.ResponseWriter, session *sessions.Session) error {
 	ctx := r.Context()
 	if session.Options.MaxAge < 0 {
@@ -105,16 +212,16 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, session *sessions.S
 			if err := s.store.Delete(ctx, s.key(session.ID)); err != nil {
 				return err
 			}
+			if st := stateOf(session, false); st != nil {
+				st.mu.Lock()
+				if st.key == s.key(session.ID) {
+					st.ended = true
+				}
+				st.mu.Unlock()
+			}
 		}
 		http.SetCookie(w, sessions.NewCookie(session.Name(), "", session.Options))
 		return nil
-	}
-	if session.ID == "" {
-		session.ID = tssession.NewID()
-	}
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(session.Values); err != nil {
-		return err
 	}
 	lifetime := BrowserSessionLifetime
 	if session.Options.MaxAge > 0 {
@@ -122,15 +229,276 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, session *sessions.S
 		// the past, which would delete the session.
 		lifetime = time.Duration(min(int64(session.Options.MaxAge), int64(math.MaxInt64/time.Second))) * time.Second
 	}
-	if err := s.store.Set(ctx, s.key(session.ID), buf.Bytes(), time.Now().Add(lifetime)); err != nil {
+	expiry := time.Now().Add(lifetime)
+	vs, versioned := s.store.(tierstore.Versioned)
+	if !versioned {
+		return s.saveUnconditionally(ctx, w, session, expiry)
+	}
+	if session.ID == "" {
+		return s.create(ctx, w, vs, session, expiry)
+	}
+	key := s.key(session.ID)
+	st := stateOf(session, false)
+	if st == nil {
+		return errNotLoaded
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.key != key {
+		return errNotLoaded
+	}
+	if st.ended {
+		return nil
+	}
+	return s.update(ctx, w, vs, session, st, expiry, lifetime)
+}
+
+var errNotLoaded = errors.New("gorillastore: save: the session's ID was not loaded or created by this Store (to start a new session, set ID to \"\")")
+
+// saveUnconditionally is Save on a store that is not tierstore.Versioned.
+func (s *Store) saveUnconditionally(ctx context.Context, w http.ResponseWriter, session *sessions.Session, expiry time.Time) error {
+	if session.ID == "" {
+		session.ID = tssession.NewID()
+	}
+	b, err := encode(session.Values)
+	if err != nil {
+		return err
+	}
+	if err := s.store.Set(ctx, s.key(session.ID), b, expiry); err != nil {
 		return err
 	}
 	http.SetCookie(w, sessions.NewCookie(session.Name(), session.ID, session.Options))
 	return nil
 }
 
+// create stores a new session under a new ID, only if nothing is stored
+// there (a random 256-bit ID: there never is).
+func (s *Store) create(ctx context.Context, w http.ResponseWriter, vs tierstore.Versioned, session *sessions.Session, expiry time.Time) error {
+	b, err := encode(session.Values)
+	if err != nil {
+		return err
+	}
+	id := tssession.NewID()
+	key := s.key(id)
+	version, err := vs.SetIf(ctx, key, b, expiry, tierstore.NoVersion)
+	if err != nil {
+		return err
+	}
+	session.ID = id
+	st := stateOf(session, true)
+	st.mu.Lock()
+	st.key, st.version, st.data, st.expiry, st.ended = key, version, b, expiry, false
+	st.mu.Unlock()
+	http.SetCookie(w, sessions.NewCookie(session.Name(), formatCookie(id, version), session.Options))
+	return nil
+}
+
+// change is what a request did to one key of session.Values.
+type change struct {
+	value   any // as gob decodes it
+	removed bool
+}
+
+// update saves a session that New loaded (or an earlier Save wrote), whose
+// state st is locked: conditionally on st.version, merging on a conflict.
+func (s *Store) update(ctx context.Context, w http.ResponseWriter, vs tierstore.Versioned, session *sessions.Session, st *state, expiry time.Time, lifetime time.Duration) error {
+	mine, err := encode(session.Values)
+	if err != nil {
+		return err
+	}
+	// Whether this request changed anything, compared with the base (the
+	// stored session it started from): identical bytes, or else (gob
+	// orders a map's entries at random) deeply equal values.
+	var base map[any]any
+	write := false
+	if !bytes.Equal(mine, st.data) {
+		if base, err = decode(st.data); err != nil {
+			return fmt.Errorf("gorillastore: save: decoding the loaded session: %w", err)
+		}
+		values := session.Values
+		if values == nil {
+			values = map[any]any{}
+		}
+		write = !reflect.DeepEqual(base, values)
+	}
+	out := mine
+	want, data, stored := st.version, st.data, st.expiry
+	var current map[any]any    // data decoded, once it is no longer the base
+	var changes map[any]change // what this request changed, once needed
+	for attempt := 1; write || !closeEnough(stored, expiry, lifetime); attempt++ {
+		if !write {
+			out = data // only the expiry moves
+		}
+		version, err := vs.SetIf(ctx, st.key, out, expiry, want)
+		if err == nil {
+			want, data, stored = version, out, expiry
+			break
+		}
+		if !errors.Is(err, tierstore.ErrConflict) {
+			return err
+		}
+		if attempt == maxSaveAttempts {
+			return fmt.Errorf("gorillastore: save: the session changed under %d attempts in a row: %w", maxSaveAttempts, err)
+		}
+		// Someone else wrote or deleted the session. Read it from the
+		// source of truth: a cached copy at the version that just lost
+		// is not the current one.
+		b, version, exp, err := vs.GetVersion(ctx, st.key, want+1)
+		if errors.Is(err, tierstore.ErrNotFound) || errors.Is(err, tierstore.ErrCorrupt) {
+			end(session, st)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if current, err = decode(b); err != nil {
+			end(session, st) // as New: a session this adapter cannot read does not exist
+			return nil
+		}
+		want, data, stored = version, b, exp
+		if changes == nil {
+			// Compared as gob stores them: a value set to one that gob
+			// stores alike (an empty slice for a nil one) is no change.
+			if base == nil {
+				if base, err = decode(st.data); err != nil {
+					return fmt.Errorf("gorillastore: save: decoding the loaded session: %w", err)
+				}
+			}
+			normalized, err := decode(mine)
+			if err != nil {
+				return fmt.Errorf("gorillastore: save: decoding the session just encoded: %w", err)
+			}
+			changes = diff(base, normalized)
+		}
+		var merged map[any]any
+		if merged, write = apply(changes, current); write {
+			if out, err = encode(merged); err != nil {
+				return err
+			}
+		}
+	}
+	if current != nil {
+		// Show the handler what the others changed, in place: it may
+		// hold session.Values, and the keys this request changed keep
+		// the handler's own values.
+		if session.Values == nil {
+			session.Values = map[any]any{}
+		}
+		for k := range keys(base, current) {
+			if _, mine := changes[k]; mine || sameEntry(base, current, k) {
+				continue
+			}
+			if v, ok := current[k]; ok {
+				session.Values[k] = v
+			} else {
+				delete(session.Values, k)
+			}
+		}
+	}
+	st.version, st.data, st.expiry = want, data, stored
+	http.SetCookie(w, sessions.NewCookie(session.Name(), formatCookie(session.ID, want), session.Options))
+	return nil
+}
+
+// diff returns the changes that turn base into mine.
+func diff(base, mine map[any]any) map[any]change {
+	changes := map[any]change{}
+	for k, v := range mine {
+		if !sameEntry(base, mine, k) {
+			changes[k] = change{value: v}
+		}
+	}
+	for k := range base {
+		if _, ok := mine[k]; !ok {
+			changes[k] = change{removed: true}
+		}
+	}
+	return changes
+}
+
+// apply returns current with changes applied, and whether that differs
+// from current.
+func apply(changes map[any]change, current map[any]any) (map[any]any, bool) {
+	merged := maps.Clone(current)
+	differs := false
+	for k, c := range changes {
+		old, had := current[k]
+		if c.removed {
+			if had {
+				delete(merged, k)
+				differs = true
+			}
+			continue
+		}
+		if !had || !reflect.DeepEqual(old, c.value) {
+			differs = true
+		}
+		merged[k] = c.value
+	}
+	return merged, differs
+}
+
+// sameEntry reports whether a and b agree on key k: both without it, or
+// both with deeply equal values.
+func sameEntry(a, b map[any]any, k any) bool {
+	va, okA := a[k]
+	vb, okB := b[k]
+	return okA == okB && (!okA || reflect.DeepEqual(va, vb))
+}
+
+// keys yields the keys of a and of b (a key of both, twice).
+func keys(a, b map[any]any) func(func(any) bool) {
+	return func(yield func(any) bool) {
+		for k := range a {
+			if !yield(k) {
+				return
+			}
+		}
+		for k := range b {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// closeEnough reports whether a session stored until stored needs no
+// rewrite to last until target: stored is within a tenth of the lifetime
+// of target, either way.
+func closeEnough(stored, target time.Time, lifetime time.Duration) bool {
+	if stored.IsZero() {
+		return false
+	}
+	d := target.Sub(stored)
+	return d > -lifetime/refreshFraction && d < lifetime/refreshFraction
+}
+
+// end records that the session was found deleted: nothing of it is
+// written again, and the handler sees an empty new session.
+func end(session *sessions.Session, st *state) {
+	st.ended = true
+	clear(session.Values)
+	session.IsNew = true
+}
+
+// Ended reports whether Save, on a tierstore.Versioned store, deleted
+// session as a logout (Options.MaxAge < 0) or found it deleted (logged out
+// by another request, deleted by Store.Delete or by anyone else, expired),
+// in which case it wrote nothing and returned nil. It is always false on
+// other stores.
+func Ended(session *sessions.Session) bool {
+	st := stateOf(session, false)
+	if st == nil {
+		return false
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.ended
+}
+
 // Delete removes the session with this ID from the Store, on every
-// instance: for logging a user out everywhere from an admin tool.
+// instance: for logging a user out everywhere from an admin tool. A save
+// in flight does not store it again (on a tierstore.Versioned store).
 func (s *Store) Delete(ctx context.Context, id string) error {
 	if !tssession.ValidID(id) {
 		return nil
@@ -143,4 +511,94 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 func (s *Store) key(id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return s.KeyPrefix + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+func encode(values map[any]any) ([]byte, error) {
+	if values == nil {
+		values = map[any]any{}
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(values); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func decode(b []byte) (map[any]any, error) {
+	values := map[any]any{}
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&values); err != nil {
+		return nil, err
+	}
+	return values, nil
+}
+
+// maxVersionDigits is the length of the largest Version in decimal.
+const maxVersionDigits = 20
+
+// formatCookie is the cookie value of a session: its ID, a dot and the
+// version the response saw.
+func formatCookie(id string, version tierstore.Version) string {
+	return id + "." + strconv.FormatUint(uint64(version), 10)
+}
+
+// parseCookie parses a cookie value made by formatCookie, or an ID alone
+// (cookies set before versions were added), strictly: anything else is
+// refused, without a Store call.
+func parseCookie(value string) (id string, version tierstore.Version, ok bool) {
+	if len(value) > 43+1+maxVersionDigits {
+		return "", 0, false
+	}
+	id, digits, dotted := strings.Cut(value, ".")
+	if !tssession.ValidID(id) {
+		return "", 0, false
+	}
+	if !dotted {
+		return id, tierstore.NoVersion, true
+	}
+	// Canonical decimal only: no sign, no leading zero, not 0.
+	if digits == "" || digits[0] < '1' || digits[0] > '9' {
+		return "", 0, false
+	}
+	v, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil {
+		return "", 0, false
+	}
+	return id, tierstore.Version(v), true
+}
+
+// state is what Save knows of a session that New loaded or Save wrote,
+// on a tierstore.Versioned store: the base that the next Save compares
+// with and writes conditionally on.
+type state struct {
+	mu      sync.Mutex
+	key     string            // the Store key the base is of
+	version tierstore.Version // the base's version
+	data    []byte            // the base's bytes, as stored
+	expiry  time.Time         // the base's expiry (zero: unknown)
+	ended   bool              // the session was deleted: never write it again
+}
+
+// states maps each *sessions.Session that New or Save handled to its
+// *state. Keys are weak, and an entry is removed when its session is
+// collected, so the map holds only sessions still in use (in practice,
+// those of requests in progress). gorilla's registry gives Save the very
+// pointer that New returned, and a session has no field of ours: hence
+// this side table.
+var states sync.Map // weak.Pointer[sessions.Session] -> *state
+
+// stateOf returns the state of session; if it has none, a new one if
+// create, else nil.
+func stateOf(session *sessions.Session, create bool) *state {
+	wp := weak.Make(session)
+	if st, ok := states.Load(wp); ok {
+		return st.(*state)
+	}
+	if !create {
+		return nil
+	}
+	st, loaded := states.LoadOrStore(wp, &state{})
+	if !loaded {
+		runtime.AddCleanup(session, func(wp weak.Pointer[sessions.Session]) { states.Delete(wp) }, wp)
+	}
+	return st.(*state)
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,8 +92,8 @@ func TestGorillaRegistryFlow(t *testing.T) {
 	h := app(store)
 
 	_, cookie := do(t, h, "/login", nil)
-	if cookie == nil || len(cookie.Value) != 43 || !cookie.HttpOnly || !cookie.Secure || cookie.MaxAge != gorillastore.DefaultMaxAge {
-		t.Fatalf("cookie = %+v; want only a 43-character ID, HttpOnly, Secure, MaxAge 30 days", cookie)
+	if cookie == nil || !validCookie(cookie.Value) || !cookie.HttpOnly || !cookie.Secure || cookie.MaxAge != gorillastore.DefaultMaxAge {
+		t.Fatalf("cookie = %+v; want only a 43-character ID and a version, HttpOnly, Secure, MaxAge 30 days", cookie)
 	}
 	if got, _ := do(t, h, "/whoami", cookie); got != "ada+tea" {
 		t.Fatalf("whoami = %q, want ada+tea", got)
@@ -108,6 +110,13 @@ func TestGorillaRegistryFlow(t *testing.T) {
 			t.Fatalf("a made-up cookie reads %q", got)
 		}
 	}
+}
+
+// validCookie reports whether v is "<43-character ID>.<decimal version>".
+func validCookie(v string) bool {
+	id, version, ok := strings.Cut(v, ".")
+	_, err := strconv.ParseUint(version, 10, 64)
+	return ok && len(id) == 43 && err == nil && version[0] != '0'
 }
 
 func TestStoreFailureIsReported(t *testing.T) {
