@@ -206,6 +206,8 @@ type instance struct {
 //	/get            the body lists the session's values
 //	/destroy        scs Destroy
 //	/renew?k=v&...  scs RenewToken, then puts
+//	/merge-own?k=v&...  scs MergeSession of the session's own token (a
+//	                no-op, which loads it again), then puts
 //	/commit-twice?k=v  puts, commits explicitly, waits at gate X-Gate2,
 //	                puts k2=v2 from the query, lets LoadAndSave commit
 //
@@ -243,6 +245,14 @@ func newInstance(t *testing.T, store tierstore.Store, g *gates) *instance {
 	mux.HandleFunc("/renew", func(w http.ResponseWriter, r *http.Request) {
 		g.wait(r, r.Header.Get("X-Gate"))
 		if err := sm.RenewToken(r.Context()); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		put(r, r.URL.Query())
+	})
+	mux.HandleFunc("/merge-own", func(w http.ResponseWriter, r *http.Request) {
+		g.wait(r, r.Header.Get("X-Gate"))
+		if err := sm.MergeSession(r.Context(), sm.Token(r.Context())); err != nil {
 			http.Error(w, err.Error(), 500)
 			return
 		}

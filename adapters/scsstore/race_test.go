@@ -230,3 +230,22 @@ func TestCommitTwiceInOneRequestKeepsOthersChanges(t *testing.T) {
 		return ""
 	})
 }
+
+// MergeSession of the request's own token loads the session again, after
+// a concurrent change, and keeps the data the request has: the save's
+// base stays the first load, or the save would undo that change.
+func TestMergeSessionOfTheOwnTokenKeepsOthersChanges(t *testing.T) {
+	forEachSetup(t, false, func(t *testing.T, e *env) string {
+		token := e.a.do(t, "/put?user=ada", "").token
+		g, name := e.gate("b")
+		res := e.b.async("/merge-own?y=2", token, "X-Gate", name)
+		loaded(t, g, res)
+		e.a.do(t, "/put?x=1", token)
+		close(g.release)
+		check(t, "B /merge-own", <-res)
+		if v := session(t, e.truth, token); len(v) != 3 || v["x"] != "1" || v["y"] != "2" {
+			return fmt.Sprintf("the session holds %v, want user=ada x=1 y=2", v)
+		}
+		return ""
+	})
+}
