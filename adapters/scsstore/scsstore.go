@@ -11,7 +11,8 @@
 // handler changed it, saves the whole of it at the end. On a store that
 // implements tierstore.Versioned (l1, l2 and tiered all do), the adapter
 // makes that save conditional on the version the request loaded, so that
-// a save never overwrites what it did not see:
+// a save never overwrites what it did not see (for saves it can pair with
+// their load: every save of scs's LoadAndSave; see Pairing below):
 //
 //   - Concurrent requests that change different keys of one session all
 //     keep their changes: a save that finds the session changed since its
@@ -51,6 +52,8 @@
 // SessionManager's Codec (scs.GobCodec, the default for both, unless you
 // changed it). It runs only when saves conflict; data it cannot decode
 // makes the save fail with the codec's error, never overwrite.
+//
+// # Pairing
 //
 // The adapter pairs a save with the load of the same request by the
 // request context's Done channel: scs's LoadAndSave loads with
