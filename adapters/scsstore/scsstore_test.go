@@ -32,8 +32,17 @@ func stores(t *testing.T) map[string]tierstore.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tier.Close() })
-	return map[string]tierstore.Store{"memory": mem, "tiered": tier}
+	return map[string]tierstore.Store{"memory": mem, "tiered": tier, "memory/not-versioned": plain{mem, mem}}
 }
+
+// plain hides a store's optional capabilities but listing: a store that
+// is not tierstore.Versioned, whose saves are unconditional.
+type plain struct {
+	tierstore.Store
+	tierstore.Lister
+}
+
+func cookie(token string) *http.Cookie { return &http.Cookie{Name: "session", Value: token} }
 
 // app is scs's own SessionManager and LoadAndSave with the adapter.
 func app(sm *scs.SessionManager) http.Handler {
@@ -55,9 +64,12 @@ func app(sm *scs.SessionManager) http.Handler {
 
 func do(t *testing.T, h http.Handler, path, token string) (body, newToken string) {
 	t.Helper()
-	req := httptest.NewRequest("GET", path, nil)
+	// A request context of its own, as net/http gives every request.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, "GET", path, nil)
 	if token != "" {
-		req.AddCookie(&http.Cookie{Name: "session", Value: token})
+		req.AddCookie(cookie(token))
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
