@@ -326,7 +326,11 @@ func (r raceResponse) ok() bool { return r.code < 300 }
 // send serves one request on h with the jar's cookies, updating the jar
 // from the response. hook, if not nil, is the request's hook.
 func send(h http.Handler, method, path string, j *jar, hook func()) raceResponse {
-	req := httptest.NewRequest(method, "https://tierstore.test"+path, nil)
+	// A context that ends with the request, as an http.Server gives
+	// (scsstore pairs a save with its load through it).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, method, "https://tierstore.test"+path, nil)
 	j.addTo(req)
 	if hook != nil {
 		req = withHook(req, hook)
