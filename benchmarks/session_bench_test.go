@@ -100,8 +100,12 @@ func login(tb testing.TB, h http.Handler) *http.Cookie {
 	return nil // no-sessions
 }
 
+// serve serves one request with a context that ends with it, as an
+// http.Server's does (scsstore pairs a save with its load through it).
 func serve(h http.Handler, c *http.Cookie) *httptest.ResponseRecorder {
-	req := httptest.NewRequest("GET", "/", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, "GET", "/", nil)
 	if c != nil {
 		req.AddCookie(c)
 	}

@@ -325,8 +325,9 @@ func (m *Manager) save(ctx context.Context, w http.ResponseWriter, st *state) er
 			continue
 		}
 		// Another request saved, or deleted, the session since this one
-		// loaded it: merge this request's changes into what it holds now.
-		rec, version, expiry, err := m.read(ctx, key, tierstore.NoVersion)
+		// loaded it: merge this request's changes into what it holds now,
+		// read past any cached copy at the version that lost.
+		rec, version, expiry, err := m.read(ctx, key, st.version+1)
 		if errors.Is(err, errGone) {
 			// Logged out (Destroy, Renew) or ended elsewhere: a save
 			// must not bring it back. The request ends logged out; the

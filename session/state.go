@@ -344,7 +344,7 @@ func (m *Manager) deleteStored(ctx context.Context, st *state, op string) error 
 		if !errors.Is(err, tierstore.ErrConflict) || attempt == maxSaveAttempts {
 			return fmt.Errorf("session: %s: stored session not deleted: %w", op, err)
 		}
-		rec, version, expiry, err := m.read(ctx, key, tierstore.NoVersion)
+		rec, version, expiry, err := m.read(ctx, key, st.version+1)
 		if errors.Is(err, errGone) {
 			st.drop() // logged out elsewhere: start empty
 			return nil

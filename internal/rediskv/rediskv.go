@@ -291,19 +291,21 @@ return 2`)
 
 // Versions a script gives lie in [minVersion, maxVersion): above every
 // ContentVersion, and exact in Lua's numbers (doubles), which the scripts
-// compute them in; a write that would leave the range fails (ErrRefused:
-// only a forged frame, or a clock past 2255, gets there). A new version is the greater of the current one + 1
-// and Redis's clock in microseconds (2^53 µs is the year 2255), so that
-// a key deleted and written again never gets back a version it had.
+// compute them in. A new version is the greater of the current one + 1
+// and Redis's clock in microseconds (2^53 µs is the year 2255), so that a
+// key deleted and written again does not get back a version it had
+// (unless that clock stepped back). A write that would leave the range
+// fails, as ErrRefused: only a forged frame, or a clock past 2255, gets
+// there.
 const (
 	minVersion tierstore.Version = 1 << 33
 	maxVersion tierstore.Version = 1 << 53
 )
 
-// versionLua defines version(cur), the version of the frame cur (false if
-// absent: 0; -1 if it is no frame tierstore wrote, which no caller can
-// want), and the first lines of a conditional script: have is the key's
-// version, and the script returns 0 (a conflict) unless it is ARGV[1].
+// versionLua is the first part of a conditional script: have is the
+// version of the key's frame (0 if absent; -1 if it is no frame tierstore
+// wrote, which no caller can want), and the script returns 0 (a conflict)
+// unless have is the version wanted, ARGV[1].
 const versionLua = `
 local function be(s, i, j)
   local n = 0
