@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,7 +31,7 @@ type racer struct {
 	store  *tiered.Store
 	h      http.Handler
 	held   chan chan struct{} // /hold sends its release channel here once loaded
-	hook   atomic.Pointer[func(key string)]
+	inv    redistest.Invalidations
 	prefix string
 }
 
@@ -46,11 +44,7 @@ func newRacer(t *testing.T, addr string) *racer {
 		Redis:               redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true}),
 		KeyPrefix:           r.prefix,
 		HealthCheckInterval: time.Minute,
-		OnInvalidate: func(key string) {
-			if f := r.hook.Load(); f != nil {
-				(*f)(key)
-			}
-		},
+		OnInvalidate:        r.inv.OnInvalidate,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -126,31 +120,17 @@ func (r *racer) hold(t *testing.T, path, cookie string) (finish func() (string, 
 	}
 }
 
-// holdInvalidations makes r apply no invalidation until release is called:
-// a write of another key makes r's subscription goroutine wait in
-// OnInvalidate, and the invalidations that follow queue behind it.
+// holdInvalidations makes r apply no invalidation until release is called.
 func (r *racer) holdInvalidations(t *testing.T, c *redis.Client) (release func()) {
 	t.Helper()
-	entered, gate := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	f := func(key string) {
-		if key == "hold" {
-			once.Do(func() { close(entered) })
-			<-gate
+	return r.inv.Hold(t, func(marker string) {
+		if err := c.Set(context.Background(), r.prefix+marker, "x", 0).Err(); err != nil {
+			t.Fatal(err)
 		}
-	}
-	r.hook.Store(&f)
-	if err := c.Set(context.Background(), r.prefix+"hold", "x", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	<-entered
-	var released sync.Once
-	release = func() { released.Do(func() { close(gate) }) }
-	t.Cleanup(release)
-	return release
+	})
 }
 
-// live reports what a fresh request with cookie sees of user on r ("" for
+// user reports what a fresh request with cookie sees of user on r ("" for
 // no session), without saving anything.
 func (r *racer) user(t *testing.T, cookie string) string {
 	got, _ := r.do(t, "/get?k=user", cookie)

@@ -3,8 +3,6 @@ package tiered
 import (
 	"context"
 	"errors"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,40 +17,22 @@ import (
 // long, so it stays Live).
 type heldPeer struct {
 	*Store
-	hook atomic.Pointer[func(key string)]
+	inv redistest.Invalidations
 }
 
 func newHeldPeer(t *testing.T, c redis.UniversalClient) *heldPeer {
 	p := &heldPeer{}
-	p.Store = newStore(t, c, Config{HealthCheckInterval: time.Minute, OnInvalidate: func(key string) {
-		if f := p.hook.Load(); f != nil {
-			(*f)(key)
-		}
-	}})
+	p.Store = newStore(t, c, Config{HealthCheckInterval: time.Minute, OnInvalidate: p.inv.OnInvalidate})
 	return p
 }
 
-// hold makes p apply no invalidation until release: a write of another
-// key makes its subscription wait in OnInvalidate, and the invalidations
-// that follow queue behind it.
+// hold makes p apply no invalidation until release.
 func (p *heldPeer) hold(t *testing.T, c *redis.Client) (release func()) {
-	entered, gate := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	f := func(key string) {
-		if key == "hold" {
-			once.Do(func() { close(entered) })
-			<-gate
+	return p.inv.Hold(t, func(marker string) {
+		if err := c.Set(context.Background(), "test:"+marker, "x", 0).Err(); err != nil {
+			t.Fatal(err)
 		}
-	}
-	p.hook.Store(&f)
-	if err := c.Set(context.Background(), "test:hold", "x", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	<-entered
-	var released sync.Once
-	release = func() { released.Do(func() { close(gate) }) }
-	t.Cleanup(release)
-	return release
+	})
 }
 
 // cached makes p hold key in L1 and returns its version.

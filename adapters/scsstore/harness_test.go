@@ -86,13 +86,13 @@ func setups(t *testing.T) []setup {
 		if v.latency > 0 {
 			bAddr = redistest.Latency(t, srv.Addr(), v.latency)
 		}
-		var h *holder
+		var h *redistest.Invalidations
 		bcfg := tiered.Config{}
 		if v.held {
 			// A lease long enough that B keeps serving from memory while
 			// its subscription is held.
-			h = &holder{gate: "gate"}
-			bcfg.OnInvalidate, bcfg.HealthCheckInterval = h.onInvalidate, 10*time.Second
+			h = &redistest.Invalidations{Marker: "gate"}
+			bcfg.OnInvalidate, bcfg.HealthCheckInterval = h.OnInvalidate, 10*time.Second
 		}
 		b := newTiered(client(bAddr), bcfg)
 		redistest.WaitLive(t, a, b)
@@ -105,64 +105,18 @@ func setups(t *testing.T) []setup {
 			del: func(t *testing.T, key string) { srv.Do("DEL", prefix+key) },
 		}
 		if h != nil {
-			s.hold = func(t *testing.T) func() { return h.hold(t, a) }
+			s.hold = func(t *testing.T) func() {
+				return h.Hold(t, func(marker string) {
+					if err := a.Set(context.Background(), marker, []byte("x"), time.Time{}); err != nil {
+						t.Fatal(err)
+					}
+				})
+			}
 			s.holds = true
-			t.Cleanup(h.releaseAll) // before the stores close: runs first
 		}
 		all = append(all, s)
 	}
 	return all
-}
-
-// holder blocks B's invalidation goroutine inside OnInvalidate: every
-// invalidation after the gate key's waits behind it, in order.
-type holder struct {
-	gate    string
-	mu      sync.Mutex
-	blocked chan struct{} // non-nil while armed: closed to release
-	entered chan struct{}
-}
-
-func (h *holder) onInvalidate(key string) {
-	if key != h.gate {
-		return
-	}
-	h.mu.Lock()
-	blocked, entered := h.blocked, h.entered
-	h.mu.Unlock()
-	if blocked == nil {
-		return
-	}
-	close(entered)
-	<-blocked
-}
-
-// hold writes the gate key through a and returns once B's subscription
-// goroutine is blocked on its invalidation.
-func (h *holder) hold(t *testing.T, a tierstore.Store) func() {
-	t.Helper()
-	blocked, entered := make(chan struct{}), make(chan struct{})
-	h.mu.Lock()
-	h.blocked, h.entered = blocked, entered
-	h.mu.Unlock()
-	if err := a.Set(context.Background(), h.gate, []byte("x"), time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("B never received the gate key's invalidation")
-	}
-	return h.releaseAll
-}
-
-func (h *holder) releaseAll() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.blocked != nil {
-		close(h.blocked)
-		h.blocked, h.entered = nil, nil
-	}
 }
 
 // gates lets a test stop a request inside its handler: the request named
