@@ -251,7 +251,7 @@ func Run(t *testing.T, newStore func(t *testing.T) tierstore.Store, opts ...Opti
 			t.Fatalf("GetWithExpiry(no expiry) = %v, %v; want zero time", got, err)
 		}
 	})
-	runVersioned(t, newStore)
+	runVersioned(t, newStore, slack)
 	t.Run("ConcurrentUseIsSafe", func(t *testing.T) {
 		s := newStore(t)
 		var wg sync.WaitGroup
