@@ -285,30 +285,22 @@ func (m *Manager) save(ctx context.Context, w http.ResponseWriter, st *state) er
 		st.id = NewID()
 		st.deadline = m.cfg.Now().Add(m.cfg.Lifetime)
 	}
-	vs, ok := m.cfg.Store.(tierstore.Versioned)
-	if !ok {
-		data, err := m.codec.Marshal(record{Deadline: st.deadline.UnixNano(), Values: st.values})
-		if err != nil {
-			return err
-		}
-		if err := m.cfg.Store.Set(ctx, m.storeKey(st.id), data, m.idleExpiry(st.deadline)); err != nil {
-			return err
-		}
-		st.stored = true
-		m.setCookie(w, st.id, 0, st.deadline)
-		return nil
-	}
+	vs, versioned := m.cfg.Store.(tierstore.Versioned)
 	for attempt := 1; ; attempt++ {
 		data, err := m.codec.Marshal(record{Deadline: st.deadline.UnixNano(), Values: st.values})
 		if err != nil {
 			return err
 		}
-		key := m.storeKey(st.id)
-		want := tierstore.NoVersion
-		if st.stored {
-			want = st.version
+		key, expiry := m.storeKey(st.id), m.idleExpiry(st.deadline)
+		var version tierstore.Version
+		switch {
+		case !versioned: // last writer wins
+			err = m.cfg.Store.Set(ctx, key, data, expiry)
+		case st.stored:
+			version, err = vs.SetIf(ctx, key, data, expiry, st.version)
+		default:
+			version, err = vs.SetIf(ctx, key, data, expiry, tierstore.NoVersion)
 		}
-		version, err := vs.SetIf(ctx, key, data, m.idleExpiry(st.deadline), want)
 		if err == nil {
 			st.stored, st.version = true, version
 			m.setCookie(w, st.id, version, st.deadline)
