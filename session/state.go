@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -36,6 +37,7 @@ type state struct {
 	deadline time.Time
 	expiry   time.Time // the Store's expiry when loaded; zero if unknown
 	values   map[string][]byte
+	shared   bool // values is a decoded session other requests use too: copy before changing
 	status   status
 
 	changes map[string]change // keys put or removed by this request
@@ -45,6 +47,14 @@ type state struct {
 type change struct {
 	value   []byte
 	removed bool
+}
+
+// own makes st.values this request's own before a change. st.mu must be
+// held.
+func (st *state) own() {
+	if st.shared {
+		st.values, st.shared = maps.Clone(st.values), false
+	}
 }
 
 // note records a change of key. st.mu must be held.
@@ -70,7 +80,7 @@ func (st *state) rebase(rec record, version tierstore.Version, expiry time.Time)
 			values[k] = c.value
 		}
 	}
-	st.values, st.version, st.expiry = values, version, expiry
+	st.values, st.shared, st.version, st.expiry = values, false, version, expiry
 	st.deadline = time.Unix(0, rec.Deadline)
 }
 
@@ -79,7 +89,7 @@ func (st *state) rebase(rec record, version tierstore.Version, expiry time.Time)
 func (st *state) drop() {
 	st.id, st.stored, st.version = "", false, tierstore.NoVersion
 	st.deadline, st.expiry = time.Time{}, time.Time{}
-	st.values, st.changes = map[string][]byte{}, nil
+	st.values, st.shared, st.changes = map[string][]byte{}, false, nil
 	st.status = destroyed
 }
 
@@ -106,6 +116,7 @@ func (m *Manager) Put(ctx context.Context, key string, val any) error {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.own()
 	st.values[key] = b
 	st.note(key, change{value: b})
 	return nil
@@ -210,6 +221,7 @@ func (m *Manager) Remove(ctx context.Context, key string) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if _, ok := st.values[key]; ok {
+		st.own()
 		delete(st.values, key)
 		st.note(key, change{removed: true})
 	}
@@ -229,9 +241,9 @@ func (m *Manager) Clear(ctx context.Context) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for k := range st.values {
-		delete(st.values, k)
 		st.note(k, change{removed: true})
 	}
+	st.values, st.shared = map[string][]byte{}, false
 	return nil
 }
 
