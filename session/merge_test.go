@@ -3,6 +3,7 @@ package session_test
 import (
 	"fmt"
 	"io"
+	"iter"
 	"maps"
 	"math/rand/v2"
 	"net/http"
@@ -298,16 +299,27 @@ func memoryStore(t testing.TB) tierstore.Store {
 	return s
 }
 
+// randomMergeCases yields n cases made of random bytes from seed.
+func randomMergeCases(seed uint64, n int) iter.Seq[mergeCase] {
+	return func(yield func(mergeCase) bool) {
+		rng := rand.New(rand.NewPCG(seed, seed))
+		for range n {
+			data := make([]byte, 16)
+			for i := range data {
+				data[i] = byte(rng.Uint32())
+			}
+			if !yield(decodeMergeCase(data)) {
+				return
+			}
+		}
+	}
+}
+
 func TestMergeEndsInTheSerialOrderOfTheSaves(t *testing.T) {
 	s := memoryStore(t)
 	apps, held := newMergeApps(t, [2]tierstore.Store{s, s})
-	rng := rand.New(rand.NewPCG(12, 34))
-	for range 2000 {
-		data := make([]byte, 16)
-		for i := range data {
-			data[i] = byte(rng.Uint32())
-		}
-		runMergeCase(t, decodeMergeCase(data), apps, held, apps[0])
+	for c := range randomMergeCases(12, 2000) {
+		runMergeCase(t, c, apps, held, apps[0])
 	}
 }
 
@@ -319,13 +331,8 @@ func TestMergeOnTwoTieredInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	truth, _ := newMergeApps(t, [2]tierstore.Store{redis, redis})
-	rng := rand.New(rand.NewPCG(56, 78))
-	for range 200 {
-		data := make([]byte, 16)
-		for i := range data {
-			data[i] = byte(rng.Uint32())
-		}
-		runMergeCase(t, decodeMergeCase(data), apps, held, truth[0])
+	for c := range randomMergeCases(56, 200) {
+		runMergeCase(t, c, apps, held, truth[0])
 	}
 }
 

@@ -305,7 +305,7 @@ func (m *Manager) Renew(ctx context.Context) error {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if err := m.deleteStored(ctx, st, "renew"); err != nil {
+	if err := m.deleteStored(ctx, st); err != nil {
 		return err
 	}
 	st.id, st.version = NewID(), tierstore.NoVersion
@@ -341,7 +341,7 @@ func (m *Manager) Destroy(ctx context.Context) error {
 // conditional on the version this request holds, merging what others
 // saved meanwhile into st; if the session is gone already, st becomes
 // empty. st.mu must be held.
-func (m *Manager) deleteStored(ctx context.Context, st *state, op string) error {
+func (m *Manager) deleteStored(ctx context.Context, st *state) error {
 	if !st.stored {
 		return nil
 	}
@@ -354,7 +354,7 @@ func (m *Manager) deleteStored(ctx context.Context, st *state, op string) error 
 			return nil
 		}
 		if !errors.Is(err, tierstore.ErrConflict) || attempt == maxSaveAttempts {
-			return fmt.Errorf("session: %s: stored session not deleted: %w", op, err)
+			return fmt.Errorf("session: renew: stored session not deleted: %w", err)
 		}
 		rec, version, expiry, err := m.read(ctx, key, st.version+1)
 		if errors.Is(err, errGone) {
@@ -362,12 +362,12 @@ func (m *Manager) deleteStored(ctx context.Context, st *state, op string) error 
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("session: %s: stored session not deleted: %w", op, err)
+			return fmt.Errorf("session: renew: stored session not deleted: %w", err)
 		}
 		st.rebase(rec, version, expiry)
 	}
 	if err := m.cfg.Store.Delete(ctx, key); err != nil {
-		return fmt.Errorf("session: %s: stored session not deleted: %w", op, err)
+		return fmt.Errorf("session: renew: stored session not deleted: %w", err)
 	}
 	st.stored = false
 	return nil

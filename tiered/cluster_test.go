@@ -157,18 +157,13 @@ func TestClusterMasterKilledIsAGap(t *testing.T) {
 	}
 }
 
-// Resharding: a write to a key whose slot has moved goes first to the old
-// owner's registration connection, which answers MOVED; it is sent again
-// through the Cluster client, which follows it.
-func TestClusterWriteFollowsAMovedSlot(t *testing.T) {
+// moveSlot gives the (empty) slot of key to another master, on every node,
+// behind the back of the stores' clients.
+func moveSlot(t *testing.T, cluster *redistest.Cluster, cc *redis.ClusterClient, key string) {
+	t.Helper()
 	ctx := context.Background()
-	cluster := redistest.StartCluster(t, 3)
-	cc := cluster.Client(nil)
-	// A long interval: the feed's own topology refresh does not run
-	// between the move and the write.
-	s := newStore(t, cluster.Client(nil), Config{HealthCheckInterval: time.Minute})
-	slot := cc.ClusterKeySlot(ctx, "test:k").Val()
-	owner, err := cc.MasterForKey(ctx, "test:k")
+	slot := cc.ClusterKeySlot(ctx, key).Val()
+	owner, err := cc.MasterForKey(ctx, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,10 +174,22 @@ func TestClusterWriteFollowsAMovedSlot(t *testing.T) {
 			break
 		}
 	}
-	// The slot is empty: reassign it on every node.
 	for _, n := range cluster.Nodes {
 		n.Do("CLUSTER", "SETSLOT", slot, "NODE", dest)
 	}
+}
+
+// Resharding: a write to a key whose slot has moved goes first to the old
+// owner's registration connection, which answers MOVED; it is sent again
+// through the Cluster client, which follows it.
+func TestClusterWriteFollowsAMovedSlot(t *testing.T) {
+	ctx := context.Background()
+	cluster := redistest.StartCluster(t, 3)
+	cc := cluster.Client(nil)
+	// A long interval: the feed's own topology refresh does not run
+	// between the move and the write.
+	s := newStore(t, cluster.Client(nil), Config{HealthCheckInterval: time.Minute})
+	moveSlot(t, cluster, cc, "test:k")
 	if err := s.Set(ctx, "k", []byte("v"), time.Time{}); err != nil {
 		t.Fatalf("Set after the slot moved: %v", err)
 	}

@@ -73,21 +73,7 @@ func TestClusterConditionalWritesFollowAMovedSlot(t *testing.T) {
 	cluster := redistest.StartCluster(t, 3)
 	cc := cluster.Client(nil)
 	s := newStore(t, cluster.Client(nil), Config{HealthCheckInterval: time.Minute})
-	slot := cc.ClusterKeySlot(ctx, "test:k").Val()
-	owner, err := cc.MasterForKey(ctx, "test:k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dest string
-	for _, n := range cluster.Nodes {
-		if n.Addr() != owner.Options().Addr {
-			dest = n.Do("CLUSTER", "MYID").(string)
-			break
-		}
-	}
-	for _, n := range cluster.Nodes {
-		n.Do("CLUSTER", "SETSLOT", slot, "NODE", dest)
-	}
+	moveSlot(t, cluster, cc, "test:k")
 	v, err := s.SetIf(ctx, "k", []byte("v"), time.Time{}, tierstore.NoVersion)
 	if err != nil {
 		t.Fatalf("SetIf after the slot moved: %v", err)

@@ -450,19 +450,15 @@ func (s *Client) SetIf(ctx context.Context, key string, value []byte, expiry tim
 	}
 	frame := appendFrameV2(make([]byte, 0, frameHeaderV2+len(value)), value, 0)
 	call := Call{setIfScript, []string{s.prefix + key}, []any{uint64(want), frame, pxat, n.Channel, n.Payload}}
-	v, err := s.runner.Run(ctx, call, func(cmd *redis.Cmd) {
+	v, err := conditional(s.runner.Run(ctx, call, func(cmd *redis.Cmd) {
 		if done != nil {
-			v, err := conditional(cmd)
-			done(v, err)
+			done(conditional(cmd))
 		}
-	}).Int64()
+	}))
 	if err != nil {
-		return 0, s.WrapError(ctx, "set", key, err)
+		return 0, s.conditionalError(ctx, "set", key, err)
 	}
-	if v == 0 {
-		return 0, fmt.Errorf("%s: set %s: %w", s.op, s.name(key), tierstore.ErrConflict)
-	}
-	return tierstore.Version(v), nil
+	return v, nil
 }
 
 // DeleteIf removes key only if its version is want, and publishes n in
@@ -474,17 +470,14 @@ func (s *Client) DeleteIf(ctx context.Context, key string, want tierstore.Versio
 		return err
 	}
 	call := Call{delIfScript, []string{s.prefix + key}, []any{uint64(want), n.Channel, n.Payload}}
-	ok, err := s.runner.Run(ctx, call, func(cmd *redis.Cmd) {
+	_, err := conditional(s.runner.Run(ctx, call, func(cmd *redis.Cmd) {
 		if done != nil {
 			_, err := conditional(cmd)
 			done(err)
 		}
-	}).Int64()
+	}))
 	if err != nil {
-		return s.WrapError(ctx, "delete", key, err)
-	}
-	if ok == 0 {
-		return fmt.Errorf("%s: delete %s: %w", s.op, s.name(key), tierstore.ErrConflict)
+		return s.conditionalError(ctx, "delete", key, err)
 	}
 	return nil
 }
@@ -500,6 +493,15 @@ func conditional(cmd *redis.Cmd) (tierstore.Version, error) {
 		return 0, tierstore.ErrConflict
 	}
 	return tierstore.Version(v), nil
+}
+
+// conditionalError names the key of a conditional write's error: a
+// conflict as it is, any other through WrapError.
+func (s *Client) conditionalError(ctx context.Context, op, key string, err error) error {
+	if errors.Is(err, tierstore.ErrConflict) {
+		return fmt.Errorf("%s: %s %s: %w", s.op, op, s.name(key), err)
+	}
+	return s.WrapError(ctx, op, key, err)
 }
 
 // TouchAndPublish sets the expiry of key (zero: none) without rewriting its
