@@ -114,6 +114,17 @@ type Versioned interface {
 	DeleteIf(ctx context.Context, key string, want Version) error
 }
 
+// VersionViewer is implemented by Versioned stores that can lend a value
+// without copying it, as Viewer does: ViewVersion calls fn with the value
+// under key, its Version and its expiry, as GetVersion would return them
+// (with the same atLeast rule), and returns fn's error; or ErrNotFound
+// without calling fn. fn must neither modify nor retain the slice. The
+// session manager uses it to recognise a session it has already decoded
+// without copying its bytes.
+type VersionViewer interface {
+	ViewVersion(ctx context.Context, key string, atLeast Version, fn func(value []byte, v Version, expiry time.Time) error) error
+}
+
 // Sentinel errors. Errors returned by the stores wrap these (check them with
 // errors.Is) together with the underlying cause. Error texts name the key
 // prefix, never a key or a value: keys are often session IDs.

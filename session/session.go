@@ -10,6 +10,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -239,7 +240,20 @@ func (m *Manager) read(ctx context.Context, key string, atLeast tierstore.Versio
 	var version tierstore.Version
 	var expiry time.Time
 	var err error
+	var rec record
+	decoded := false
 	switch s := m.cfg.Store.(type) {
+	case tierstore.VersionViewer:
+		// An unchanged session is recognised in the Store's own bytes;
+		// only a session to decode is copied.
+		err = s.ViewVersion(ctx, key, atLeast, func(b []byte, v tierstore.Version, e time.Time) error {
+			version, expiry = v, e
+			rec, decoded = m.decoded.get(key, b)
+			if !decoded {
+				data = bytes.Clone(b)
+			}
+			return nil
+		})
 	case tierstore.Versioned:
 		data, version, expiry, err = s.GetVersion(ctx, key, atLeast)
 	case tierstore.ExpiryReader:
@@ -253,8 +267,10 @@ func (m *Manager) read(ctx context.Context, key string, atLeast tierstore.Versio
 	case err != nil:
 		return record{}, 0, time.Time{}, err
 	}
-	rec, ok := m.decoded.get(key, data)
-	if !ok {
+	if !decoded {
+		rec, decoded = m.decoded.get(key, data)
+	}
+	if !decoded {
 		if err := m.codec.Unmarshal(data, &rec); err != nil {
 			return record{}, 0, time.Time{}, errGone // not a session this Manager wrote
 		}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -71,6 +72,39 @@ func runVersioned(t *testing.T, newStore func(t *testing.T) tierstore.Store, sla
 		_, err := v.SetIf(ctx, "k", []byte("c"), hour(), v1) // a stale read
 		conflict(t, "SetIf on a replaced version", err)
 		mustGet(t, s, "k", "b")
+	})
+	t.Run("ViewVersionAgreesWithGetVersion", func(t *testing.T) {
+		_, v := versioned(t)
+		vv, ok := v.(tierstore.VersionViewer)
+		if !ok {
+			t.Skip("store does not implement tierstore.VersionViewer")
+		}
+		called := false
+		err := vv.ViewVersion(ctx, "absent", tierstore.NoVersion, func([]byte, tierstore.Version, time.Time) error { called = true; return nil })
+		if !errors.Is(err, tierstore.ErrNotFound) || called {
+			t.Fatalf("ViewVersion(absent) = %v, fn called %v; want ErrNotFound and no call", err, called)
+		}
+		v1 := setIf(t, v, "k", "a", tierstore.NoVersion)
+		v2 := setIf(t, v, "k", "b", v1)
+		for range 2 { // a miss, then (for cached tiers) a hit
+			var got []byte
+			var ver tierstore.Version
+			var expiry time.Time
+			err := vv.ViewVersion(ctx, "k", v2, func(b []byte, v tierstore.Version, e time.Time) error {
+				got, ver, expiry = bytes.Clone(b), v, e
+				return nil
+			})
+			if err != nil || string(got) != "b" || ver != v2 {
+				t.Fatalf("ViewVersion = %q, version %d, %v; want %q, version %d", got, ver, err, "b", v2)
+			}
+			if !expiry.IsZero() && (expiry.Before(time.Now().Add(59*time.Minute)) || expiry.After(hour().Add(slack))) {
+				t.Fatalf("ViewVersion expiry %v, want about an hour from now", expiry)
+			}
+		}
+		boom := errors.New("boom")
+		if err := vv.ViewVersion(ctx, "k", tierstore.NoVersion, func([]byte, tierstore.Version, time.Time) error { return boom }); !errors.Is(err, boom) {
+			t.Fatalf("ViewVersion error = %v, want fn's error", err)
+		}
 	})
 	t.Run("DeletedKeyIsNeverReCreatedBySetIf", func(t *testing.T) {
 		s, v := versioned(t)

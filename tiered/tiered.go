@@ -142,12 +142,13 @@ type Store struct {
 }
 
 var (
-	_ tierstore.Store        = (*Store)(nil)
-	_ tierstore.Toucher      = (*Store)(nil)
-	_ tierstore.Viewer       = (*Store)(nil)
-	_ tierstore.ExpiryReader = (*Store)(nil)
-	_ tierstore.Lister       = (*Store)(nil)
-	_ tierstore.Versioned    = (*Store)(nil)
+	_ tierstore.Store         = (*Store)(nil)
+	_ tierstore.Toucher       = (*Store)(nil)
+	_ tierstore.Viewer        = (*Store)(nil)
+	_ tierstore.ExpiryReader  = (*Store)(nil)
+	_ tierstore.Lister        = (*Store)(nil)
+	_ tierstore.Versioned     = (*Store)(nil)
+	_ tierstore.VersionViewer = (*Store)(nil)
 )
 
 // New returns a Store and starts its invalidation subscription. Redis need
@@ -337,6 +338,18 @@ func (s *Store) GetVersion(ctx context.Context, key string, atLeast tierstore.Ve
 		return nil, 0, time.Time{}, err
 	}
 	return out, versionOf(m, out), m.Expiry, nil
+}
+
+// ViewVersion calls fn with the value under key, its version and its
+// expiry, as GetVersion returns them; on an L1 hit fn sees the cached bytes
+// themselves, which it must neither modify nor retain.
+func (s *Store) ViewVersion(ctx context.Context, key string, atLeast tierstore.Version, fn func([]byte, tierstore.Version, time.Time) error) error {
+	var value []byte
+	m, err := s.read(ctx, key, atLeast, func(b []byte) error { value = b; return nil })
+	if err != nil {
+		return err
+	}
+	return fn(value, versionOf(m, value), m.Expiry)
 }
 
 // View calls fn with the value under key. On an L1 hit fn sees the cached
