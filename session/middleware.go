@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/textproto"
+	"strings"
 )
 
 // errNotSaved is returned by Write when the session could not be saved:
@@ -17,11 +19,7 @@ var errNotSaved = errors.New("session: not saved; the request was answered by th
 // later writes then fail with an error.
 func (m *Manager) LoadAndSave(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var cookie string
-		if c, err := r.Cookie(m.cfg.Cookie.Name); err == nil {
-			cookie = c.Value
-		}
-		st, err := m.load(r.Context(), cookie)
+		st, err := m.load(r.Context(), requestCookie(r, m.cfg.Cookie.Name))
 		if err != nil {
 			m.cfg.ErrorHandler(w, r, err)
 			return
@@ -29,9 +27,9 @@ func (m *Manager) LoadAndSave(next http.Handler) http.Handler {
 		m.warnIfInsecure(r)
 		ctx := context.WithValue(r.Context(), contextKey{m}, st)
 		r = r.WithContext(ctx)
-		sw := &saveWriter{ResponseWriter: w, m: m, r: r, st: st}
-		next.ServeHTTP(sw, r)
-		sw.save()
+		st.w = saveWriter{ResponseWriter: w, m: m, r: r, st: st}
+		next.ServeHTTP(&st.w, r)
+		st.w.save()
 	})
 }
 
@@ -82,3 +80,38 @@ func (w *saveWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *saveWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// requestCookie returns the value of the request's first valid cookie
+// named name, as r.Cookie(name) does, or "": without r.Cookie's
+// allocations (it parses every cookie of the request), as this runs on
+// every request. (r.Cookie also gives up on a request of more than 3000
+// cookies; this reads one as any other.)
+func requestCookie(r *http.Request, name string) string {
+	for _, line := range r.Header["Cookie"] {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			n, v, _ := strings.Cut(textproto.TrimString(part), "=")
+			if textproto.TrimString(n) != name {
+				continue
+			}
+			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			if validCookieValue(v) {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+// validCookieValue reports whether net/http accepts v as a cookie value.
+func validCookieValue(v string) bool {
+	for i := range len(v) {
+		if b := v[i]; b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
+			return false
+		}
+	}
+	return true
+}

@@ -208,21 +208,19 @@ type record struct {
 // unknown, expired or unreadable session all give a fresh session; only a
 // Store failure is an error.
 func (m *Manager) load(ctx context.Context, cookie string) (*state, error) {
-	st := &state{m: m, values: map[string][]byte{}}
-	id, atLeast, ok := parseCookie(cookie)
-	if !ok {
-		return st, nil
+	st := &state{m: m}
+	if id, atLeast, ok := parseCookie(cookie); ok {
+		rec, version, expiry, err := m.read(ctx, m.storeKey(id), atLeast)
+		switch {
+		case err == nil:
+			st.id, st.stored, st.version, st.deadline, st.expiry = id, true, version, time.Unix(0, rec.Deadline), expiry
+			st.values, st.shared = rec.Values, rec.Values != nil && m.decoded != nil
+		case !errors.Is(err, errGone):
+			return nil, err
+		}
 	}
-	rec, version, expiry, err := m.read(ctx, m.storeKey(id), atLeast)
-	switch {
-	case errors.Is(err, errGone):
-		return st, nil
-	case err != nil:
-		return nil, err
-	}
-	st.id, st.stored, st.version, st.deadline, st.expiry = id, true, version, time.Unix(0, rec.Deadline), expiry
-	if rec.Values != nil {
-		st.values, st.shared = rec.Values, m.decoded != nil
+	if st.values == nil {
+		st.values = map[string][]byte{}
 	}
 	return st, nil
 }
@@ -236,30 +234,34 @@ var errGone = errors.New("session: gone")
 // copy only if it is at least atLeast. It returns errGone for a session
 // that is absent, expired or unreadable, and the Store's other errors.
 func (m *Manager) read(ctx context.Context, key string, atLeast tierstore.Version) (record, tierstore.Version, time.Time, error) {
-	var data []byte
-	var version tierstore.Version
-	var expiry time.Time
+	// One variable for what the read returns: the callback below captures
+	// it, and one heap object costs less than one per field.
+	var got struct {
+		data    []byte
+		version tierstore.Version
+		expiry  time.Time
+		rec     record
+		decoded bool
+	}
 	var err error
-	var rec record
-	decoded := false
 	switch s := m.cfg.Store.(type) {
 	case tierstore.VersionViewer:
 		// An unchanged session is recognised in the Store's own bytes;
 		// only a session to decode is copied.
 		err = s.ViewVersion(ctx, key, atLeast, func(b []byte, v tierstore.Version, e time.Time) error {
-			version, expiry = v, e
-			rec, decoded = m.decoded.get(key, b)
-			if !decoded {
-				data = bytes.Clone(b)
+			got.version, got.expiry = v, e
+			got.rec, got.decoded = m.decoded.get(key, b)
+			if !got.decoded {
+				got.data = bytes.Clone(b)
 			}
 			return nil
 		})
 	case tierstore.Versioned:
-		data, version, expiry, err = s.GetVersion(ctx, key, atLeast)
+		got.data, got.version, got.expiry, err = s.GetVersion(ctx, key, atLeast)
 	case tierstore.ExpiryReader:
-		data, expiry, err = s.GetWithExpiry(ctx, key)
+		got.data, got.expiry, err = s.GetWithExpiry(ctx, key)
 	default:
-		data, err = s.Get(ctx, key)
+		got.data, err = s.Get(ctx, key)
 	}
 	switch {
 	case errors.Is(err, tierstore.ErrNotFound), errors.Is(err, tierstore.ErrCorrupt):
@@ -267,20 +269,21 @@ func (m *Manager) read(ctx context.Context, key string, atLeast tierstore.Versio
 	case err != nil:
 		return record{}, 0, time.Time{}, err
 	}
-	if !decoded {
-		rec, decoded = m.decoded.get(key, data)
-	}
-	if !decoded {
-		if err := m.codec.Unmarshal(data, &rec); err != nil {
-			return record{}, 0, time.Time{}, errGone // not a session this Manager wrote
+	if !got.decoded {
+		var ok bool
+		if got.rec, ok = m.decoded.get(key, got.data); !ok {
+			if err := m.codec.Unmarshal(got.data, &got.rec); err != nil {
+				return record{}, 0, time.Time{}, errGone // not a session this Manager wrote
+			}
+			m.decoded.put(key, got.data, got.rec)
 		}
-		m.decoded.put(key, data, rec)
 	}
+	rec := got.rec
 	now := m.cfg.Now()
-	if !time.Unix(0, rec.Deadline).After(now) || !expiry.IsZero() && !expiry.After(now) {
+	if !time.Unix(0, rec.Deadline).After(now) || !got.expiry.IsZero() && !got.expiry.After(now) {
 		return record{}, 0, time.Time{}, errGone
 	}
-	return rec, version, expiry, nil
+	return rec, got.version, got.expiry, nil
 }
 
 // idleExpiry is when a session active now should end.
