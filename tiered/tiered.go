@@ -15,11 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/bus"
@@ -120,9 +120,11 @@ type Store struct {
 	epochKey string            // with tracker: rediskv.EpochKey
 	access   *accessReporter   // nil if AccessReportInterval < 0
 
-	flights singleflight.Group
-	closed  atomic.Bool
-	done    chan struct{} // closed by Close
+	flightMu      sync.Mutex
+	flights       map[flightKey]*flight
+	readsOnRunner bool // reads go through the tracker's or the cluster feed's connections
+	closed        atomic.Bool
+	done          chan struct{} // closed by Close
 
 	// ownEchoesUntil (unix ns): until then, this instance's own messages
 	// invalidate too (see ambiguousWriteWindow).
@@ -176,7 +178,7 @@ func New(cfg Config) (*Store, error) {
 	cc, isCluster := cfg.Redis.(*redis.ClusterClient)
 	// s is set before any write, and so before the tracker's OnGap; and
 	// before the bus or the cluster feed start calling it.
-	s := &Store{onInvalidate: cfg.OnInvalidate, done: make(chan struct{}), tracked: !cfg.OwnWritesOnly}
+	s := &Store{onInvalidate: cfg.OnInvalidate, done: make(chan struct{}), tracked: !cfg.OwnWritesOnly, flights: map[flightKey]*flight{}}
 	var cleanup []func()
 	closeAll := func() {
 		for _, c := range slices.Backward(cleanup) {
@@ -205,6 +207,7 @@ func New(cfg Config) (*Store, error) {
 			cleanup = append(cleanup, func() { _ = t.Close() })
 		}
 	}
+	s.readsOnRunner = kvcfg.Runner != nil
 	var err error
 	s.l2, err = rediskv.New(kvcfg)
 	if err != nil {
@@ -418,11 +421,12 @@ func (s *Store) fetch(ctx context.Context, key string) (fetched, error) {
 	for {
 		r, err := s.fetchOnce(ctx, key)
 		// A shared read ends at the deadline of the caller that started
-		// it. A waiter whose own context is still alive reads again
+		// it, or, if it was never sent, with that caller's cancellation.
+		// A waiter whose own context is still alive reads again
 		// (joining a later flight or starting its own) instead of
-		// failing with someone else's deadline; one without a deadline
-		// gives up after maxSharedRead, as its own read would.
-		if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && s.mayReadAgain(ctx, start) {
+		// failing with someone else's; one without a deadline gives up
+		// after maxSharedRead, as its own read would.
+		if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) && ctx.Err() == nil && s.mayReadAgain(ctx, start) {
 			continue
 		}
 		return r, err
@@ -439,37 +443,43 @@ func (s *Store) mayReadAgain(ctx context.Context, start time.Time) bool {
 	return time.Since(start) < maxSharedRead
 }
 
+// flight is one shared read of a key under one stamp: the callers that
+// miss the key under that stamp wait for it.
+type flight struct {
+	done chan struct{} // closed when r and err are set
+	r    fetched
+	err  error
+}
+
+// flightKey names a flight: a read that follows a write (which changes
+// the stamp) never joins a read that started before the write.
+type flightKey struct {
+	key   string
+	stamp cache.Stamp
+}
+
 func (s *Store) fetchOnce(ctx context.Context, key string) (fetched, error) {
 	st := s.l1.Stamp(key)
-	flight := key + "\x00" + st.String()
-	ch := s.flights.DoChan(flight, func() (any, error) {
-		// A flight under the same stamp may have filled L1 just before
-		// this one started: serve that instead of asking Redis again
-		// (not counted as a second miss).
-		var hit fetched
-		if s.feed.Live() {
-			found, m, _ := s.l1.Recheck(key, func(v []byte) error { hit.value = v; return nil })
-			if found {
-				hit.Meta = m
-				return hit, nil
-			}
-		}
-		// The read must not fail for the other waiters because the first
-		// caller gave up, so it runs without the caller's cancellation;
-		// it keeps the caller's deadline, or gets one of its own.
-		rctx, cancel := sharedReadContext(ctx)
-		defer cancel()
-		return s.load(rctx, key, st)
-	})
+	fk := flightKey{key, st}
+	s.flightMu.Lock()
+	f, joined := s.flights[fk]
+	if !joined {
+		f = &flight{done: make(chan struct{})}
+		s.flights[fk] = f
+	}
+	s.flightMu.Unlock()
 	if s.afterFlightJoin != nil {
 		s.afterFlightJoin(key)
 	}
+	if !joined {
+		s.fly(ctx, key, fk, f)
+	}
 	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return fetched{}, r.Err
+	case <-f.done:
+		if f.err != nil {
+			return fetched{}, f.err
 		}
-		return r.Val.(fetched), nil
+		return f.r, nil
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fetched{}, s.l2.WrapError(ctx, "get", key, ctx.Err())
@@ -478,25 +488,75 @@ func (s *Store) fetchOnce(ctx context.Context, key string) (fetched, error) {
 	}
 }
 
+// fly runs the shared read f, started by a caller with ctx, and lands it
+// for every waiter. It returns once the read is answered or ctx has ended;
+// the read itself runs to its end in either case, for the other waiters.
+func (s *Store) fly(ctx context.Context, key string, fk flightKey, f *flight) {
+	land := func(r fetched, err error) {
+		s.flightMu.Lock()
+		delete(s.flights, fk)
+		s.flightMu.Unlock()
+		f.r, f.err = r, err
+		close(f.done)
+	}
+	// A flight under the same stamp may have filled L1 just before this
+	// one started: serve that instead of asking Redis again (not counted
+	// as a second miss).
+	if s.feed.Live() {
+		var hit fetched
+		if found, m, _ := s.l1.Recheck(key, func(v []byte) error { hit.value = v; return nil }); found {
+			hit.Meta = m
+			land(hit, nil)
+			return
+		}
+	}
+	if s.readsOnRunner {
+		// The read joins the next batch on the store's own connection,
+		// which answers it whether or not this caller is still waiting.
+		if s.beforeL2Read != nil {
+			s.beforeL2Read(key)
+		}
+		_, _ = s.l2.ReadAsync(ctx, key, s.epochKey, func(r rediskv.Item, err error) {
+			if s.afterL2Read == nil {
+				land(s.landRead(key, fk.stamp, r, err))
+				return
+			}
+			// A test hook may block: not on the connection's goroutine.
+			go func() { s.afterL2Read(key); land(s.landRead(key, fk.stamp, r, err)) }()
+		})
+		return
+	}
+	// The read must not fail for the other waiters because the first
+	// caller gave up, so it runs without the caller's cancellation; it
+	// keeps the caller's deadline, or gets one of its own.
+	go func() {
+		rctx, cancel := sharedReadContext(ctx)
+		defer cancel()
+		land(s.load(rctx, key, fk.stamp))
+	}()
+}
+
 // load reads key from Redis and fills L1 under st, the stamp taken before.
 func (s *Store) load(ctx context.Context, key string, st cache.Stamp) (fetched, error) {
 	if s.beforeL2Read != nil {
 		s.beforeL2Read(key)
 	}
-	epochKey := ""
-	if s.tracker != nil {
-		// The dataset the value comes from must be the one the
-		// registration follows (SWAPDB is not reported; it could be
-		// swapped back before the next check).
-		epochKey = s.epochKey
-	}
-	r, err := s.l2.Read(ctx, key, epochKey)
+	r, err := s.l2.Read(ctx, key, s.epochKey)
 	if s.afterL2Read != nil {
 		s.afterL2Read(key)
 	}
+	return s.landRead(key, st, r, err)
+}
+
+// landRead counts a Redis read of key and fills L1 with what it found,
+// under st, the stamp taken before the read.
+func (s *Store) landRead(key string, st cache.Stamp, r rediskv.Item, err error) (fetched, error) {
 	switch {
 	case err == nil:
 		s.l2Hits.Add(1)
+		// With tracking, the dataset the value comes from must be the one
+		// the registration follows (SWAPDB is not reported; it could be
+		// swapped back before the next check).
 		if s.tracker == nil || r.Epoch != "" && r.Epoch == s.tracker.Epoch() {
 			s.l1.Fill(key, r.Value, cache.Meta{Expiry: r.Expiry, Version: r.Version}, st)
 		}

@@ -681,3 +681,44 @@ func TestOneRedisReadIsOneMiss(t *testing.T) {
 		t.Fatalf("one Get through to Redis counted %d L1 misses and %d Redis hits, want 1 and 1", misses, l2)
 	}
 }
+
+// A shared read that was never sent, because the caller that started it
+// left while the store's connection was busy, must not fail the callers
+// that joined it: they read again. The connection is held busy by a write
+// whose completion is held.
+func TestJoinedReadOutlivesTheFirstCallersCancellation(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, srv.Client(nil), Config{})
+	set(t, s, "k", "v")
+	s.l1.InvalidateAll()
+
+	writing, releaseWrite := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	s.afterL2Write = func(string) { // on the connection's goroutine: it holds every read and write
+		once.Do(func() { close(writing); <-releaseWrite })
+	}
+	go func() { _ = s.Set(context.Background(), "other", []byte("x"), time.Time{}) }()
+	<-writing
+
+	joined := make(chan struct{}, 2)
+	s.afterFlightJoin = func(string) { joined <- struct{}{} }
+	ctx, cancel := context.WithCancel(context.Background())
+	firstErr := make(chan error, 1)
+	go func() { _, err := s.Get(ctx, "k"); firstErr <- err }()
+	<-joined
+	type result struct {
+		v   string
+		err error
+	}
+	second := make(chan result, 1)
+	go func() { v, err := s.Get(context.Background(), "k"); second <- result{string(v), err} }()
+	<-joined
+	cancel()
+	if err := <-firstErr; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Get = %v, want context.Canceled", err)
+	}
+	close(releaseWrite)
+	if r := <-second; r.err != nil || r.v != "v" {
+		t.Fatalf("Get that joined a read its starter abandoned = %q, %v; want v", r.v, r.err)
+	}
+}

@@ -30,7 +30,8 @@ type Config struct {
 	MaxValueBytes int                   // default tierstore.DefaultMaxValueBytes
 	// Op names the caller in errors ("l2", "tiered").
 	Op string
-	// Runner runs the writes. Default: each on Redis's pool.
+	// Runner runs the writes. Default: each on Redis's pool. A Runner
+	// given here runs the reads too (see ReadAsync).
 	Runner Runner
 }
 
@@ -82,11 +83,13 @@ func (p poolRunner) Run(ctx context.Context, call Call, done func(*redis.Cmd)) *
 
 // Client reads and writes tierstore values in Redis.
 type Client struct {
-	rdb      redis.UniversalClient
-	runner   Runner
-	prefix   string
-	maxValue int
-	op       string
+	rdb    redis.UniversalClient
+	runner Runner
+	// readsOnRunner: reads go through runner (Config.Runner was set).
+	readsOnRunner bool
+	prefix        string
+	maxValue      int
+	op            string
 }
 
 // serverCheckTimeout bounds the version check in New: Redis need not be
@@ -116,10 +119,11 @@ func New(cfg Config) (*Client, error) {
 	if err := CheckServer(ctx, cfg.Redis); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Op, err)
 	}
+	readsOnRunner := cfg.Runner != nil
 	if cfg.Runner == nil {
 		cfg.Runner = poolRunner{cfg.Redis}
 	}
-	return &Client{rdb: cfg.Redis, runner: cfg.Runner, prefix: cfg.KeyPrefix, maxValue: cfg.MaxValueBytes, op: cfg.Op}, nil
+	return &Client{rdb: cfg.Redis, runner: cfg.Runner, readsOnRunner: readsOnRunner, prefix: cfg.KeyPrefix, maxValue: cfg.MaxValueBytes, op: cfg.Op}, nil
 }
 
 // KeyPrefix returns the prefix of the keys in Redis.
@@ -152,10 +156,14 @@ type Item struct {
 // Read returns the value under key with its version and expiry in one
 // round trip and, if epochKey is not "", the value of the key epochKey in
 // the same round trip: which dataset the value came from (see package
-// tracking).
+// tracking). With a Config.Runner, the read travels on the Runner's
+// connection, as one script call (see ReadAsync).
 func (s *Client) Read(ctx context.Context, key, epochKey string) (Item, error) {
 	if err := s.checkKey(ctx, key); err != nil {
 		return Item{}, err
+	}
+	if s.readsOnRunner {
+		return s.ReadAsync(ctx, key, epochKey, nil)
 	}
 	start := time.Now()
 	var get, epoch *redis.StringCmd
@@ -175,12 +183,22 @@ func (s *Client) Read(ctx context.Context, key, epochKey string) (Item, error) {
 		return Item{}, s.WrapError(ctx, "get", key, err)
 	}
 	framed, _ := get.Bytes()
+	var e string
+	if epoch != nil {
+		e = epoch.Val()
+	}
+	return s.item(key, framed, ttl.Val(), e, start)
+}
+
+// item builds what Read returns from the framed value, its PTTL and the
+// epoch, read at start.
+func (s *Client) item(key string, framed []byte, pttl time.Duration, epoch string, start time.Time) (Item, error) {
 	value, version, ok := unframe(framed)
 	if !ok {
 		return Item{}, fmt.Errorf("%s: get %s: %w", s.op, s.name(key), tierstore.ErrCorrupt)
 	}
 	var expiry time.Time
-	switch d := ttl.Val(); {
+	switch d := pttl; {
 	case d == -1: // no expiry
 	case d < 0: // expired between GET and PTTL: valid now, cache nothing
 		expiry = start
@@ -189,11 +207,70 @@ func (s *Client) Read(ctx context.Context, key, epochKey string) (Item, error) {
 		// so it can exceed the true remainder by up to 1ms.
 		expiry = start.Add(d - time.Millisecond)
 	}
-	r := Item{Value: value, Version: version, Expiry: expiry}
-	if epoch != nil {
-		r.Epoch = epoch.Val()
+	return Item{Value: value, Version: version, Expiry: expiry, Epoch: epoch}, nil
+}
+
+// readScript is Read as one command: the value (false if absent), its
+// PTTL in milliseconds and, with a second key, that key's value.
+var readScript = redis.NewScript(`
+local e = false
+if KEYS[2] then e = redis.call('GET', KEYS[2]) end
+return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), e}`)
+
+// ReadAsync is Read on the Config.Runner's connection, where it joins the
+// writes' batches: no pooled connection, no round trip of its own. It
+// returns when Redis has answered or ctx has ended; done, if not nil, is
+// called exactly once with the outcome, when Redis has answered, also if
+// ctx ended first (see Runner), possibly on the Runner's goroutine: it
+// must not block. A read refused before it was sent (ctx already done,
+// an invalid key) is an outcome too. Without a Runner it is Read, and done runs before it
+// returns.
+func (s *Client) ReadAsync(ctx context.Context, key, epochKey string, done func(Item, error)) (Item, error) {
+	if err := s.checkKey(ctx, key); err != nil {
+		if done != nil {
+			done(Item{}, err)
+		}
+		return Item{}, err
 	}
-	return r, nil
+	if !s.readsOnRunner {
+		r, err := s.Read(ctx, key, epochKey)
+		if done != nil {
+			done(r, err)
+		}
+		return r, err
+	}
+	start := time.Now()
+	keys := []string{s.prefix + key}
+	if epochKey != "" {
+		keys = append(keys, epochKey)
+	}
+	parse := func(ctx context.Context, cmd *redis.Cmd) (Item, error) {
+		reply, err := cmd.Slice()
+		if err != nil {
+			return Item{}, s.WrapError(ctx, "get", key, err)
+		}
+		if len(reply) != 3 {
+			return Item{}, fmt.Errorf("%s: get %s: %d fields in the read script's reply: %w", s.op, s.name(key), len(reply), tierstore.ErrRefused)
+		}
+		framed, _ := reply[0].(string)
+		if reply[0] == nil {
+			return Item{}, tierstore.ErrNotFound
+		}
+		pttl, _ := reply[1].(int64)
+		d := time.Duration(pttl) * time.Millisecond
+		if pttl < 0 {
+			d = time.Duration(pttl) // -1: no expiry, -2: gone, as go-redis's PTTL reports them
+		}
+		epoch, _ := reply[2].(string)
+		return s.item(key, []byte(framed), d, epoch, start)
+	}
+	cmd := s.runner.Run(ctx, Call{Script: readScript, Keys: keys}, func(cmd *redis.Cmd) {
+		if done != nil {
+			// The caller may have left: the outcome is Redis's, not ctx's.
+			done(parse(context.Background(), cmd))
+		}
+	})
+	return parse(ctx, cmd)
 }
 
 // Keys calls fn for each key under the prefix, without the prefix, using
