@@ -52,10 +52,13 @@ const ambiguousWriteWindow = 30 * time.Second
 type Config struct {
 	// Redis is the client, required: *redis.Client, a Sentinel failover
 	// client or *redis.ClusterClient (reading from masters). The Store
-	// never closes it. Reads go through it; writes and the invalidation
-	// subscription go through connections of the Store's own, made from
-	// its options (address, credentials, database, TLS, timeouts,
-	// OnConnect), so hooks added with AddHook do not see them.
+	// never closes it. By default, reads, writes and the invalidation
+	// subscription go through connections of the Store's own (one per
+	// master for a Cluster), made from its options (address,
+	// credentials, database, TLS, timeouts, OnConnect), so hooks added
+	// with AddHook do not see them; reads and writes share one
+	// connection, pipelined. With OwnWritesOnly, reads and writes go
+	// through the client itself.
 	Redis redis.UniversalClient
 	// KeyPrefix is prepended to every key in Redis. Default "tierstore:".
 	// Instances share data (and invalidations) only if they share it.
