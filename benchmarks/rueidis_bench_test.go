@@ -103,8 +103,9 @@ func (a sessionAPI) Delete(ctx context.Context, key string) error { return a.s.D
 
 // peerStacks returns two instances of each store compared, on the Redis
 // at addr, with the workload's keys preloaded: tiered through Get and Set,
-// tiered through the calls a session makes (GetVersion, SetIf), rueidis
-// DoCache, and the Redis-only store.
+// tiered through the calls a session makes (ViewVersion, SetIf), rueidis
+// DoCache, and the Redis-only store; each instance has read every key
+// once, as instances of a service that has run a while would have.
 func peerStacks(b *testing.B, srv *redistest.Server, addr string) []peerStack {
 	ctx := context.Background()
 	client := func() *goredis.Client {
@@ -140,6 +141,9 @@ func peerStacks(b *testing.B, srv *redistest.Server, addr string) []peerStack {
 	_ = srv
 	for _, s := range stacks {
 		if err := workload.Preload(ctx, s.instances[0], workload.Config{}); err != nil {
+			b.Fatal(err)
+		}
+		if err := workload.Warm(ctx, s.instances, workload.Config{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -196,8 +200,24 @@ func BenchmarkPeersRemote(b *testing.B) {
 // throughput, the CPU per operation in this process and in redis-server,
 // and the stale reads.
 func runPeer(b *testing.B, srv *redistest.Server, instances []tierstore.Store, cfg workload.Config) {
+	l2Reads := func() (n uint64) {
+		for _, s := range instances {
+			var t *tiered.Store
+			switch s := s.(type) {
+			case *tiered.Store:
+				t = s
+			case sessionAPI:
+				t = s.s
+			default:
+				return 0
+			}
+			st := t.Stats()
+			n += st.L2Hits + st.L2Misses
+		}
+		return n
+	}
 	var total workload.Result
-	serverBefore := srv.CPU()
+	serverBefore, readsBefore := srv.CPU(), l2Reads()
 	for b.Loop() {
 		r, err := workload.Run(context.Background(), instances, cfg)
 		if err != nil {
@@ -213,4 +233,7 @@ func runPeer(b *testing.B, srv *redistest.Server, instances []tierstore.Store, c
 	b.ReportMetric(float64(total.CPU.Nanoseconds())/ops, "client-cpu-ns/op")
 	b.ReportMetric(float64((srv.CPU()-serverBefore).Nanoseconds())/ops, "server-cpu-ns/op")
 	b.ReportMetric(100*total.StaleShare(), "%stale")
+	if total.Writes > 0 {
+		b.ReportMetric(float64(l2Reads()-readsBefore)/float64(total.Writes), "redis-reads/write")
+	}
 }
