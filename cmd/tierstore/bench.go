@@ -108,13 +108,28 @@ func runBench(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	setups := []struct {
+	type setup struct {
 		name      string
 		instances []tierstore.Store
-	}{
+	}
+	setups := []setup{
 		{"memory (l1, one instance: not shared)", []tierstore.Store{mem}},
 		{"Redis (l2, two instances)", red},
 		{"tiered (two instances)", []tierstore.Store{ta, tb}},
+	}
+	// rueidis's client-side cache needs CLIENT TRACKING, which miniredis
+	// does not have.
+	if opts.Addr != embeddedAddr {
+		var peers []tierstore.Store
+		for range 2 {
+			r, err := newRueidis(opts, *ttl)
+			if err != nil {
+				return fmt.Errorf("rueidis: %w", err)
+			}
+			closers = append(closers, r.c.Close)
+			peers = append(peers, r)
+		}
+		setups = append(setups, setup{"rueidis client-side cache (DoCache, two instances)", peers})
 	}
 	progress := newProgress(out)
 	var rows []benchRow
@@ -122,6 +137,9 @@ func runBench(args []string, out io.Writer) error {
 		progress.update(s.name+": preloading", 0)
 		if err := workload.Preload(ctx, s.instances[0], cfg); err != nil {
 			return fmt.Errorf("%s: preload: %w", s.name, err)
+		}
+		if err := workload.Warm(ctx, s.instances, cfg); err != nil {
+			return fmt.Errorf("%s: warm-up: %w", s.name, err)
 		}
 		run := cfg
 		run.Progress = func(done float64) { progress.update(s.name, done) }

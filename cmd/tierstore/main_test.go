@@ -59,7 +59,7 @@ func TestBenchCommandWritesTableAndChart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"| memory (l1", "| Redis (l2", "| tiered (two", "Invalidation delay"} {
+	for _, want := range []string{"| memory (l1", "| Redis (l2", "| tiered (two", "| rueidis client-side cache", "Invalidation delay"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
