@@ -143,7 +143,9 @@ type Store struct {
 	// miss; afterL2Write between a successful Redis write and its L1
 	// fill.
 	// afterFlightJoin runs once a miss has joined or started its flight.
-	beforeL2Read, afterL2Read, afterL2Write, afterFlightJoin func(key string)
+	// beforeL2Read gets the context the read will run with.
+	beforeL2Read                               func(ctx context.Context, key string)
+	afterL2Read, afterL2Write, afterFlightJoin func(key string)
 }
 
 var (
@@ -422,14 +424,16 @@ func (s *Store) fetch(ctx context.Context, key string) (fetched, error) {
 	}
 	start := time.Now()
 	for {
-		r, err := s.fetchOnce(ctx, key)
+		r, starterLeft, err := s.fetchOnce(ctx, key)
 		// A shared read ends at the deadline of the caller that started
 		// it, or, if it was never sent, with that caller's cancellation.
 		// A waiter whose own context is still alive reads again
 		// (joining a later flight or starting its own) instead of
 		// failing with someone else's; one without a deadline gives up
-		// after maxSharedRead, as its own read would.
-		if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) && ctx.Err() == nil && s.mayReadAgain(ctx, start) {
+		// after maxSharedRead, as its own read would. A read that failed
+		// while its starter still waited (a network timeout is no one's
+		// deadline) is the waiters' failure too.
+		if err != nil && starterLeft && ctx.Err() == nil && s.mayReadAgain(ctx, start) {
 			continue
 		}
 		return r, err
@@ -449,9 +453,12 @@ func (s *Store) mayReadAgain(ctx context.Context, start time.Time) bool {
 // flight is one shared read of a key under one stamp: the callers that
 // miss the key under that stamp wait for it.
 type flight struct {
-	done chan struct{} // closed when r and err are set
+	done chan struct{} // closed when the fields below are set
 	r    fetched
 	err  error
+	// starterLeft: the read failed after the context of the caller that
+	// started it ended, maybe because it ended.
+	starterLeft bool
 }
 
 // flightKey names a flight: a read that follows a write (which changes
@@ -461,7 +468,9 @@ type flightKey struct {
 	stamp cache.Stamp
 }
 
-func (s *Store) fetchOnce(ctx context.Context, key string) (fetched, error) {
+// fetchOnce joins or starts the flight of key under its current stamp and
+// returns its outcome, and whether it failed after its starter left.
+func (s *Store) fetchOnce(ctx context.Context, key string) (r fetched, starterLeft bool, err error) {
 	st := s.l1.Stamp(key)
 	fk := flightKey{key, st}
 	s.flightMu.Lock()
@@ -479,27 +488,48 @@ func (s *Store) fetchOnce(ctx context.Context, key string) (fetched, error) {
 	}
 	select {
 	case <-f.done:
-		if f.err != nil {
-			return fetched{}, f.err
+		switch {
+		case f.err == nil:
+			return f.r, false, nil
+		case ctx.Err() != nil:
+			// Both were ready: this caller left, whatever the read says.
+			return fetched{}, false, s.ctxError(ctx, key)
 		}
-		return f.r, nil
+		return fetched{}, f.starterLeft, f.err
 	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return fetched{}, s.l2.WrapError(ctx, "get", key, ctx.Err())
-		}
-		return fetched{}, ctx.Err()
+		return fetched{}, false, s.ctxError(ctx, key)
 	}
+}
+
+// ended reports whether ctx has ended, or its deadline has passed (its
+// timer may not have fired yet).
+func ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	deadline, ok := ctx.Deadline()
+	return ok && !time.Now().Before(deadline)
+}
+
+// ctxError is the error of a read of key whose caller's context ended:
+// a passed deadline is ErrUnavailable (Redis did not answer in time).
+func (s *Store) ctxError(ctx context.Context, key string) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return s.l2.WrapError(ctx, "get", key, ctx.Err())
+	}
+	return ctx.Err()
 }
 
 // fly runs the shared read f, started by a caller with ctx, and lands it
 // for every waiter. It returns once the read is answered or ctx has ended;
 // the read itself runs to its end in either case, for the other waiters.
 func (s *Store) fly(ctx context.Context, key string, fk flightKey, f *flight) {
-	land := func(r fetched, err error) {
+	// land ends the flight; rctx is the context the read ran with.
+	land := func(rctx context.Context, r fetched, err error) {
 		s.flightMu.Lock()
 		delete(s.flights, fk)
 		s.flightMu.Unlock()
-		f.r, f.err = r, err
+		f.r, f.err, f.starterLeft = r, err, err != nil && ended(rctx)
 		close(f.done)
 	}
 	// A flight under the same stamp may have filled L1 just before this
@@ -509,7 +539,7 @@ func (s *Store) fly(ctx context.Context, key string, fk flightKey, f *flight) {
 		var hit fetched
 		if found, m, _ := s.l1.Recheck(key, func(v []byte) error { hit.value = v; return nil }); found {
 			hit.Meta = m
-			land(hit, nil)
+			land(ctx, hit, nil)
 			return
 		}
 	}
@@ -517,15 +547,20 @@ func (s *Store) fly(ctx context.Context, key string, fk flightKey, f *flight) {
 		// The read joins the next batch on the store's own connection,
 		// which answers it whether or not this caller is still waiting.
 		if s.beforeL2Read != nil {
-			s.beforeL2Read(key)
+			s.beforeL2Read(ctx, key)
 		}
 		_, _ = s.l2.ReadAsync(ctx, key, s.epochKey, func(r rediskv.Item, err error) {
 			if s.afterL2Read == nil {
-				land(s.landRead(key, fk.stamp, r, err))
+				r, err := s.landRead(key, fk.stamp, r, err)
+				land(ctx, r, err)
 				return
 			}
 			// A test hook may block: not on the connection's goroutine.
-			go func() { s.afterL2Read(key); land(s.landRead(key, fk.stamp, r, err)) }()
+			go func() {
+				s.afterL2Read(key)
+				r, err := s.landRead(key, fk.stamp, r, err)
+				land(ctx, r, err)
+			}()
 		})
 		return
 	}
@@ -535,14 +570,15 @@ func (s *Store) fly(ctx context.Context, key string, fk flightKey, f *flight) {
 	go func() {
 		rctx, cancel := sharedReadContext(ctx)
 		defer cancel()
-		land(s.load(rctx, key, fk.stamp))
+		r, err := s.load(rctx, key, fk.stamp)
+		land(rctx, r, err)
 	}()
 }
 
 // load reads key from Redis and fills L1 under st, the stamp taken before.
 func (s *Store) load(ctx context.Context, key string, st cache.Stamp) (fetched, error) {
 	if s.beforeL2Read != nil {
-		s.beforeL2Read(key)
+		s.beforeL2Read(ctx, key)
 	}
 	r, err := s.l2.Read(ctx, key, s.epochKey)
 	if s.afterL2Read != nil {
@@ -565,6 +601,8 @@ func (s *Store) landRead(key string, st cache.Stamp, r rediskv.Item, err error) 
 		}
 	case errors.Is(err, tierstore.ErrNotFound):
 		s.l2Misses.Add(1)
+	case errors.Is(err, context.Canceled):
+		// Never sent, or not waited for: the caller left, Redis did not fail.
 	default:
 		s.errs.Add(1)
 	}

@@ -446,7 +446,7 @@ func TestCancelledReadReturnsPromptlyWhileFlightContinues(t *testing.T) {
 	s.l1.InvalidateAll()
 	release := make(chan struct{})
 	reading := make(chan struct{})
-	s.beforeL2Read = func(string) { close(reading) }
+	s.beforeL2Read = func(context.Context, string) { close(reading) }
 	s.afterL2Read = func(string) { <-release }
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error)
@@ -593,12 +593,14 @@ func TestJoinedReadOutlivesTheFirstCallersDeadline(t *testing.T) {
 	s.afterFlightJoin = func(string) { joined <- struct{}{} }
 	bothJoined := make(chan struct{})
 	var reads atomic.Int32
-	s.beforeL2Read = func(string) {
+	s.beforeL2Read = func(ctx context.Context, _ string) {
 		if reads.Add(1) == 1 {
 			// The first shared read starts once both callers are in it,
-			// after the first caller's deadline passed.
+			// after the first caller's deadline passed: once the read's
+			// own context, which has that deadline, has ended (its timer
+			// may fire after the caller's).
 			<-bothJoined
-			<-short.Done()
+			<-ctx.Done()
 		}
 	}
 	go func() { _, _ = s.Get(short, "k") }()
@@ -627,7 +629,7 @@ func TestWaiterDeadlineIsUnavailable(t *testing.T) {
 	s := newStore(t, c, Config{OwnWritesOnly: true})
 	release := make(chan struct{})
 	defer close(release)
-	s.beforeL2Read = func(string) { <-release }
+	s.beforeL2Read = func(context.Context, string) { <-release }
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	_, err := s.Get(ctx, "k")
