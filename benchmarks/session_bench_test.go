@@ -145,3 +145,37 @@ func BenchmarkRequest(b *testing.B) {
 		})
 	}
 }
+
+// discard is a ResponseWriter that keeps nothing but its header map,
+// which each request starts empty.
+type discard struct{ h http.Header }
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discard) WriteHeader(int)             {}
+
+// BenchmarkOverhead is BenchmarkRequest without httptest: one request
+// value, served again and again (each time with a context that ends with
+// it), and a ResponseWriter that discards the body. What a request costs
+// outside the handler is then small and steady, and the difference
+// between the rows is the session middleware's own cost.
+func BenchmarkOverhead(b *testing.B) {
+	for _, s := range setups(b)[:2] { // no-sessions, tierstore-session/tiered
+		b.Run(s.name, func(b *testing.B) {
+			req := httptest.NewRequest("GET", "/", nil)
+			req.AddCookie(s.cookie)
+			w := &discard{h: http.Header{}}
+			for range 100 { // warm: let L1 admit the session
+				serve(s.handler, s.cookie)
+				time.Sleep(100 * time.Microsecond)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx, cancel := context.WithCancel(context.Background())
+				clear(w.h)
+				s.handler.ServeHTTP(w, req.WithContext(ctx))
+				cancel()
+			}
+		})
+	}
+}

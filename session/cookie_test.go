@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/codec"
 )
 
 // referenceParseCookie is parseCookie written with the standard library's
@@ -77,6 +78,32 @@ func FuzzRequestCookie(f *testing.F) {
 		}
 		if got := requestCookie(r, "session"); got != want {
 			t.Fatalf("requestCookie(%q, %q) = %q; r.Cookie says %q", line1, line2, got, want)
+		}
+	})
+}
+
+// msgpackString must read exactly what the msgpack codec decodes, where
+// it reads anything.
+func FuzzMsgpackString(f *testing.F) {
+	for _, s := range []string{"", "ada", strings.Repeat("x", 31), strings.Repeat("y", 32), strings.Repeat("z", 300), strings.Repeat("w", 70000)} {
+		b, err := codec.Msgpack.Marshal(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{0xd9})
+	f.Add([]byte{0xdb, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{0xa3, 'a', 'b'})
+	f.Add([]byte{0xc4, 1, 'a'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, ok := msgpackString(b)
+		if !ok {
+			return
+		}
+		var want string
+		if err := codec.Msgpack.Unmarshal(b, &want); err != nil || got != want {
+			t.Fatalf("msgpackString(%x) = %q; the codec says %q, %v", b, got, want, err)
 		}
 	})
 }

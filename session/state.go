@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/codec"
 )
 
 type status int
@@ -167,7 +169,48 @@ func getAs[T any](m *Manager, ctx context.Context, key string) T {
 
 // GetString returns the string under key, or "" if absent or not a string.
 func (m *Manager) GetString(ctx context.Context, key string) string {
+	if _, ok := m.codec.(codec.MsgpackCodec); ok {
+		// The common case, read on most requests, without the decoder's
+		// reflection: the bytes of a msgpack string.
+		if st, err := m.state(ctx); err == nil {
+			st.mu.Lock()
+			b, found := st.values[key]
+			st.mu.Unlock()
+			if !found {
+				return ""
+			}
+			if s, ok := msgpackString(b); ok {
+				return s
+			}
+		}
+	}
 	return getAs[string](m, ctx, key)
+}
+
+// msgpackString returns the string b encodes, if b is exactly one msgpack
+// str (the form msgpack gives a Go string); otherwise false, and the
+// decoder decides.
+func msgpackString(b []byte) (string, bool) {
+	if len(b) == 0 {
+		return "", false
+	}
+	var n, h int
+	switch c := b[0]; {
+	case c >= 0xa0 && c <= 0xbf:
+		n, h = int(c&0x1f), 1
+	case c == 0xd9 && len(b) >= 2:
+		n, h = int(b[1]), 2
+	case c == 0xda && len(b) >= 3:
+		n, h = int(binary.BigEndian.Uint16(b[1:])), 3
+	case c == 0xdb && len(b) >= 5:
+		n, h = int(binary.BigEndian.Uint32(b[1:])), 5
+	default:
+		return "", false
+	}
+	if len(b)-h != n {
+		return "", false
+	}
+	return string(b[h:]), true
 }
 
 // GetInt returns the integer under key, or 0.
