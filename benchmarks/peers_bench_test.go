@@ -11,6 +11,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/benchmarks/internal/mixed"
 	"github.com/tierstore/tierstore/internal/redistest"
 	"github.com/tierstore/tierstore/internal/workload"
 	"github.com/tierstore/tierstore/tiered"
@@ -141,24 +142,6 @@ func BenchmarkMixedPeers(b *testing.B) {
 		if err := workload.Preload(ctx, s.instances[0], cfg); err != nil {
 			b.Fatal(err)
 		}
-		b.Run(s.name, func(b *testing.B) {
-			var total workload.Result
-			serverBefore := srv.CPU()
-			for b.Loop() {
-				r, err := workload.Run(ctx, s.instances, cfg)
-				if err != nil {
-					b.Fatal(err)
-				}
-				total.Add(r)
-			}
-			if total.Errors > 0 {
-				b.Fatalf("%d errors", total.Errors)
-			}
-			ops := float64(total.Reads + total.Writes)
-			b.ReportMetric(total.OpsPerSecond(), "ops/s")
-			b.ReportMetric(float64(total.CPU.Microseconds())/ops, "client-cpu-µs/op")
-			b.ReportMetric(float64((srv.CPU()-serverBefore).Microseconds())/ops, "server-cpu-µs/op")
-			b.ReportMetric(100*total.StaleShare(), "%stale")
-		})
+		b.Run(s.name, func(b *testing.B) { mixed.Run(b, srv, s.instances, cfg) })
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/benchmarks/internal/mixed"
 	"github.com/tierstore/tierstore/internal/redistest"
 	"github.com/tierstore/tierstore/internal/workload"
 	"github.com/tierstore/tierstore/l2"
@@ -101,6 +102,9 @@ func (a sessionAPI) Set(ctx context.Context, key string, value []byte, expiry ti
 
 func (a sessionAPI) Delete(ctx context.Context, key string) error { return a.s.Delete(ctx, key) }
 
+// Stats lets the benchmark count the store's Redis reads.
+func (a sessionAPI) Stats() tiered.Stats { return a.s.Stats() }
+
 // peerStacks returns two instances of each store compared, on the Redis
 // at addr, with the workload's keys preloaded: tiered through Get and Set,
 // tiered through the calls a session makes (ViewVersion, SetIf), rueidis
@@ -177,7 +181,7 @@ func BenchmarkPeers(b *testing.B) {
 		b.Run(w.name, func(b *testing.B) {
 			for _, s := range stacks {
 				b.Run(s.name, func(b *testing.B) {
-					runPeer(b, srv, s.instances, workload.Config{ReadShare: w.reads, Concurrency: 16})
+					mixed.Run(b, srv, s.instances, workload.Config{ReadShare: w.reads, Concurrency: 16})
 				})
 			}
 		})
@@ -191,49 +195,7 @@ func BenchmarkPeersRemote(b *testing.B) {
 	stacks := peerStacks(b, srv, redistest.Latency(b, srv.Addr(), time.Millisecond))
 	for _, s := range stacks {
 		b.Run(s.name, func(b *testing.B) {
-			runPeer(b, srv, s.instances, workload.Config{Concurrency: 16})
+			mixed.Run(b, srv, s.instances, workload.Config{Concurrency: 16})
 		})
-	}
-}
-
-// runPeer runs the workload on instances b.N times and reports its
-// throughput, the CPU per operation in this process and in redis-server,
-// and the stale reads.
-func runPeer(b *testing.B, srv *redistest.Server, instances []tierstore.Store, cfg workload.Config) {
-	l2Reads := func() (n uint64) {
-		for _, s := range instances {
-			var t *tiered.Store
-			switch s := s.(type) {
-			case *tiered.Store:
-				t = s
-			case sessionAPI:
-				t = s.s
-			default:
-				return 0
-			}
-			st := t.Stats()
-			n += st.L2Hits + st.L2Misses
-		}
-		return n
-	}
-	var total workload.Result
-	serverBefore, readsBefore := srv.CPU(), l2Reads()
-	for b.Loop() {
-		r, err := workload.Run(context.Background(), instances, cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if r.Errors > 0 {
-			b.Fatalf("%d errors", r.Errors)
-		}
-		total.Add(r)
-	}
-	ops := float64(total.Reads + total.Writes)
-	b.ReportMetric(total.OpsPerSecond(), "ops/s")
-	b.ReportMetric(float64(total.CPU.Nanoseconds())/ops, "client-cpu-ns/op")
-	b.ReportMetric(float64((srv.CPU()-serverBefore).Nanoseconds())/ops, "server-cpu-ns/op")
-	b.ReportMetric(100*total.StaleShare(), "%stale")
-	if total.Writes > 0 {
-		b.ReportMetric(float64(l2Reads()-readsBefore)/float64(total.Writes), "redis-reads/write")
 	}
 }

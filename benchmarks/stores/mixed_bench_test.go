@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/benchmarks/internal/mixed"
 	"github.com/tierstore/tierstore/internal/redistest"
 	"github.com/tierstore/tierstore/internal/workload"
 	"github.com/tierstore/tierstore/l2"
@@ -109,45 +110,7 @@ func BenchmarkMixed(b *testing.B) {
 		{"tiered-reads-only", "tiered", 1},
 	} {
 		name, cfg := run.store, workload.Config{ReadShare: run.reads}
-		b.Run(run.name, func(b *testing.B) { runMixed(b, srv, instances[name], cfg) })
-	}
-}
-
-// runMixed runs the workload on instances b.N times and reports its
-// throughput, the CPU per operation in this process (instances, workload
-// and anything else in it) and in redis-server, the stale reads, and, for
-// tiered stores, the Redis reads (L1 misses) each write causes on all
-// instances. Throughput times CPU per operation is the number of cores in
-// use, which the machine bounds.
-func runMixed(b *testing.B, srv *redistest.Server, instances []tierstore.Store, cfg workload.Config) {
-	l2Reads := func() (n uint64) {
-		for _, s := range instances {
-			if t, ok := s.(*tiered.Store); ok {
-				st := t.Stats()
-				n += st.L2Hits + st.L2Misses
-			}
-		}
-		return n
-	}
-	var total workload.Result
-	readsBefore, serverBefore := l2Reads(), srv.CPU()
-	for b.Loop() {
-		r, err := workload.Run(context.Background(), instances, cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if r.Errors > 0 {
-			b.Fatalf("%d errors", r.Errors)
-		}
-		total.Add(r)
-	}
-	ops := float64(total.Reads + total.Writes)
-	b.ReportMetric(total.OpsPerSecond(), "ops/s")
-	b.ReportMetric(float64(total.CPU.Microseconds())/ops, "client-cpu-µs/op")
-	b.ReportMetric(float64((srv.CPU()-serverBefore).Microseconds())/ops, "server-cpu-µs/op")
-	b.ReportMetric(100*total.StaleShare(), "%stale")
-	if _, ok := instances[0].(*tiered.Store); ok && total.Writes > 0 {
-		b.ReportMetric(float64(l2Reads()-readsBefore)/float64(total.Writes), "redis-reads/write")
+		b.Run(run.name, func(b *testing.B) { mixed.Run(b, srv, instances[name], cfg) })
 	}
 }
 
@@ -161,7 +124,7 @@ func BenchmarkMixedRemote(b *testing.B) {
 	addr := redistest.Latency(b, srv.Addr(), time.Millisecond)
 	for _, name := range []string{"redis", "tiered"} {
 		instances := twoInstances(b, name, addr)
-		b.Run(name, func(b *testing.B) { runMixed(b, srv, instances, workload.Config{}) })
+		b.Run(name, func(b *testing.B) { mixed.Run(b, srv, instances, workload.Config{}) })
 	}
 }
 
