@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -108,6 +109,16 @@ type Cache struct {
 	stripes []atomic.Uint64 // len is a power of two
 	mask    uint64          // len(stripes) - 1
 
+	// index is a lock-free front for lookups: a direct-mapped table of
+	// entries ristretto holds (or is about to hold), by hashOf(key). A
+	// hit there takes no lock and leaves nothing in ristretto's read
+	// buffers, whose policy then learns of one hit in hitSample (enough
+	// for its frequency estimates, which are relative). Entries leave it
+	// when they leave ristretto (OnExit), so it never holds more than
+	// ristretto accounts for; a lookup it misses asks ristretto.
+	index []atomic.Pointer[entry]
+	imask uint64 // len(index) - 1
+
 	hits          counter
 	misses, stale atomic.Uint64
 
@@ -150,6 +161,7 @@ func New(cfg Config) (*Cache, error) {
 	// ristretto wants about ten frequency counters per entry it may hold;
 	// assume entries of about 1 KiB, and keep at least 10k counters.
 	counters := max(cfg.MaxBytes/100, 10_000)
+	var unindex func(*entry) // set once s exists; ristretto calls it only for entries s set
 	cache, err := ristretto.NewCache(&ristretto.Config[uint64, *entry]{
 		NumCounters: counters,
 		MaxCost:     cfg.MaxBytes,
@@ -160,16 +172,19 @@ func New(cfg Config) (*Cache, error) {
 		BufferItems: 1024,
 		// Our cost already counts the overhead, in bytes.
 		IgnoreInternalCost: true,
+		OnExit:             func(e *entry) { unindex(e) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
-	n := stripesFor(cfg.MaxBytes)
+	n, slots := stripesFor(cfg.MaxBytes), indexSlotsFor(cfg.MaxBytes)
 	s := &Cache{
 		cache: cache, ttl: cfg.TTL, maxValue: cfg.MaxValueBytes, seed: maphash.MakeSeed(), clock: newClock(),
 		stripes: make([]atomic.Uint64, n), mask: uint64(n - 1),
+		index: make([]atomic.Pointer[entry], slots), imask: uint64(slots - 1),
 		onAccess: cfg.OnAccess, accessEvery: int64(cfg.AccessEvery),
 	}
+	unindex = s.unindex
 	s.clock.start(s.hits.Load)
 	return s, nil
 }
@@ -184,13 +199,52 @@ func (s *Cache) hashOf(key string) uint64 {
 
 func (s *Cache) stripeOfHash(h uint64) uint32 { return uint32(h & s.mask) }
 
-// get returns the cached entry of key, current or not.
+// hitSample: one index hit in hitSample is also a ristretto Get, for its
+// admission policy's frequency estimates.
+const hitSample = 16
+
+// indexSlotsFor returns the index size for maxBytes: a power of two, two
+// slots per entry of 1 KiB (a slot costs 8 bytes, outside MaxBytes).
+func indexSlotsFor(maxBytes int64) int {
+	n := 1024
+	for n < 1<<22 && int64(n) < maxBytes/512 {
+		n *= 2
+	}
+	return n
+}
+
+// get returns the cached entry of key, current or not: from the index,
+// without a lock or the gate, or else from ristretto.
 func (s *Cache) get(key string) (*entry, bool) {
-	e, ok := s.cache.Get(s.hashOf(key))
+	h := s.hashOf(key)
+	slot := &s.index[h&s.imask]
+	if e := slot.Load(); e != nil && e.hash == h && e.key == key {
+		if s.gate.shut.Load() {
+			return nil, false // closed: lookups miss
+		}
+		if rand.Uint32()%hitSample == 0 && s.gate.enter() {
+			s.cache.Get(h)
+			s.gate.leave()
+		}
+		return e, true
+	}
+	if !s.gate.enter() {
+		return nil, false
+	}
+	e, ok := s.cache.Get(h)
+	s.gate.leave()
 	if !ok || e.key != key {
 		return nil, false
 	}
+	slot.CompareAndSwap(nil, e) // a free slot only: two hot keys sharing one do not take turns
 	return e, true
+}
+
+// unindex drops e from the index, if it is there: ristretto let it go.
+func (s *Cache) unindex(e *entry) {
+	if e != nil {
+		s.index[e.hash&s.imask].CompareAndSwap(e, nil)
+	}
 }
 
 // delete drops key's entry (and, on a 64-bit hash collision, another
@@ -254,11 +308,7 @@ func (s *Cache) Recheck(key string, fn func(value []byte) error) (hit bool, m Me
 }
 
 func (s *Cache) lookup(key string, fn func(value []byte) error, countMiss bool) (hit bool, m Meta, err error) {
-	if !s.gate.enter() {
-		return false, Meta{}, nil
-	}
 	e, ok := s.get(key)
-	s.gate.leave()
 	if ok && s.expired(e) {
 		s.delete(key) // free it now: ristretto does not know it died
 		ok = false
@@ -340,7 +390,15 @@ func (s *Cache) fill(key string, value []byte, m Meta, st Stamp, h uint64, capAt
 		return false
 	}
 	defer s.gate.leave()
-	return s.cache.Set(h, e, cost(key, value))
+	// Indexed before ristretto sees it, so that its OnExit, which may run
+	// at once on another goroutine, finds it there.
+	slot := &s.index[h&s.imask]
+	slot.Store(e)
+	if !s.cache.Set(h, e, cost(key, value)) {
+		slot.CompareAndSwap(e, nil) // dropped: ristretto will not call OnExit
+		return false
+	}
+	return true
 }
 
 // testHookBeforeCacheSet, set by tests, runs between a fill's stamp check
@@ -356,11 +414,7 @@ func cost(key string, value []byte) int64 {
 // extended the expiry without an invalidation. The entry keeps the end of
 // its TTL: extending never keeps a copy in memory longer than TTL.
 func (s *Cache) Extend(key string, expiry time.Time) {
-	if !s.gate.enter() {
-		return
-	}
 	e, ok := s.get(key)
-	s.gate.leave()
 	if !ok || s.expired(e) || !s.current(e) {
 		return
 	}
