@@ -144,9 +144,6 @@ type Stamp struct {
 	epoch, gen uint64
 }
 
-// String formats the stamp compactly, for flight keys and debugging.
-func (s Stamp) String() string { return fmt.Sprintf("%d.%d", s.epoch, s.gen) }
-
 // New returns a Cache. It fails only on an invalid Config.
 func New(cfg Config) (*Cache, error) {
 	if cfg.MaxBytes < 0 || cfg.TTL < 0 || cfg.MaxValueBytes < 0 {

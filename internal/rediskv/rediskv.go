@@ -223,8 +223,8 @@ return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), e}`)
 // called exactly once with the outcome, when Redis has answered, also if
 // ctx ended first (see Runner), possibly on the Runner's goroutine: it
 // must not block. A read refused before it was sent (ctx already done,
-// an invalid key) is an outcome too. Without a Runner it is Read, and done runs before it
-// returns.
+// an invalid key) is an outcome too. Without a Runner it is Read, and
+// done runs before it returns.
 func (s *Client) ReadAsync(ctx context.Context, key, epochKey string, done func(Item, error)) (Item, error) {
 	if err := s.checkKey(ctx, key); err != nil {
 		if done != nil {
