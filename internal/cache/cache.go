@@ -233,7 +233,16 @@ func (s *Cache) get(key string) (*entry, bool) {
 	if !ok || e.key != key {
 		return nil, false
 	}
-	slot.CompareAndSwap(nil, e) // a free slot only: two hot keys sharing one do not take turns
+	// Into a free slot only: two hot keys sharing one do not take turns.
+	// If ristretto let e go between the Get and the swap, its OnExit
+	// found the slot empty: look again, so that the index never keeps
+	// what ristretto no longer accounts for.
+	if slot.CompareAndSwap(nil, e) && s.gate.enter() {
+		if v, held := s.cache.Get(h); !held || v != e {
+			slot.CompareAndSwap(e, nil)
+		}
+		s.gate.leave()
+	}
 	return e, true
 }
 
