@@ -144,17 +144,24 @@ func (m *Manager) Get(ctx context.Context, key string) any {
 // of the type that was put (or one the codec converts it to). It reports
 // whether the key was present.
 func (m *Manager) Decode(ctx context.Context, key string, ptr any) (bool, error) {
+	b, ok, err := m.encoded(ctx, key)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, m.codec.Unmarshal(b, ptr)
+}
+
+// encoded returns the encoded value of key in the request's session, and
+// whether it is there.
+func (m *Manager) encoded(ctx context.Context, key string) ([]byte, bool, error) {
 	st, err := m.state(ctx)
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	st.mu.Lock()
 	b, ok := st.values[key]
 	st.mu.Unlock()
-	if !ok {
-		return false, nil
-	}
-	return true, m.codec.Unmarshal(b, ptr)
+	return b, ok, nil
 }
 
 // getAs decodes key into a T, or returns T's zero value.
@@ -169,22 +176,22 @@ func getAs[T any](m *Manager, ctx context.Context, key string) T {
 
 // GetString returns the string under key, or "" if absent or not a string.
 func (m *Manager) GetString(ctx context.Context, key string) string {
-	if _, ok := m.codec.(codec.MsgpackCodec); ok {
+	b, ok, err := m.encoded(ctx, key)
+	if err != nil || !ok {
+		return ""
+	}
+	if _, mp := m.codec.(codec.MsgpackCodec); mp {
 		// The common case, read on most requests, without the decoder's
 		// reflection: the bytes of a msgpack string.
-		if st, err := m.state(ctx); err == nil {
-			st.mu.Lock()
-			b, found := st.values[key]
-			st.mu.Unlock()
-			if !found {
-				return ""
-			}
-			if s, ok := msgpackString(b); ok {
-				return s
-			}
+		if s, ok := msgpackString(b); ok {
+			return s
 		}
 	}
-	return getAs[string](m, ctx, key)
+	var s string
+	if m.codec.Unmarshal(b, &s) != nil {
+		return ""
+	}
+	return s
 }
 
 // msgpackString returns the string b encodes, if b is exactly one msgpack
