@@ -159,18 +159,18 @@ type Item struct {
 // tracking). With a Config.Runner, the read travels on the Runner's
 // connection, as one script call (see ReadAsync).
 func (s *Client) Read(ctx context.Context, key, epochKey string) (Item, error) {
-	if err := s.checkKey(ctx, key); err != nil {
-		return Item{}, err
-	}
-	if s.readsOnRunner {
-		return s.ReadAsync(ctx, key, epochKey, nil)
-	}
+	return s.ReadAsync(ctx, key, epochKey, nil)
+}
+
+// readPipelined is Read on a pooled connection: GET and PTTL (and GET of
+// epochKey) pipelined.
+func (s *Client) readPipelined(ctx context.Context, key, epochKey string) (Item, error) {
 	start := time.Now()
 	var get, epoch *redis.StringCmd
-	var ttl *redis.DurationCmd
+	var ttl *redis.Cmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		get = p.Get(ctx, s.prefix+key)
-		ttl = p.PTTL(ctx, s.prefix+key)
+		ttl = p.Do(ctx, "pttl", s.prefix+key)
 		if epochKey != "" {
 			epoch = p.Get(ctx, epochKey)
 		}
@@ -183,29 +183,31 @@ func (s *Client) Read(ctx context.Context, key, epochKey string) (Item, error) {
 		return Item{}, s.WrapError(ctx, "get", key, err)
 	}
 	framed, _ := get.Bytes()
+	pttl, _ := ttl.Int64()
 	var e string
 	if epoch != nil {
 		e = epoch.Val()
 	}
-	return s.item(key, framed, ttl.Val(), e, start)
+	return s.item(key, framed, pttl, e, start)
 }
 
-// item builds what Read returns from the framed value, its PTTL and the
-// epoch, read at start.
-func (s *Client) item(key string, framed []byte, pttl time.Duration, epoch string, start time.Time) (Item, error) {
+// item builds what Read returns from the framed value, its PTTL as Redis
+// replies it (milliseconds; -1: no expiry, -2: gone) and the epoch, read
+// at start.
+func (s *Client) item(key string, framed []byte, pttl int64, epoch string, start time.Time) (Item, error) {
 	value, version, ok := unframe(framed)
 	if !ok {
 		return Item{}, fmt.Errorf("%s: get %s: %w", s.op, s.name(key), tierstore.ErrCorrupt)
 	}
 	var expiry time.Time
-	switch d := pttl; {
-	case d == -1: // no expiry
-	case d < 0: // expired between GET and PTTL: valid now, cache nothing
+	switch {
+	case pttl == -1: // no expiry
+	case pttl < 0: // expired between GET and PTTL: valid now, cache nothing
 		expiry = start
 	default:
 		// PTTL is whole milliseconds from the server's millisecond clock,
 		// so it can exceed the true remainder by up to 1ms.
-		expiry = start.Add(d - time.Millisecond)
+		expiry = start.Add(time.Duration(pttl-1) * time.Millisecond)
 	}
 	return Item{Value: value, Version: version, Expiry: expiry, Epoch: epoch}, nil
 }
@@ -223,17 +225,14 @@ return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), e}`)
 // called exactly once with the outcome, when Redis has answered, also if
 // ctx ended first (see Runner), possibly on the Runner's goroutine: it
 // must not block. A read refused before it was sent (ctx already done,
-// an invalid key) is an outcome too. Without a Runner it is Read, and
-// done runs before it returns.
+// an invalid key) is an outcome too. Without a Runner it reads on a
+// pooled connection, and done runs before it returns.
 func (s *Client) ReadAsync(ctx context.Context, key, epochKey string, done func(Item, error)) (Item, error) {
-	if err := s.checkKey(ctx, key); err != nil {
-		if done != nil {
-			done(Item{}, err)
+	if err := s.checkKey(ctx, key); err != nil || !s.readsOnRunner {
+		var r Item
+		if err == nil {
+			r, err = s.readPipelined(ctx, key, epochKey)
 		}
-		return Item{}, err
-	}
-	if !s.readsOnRunner {
-		r, err := s.Read(ctx, key, epochKey)
 		if done != nil {
 			done(r, err)
 		}
@@ -252,17 +251,13 @@ func (s *Client) ReadAsync(ctx context.Context, key, epochKey string, done func(
 		if len(reply) != 3 {
 			return Item{}, fmt.Errorf("%s: get %s: %d fields in the read script's reply: %w", s.op, s.name(key), len(reply), tierstore.ErrRefused)
 		}
-		framed, _ := reply[0].(string)
 		if reply[0] == nil {
 			return Item{}, tierstore.ErrNotFound
 		}
+		framed, _ := reply[0].(string)
 		pttl, _ := reply[1].(int64)
-		d := time.Duration(pttl) * time.Millisecond
-		if pttl < 0 {
-			d = time.Duration(pttl) // -1: no expiry, -2: gone, as go-redis's PTTL reports them
-		}
 		epoch, _ := reply[2].(string)
-		return s.item(key, []byte(framed), d, epoch, start)
+		return s.item(key, []byte(framed), pttl, epoch, start)
 	}
 	cmd := s.runner.Run(ctx, Call{Script: readScript, Keys: keys}, func(cmd *redis.Cmd) {
 		if done != nil {
