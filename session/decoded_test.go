@@ -3,7 +3,6 @@ package session_test
 import (
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -57,18 +56,14 @@ func decodedApp(t *testing.T, store tierstore.Store, c codec.Codec, held chan ch
 	return m.LoadAndSave(mux)
 }
 
+// serveDecoded is serveCookie, returning the cookie the browser holds
+// next: the one set, or the one it sent.
 func serveDecoded(h http.Handler, path, cookie string) (string, string) {
-	req := httptest.NewRequest("GET", path, nil)
-	if cookie != "" {
-		req.AddCookie(&http.Cookie{Name: "session", Value: cookie})
+	got, set := serveCookie(h, path, cookie)
+	if set == "" {
+		set = cookie
 	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	res := rec.Result()
-	if c := sessionCookie(res); c != nil {
-		cookie = c.Value
-	}
-	return body(res), cookie
+	return got, set
 }
 
 // An unchanged session is decoded once, then served decoded; a change,

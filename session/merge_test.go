@@ -2,12 +2,10 @@ package session_test
 
 import (
 	"fmt"
-	"io"
 	"iter"
 	"maps"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -193,23 +191,9 @@ func dumpOf(s map[string]string) string {
 // until then).
 func runMergeCase(t testing.TB, c mergeCase, apps [2]http.Handler, held [2]chan chan struct{}, truth http.Handler) {
 	t.Helper()
-	serve := func(h http.Handler, path, cookie string) (string, string) {
-		req := httptest.NewRequest("GET", path, nil)
-		if cookie != "" {
-			req.AddCookie(&http.Cookie{Name: "session", Value: cookie})
-		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		res := rec.Result()
-		b, _ := io.ReadAll(res.Body)
-		if c := sessionCookie(res); c != nil {
-			return string(b), c.Value
-		}
-		return string(b), ""
-	}
 	initial := map[string]string{"a": "0", "b": "0"}
 	login := make(chan string, 1)
-	go func() { _, set := serve(apps[0], "/ops?op=pa0&op=pb0", ""); login <- set }()
+	go func() { _, set := serveCookie(apps[0], "/ops?op=pa0&op=pb0", ""); login <- set }()
 	close(<-held[0])
 	cookie := <-login
 
@@ -240,7 +224,7 @@ func runMergeCase(t testing.TB, c mergeCase, apps [2]http.Handler, held [2]chan 
 			done := make(chan string, 1)
 			from := lastSaved
 			go func() {
-				_, set := serve(apps[r], "/ops?"+strings.Join(q, "&"), from)
+				_, set := serveCookie(apps[r], "/ops?"+strings.Join(q, "&"), from)
 				done <- set
 			}()
 			reqs[r] = pending{<-held[r], done}
@@ -260,7 +244,7 @@ func runMergeCase(t testing.TB, c mergeCase, apps [2]http.Handler, held [2]chan 
 			lastSaved = set
 		}
 	}
-	got, _ := serve(truth, "/dump", cookie)
+	got, _ := serveCookie(truth, "/dump", cookie)
 	if destroyed {
 		if got != "" {
 			t.Fatalf("%v: the destroyed session is alive: %q", c, got)
@@ -269,7 +253,7 @@ func runMergeCase(t testing.TB, c mergeCase, apps [2]http.Handler, held [2]chan 
 	}
 	want := dumpOf(state)
 	for _, h := range []http.Handler{truth, apps[0], apps[1]} { // read-your-writes with the last cookie
-		if got, _ = serve(h, "/dump", lastSaved); got != want {
+		if got, _ = serveCookie(h, "/dump", lastSaved); got != want {
 			t.Fatalf("%v: saves %v: session\n%s\nwant\n%s", c, saves, got, want)
 		}
 	}

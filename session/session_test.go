@@ -157,6 +157,24 @@ func (f *fixture) do(path, cookie string) *http.Response {
 
 func body(r *http.Response) string { b, _ := io.ReadAll(r.Body); return string(b) }
 
+// serveCookie serves a GET of path with the session cookie (none if "")
+// and returns the body and the session cookie the response set ("" if
+// none).
+func serveCookie(h http.Handler, path, cookie string) (string, string) {
+	req := httptest.NewRequest("GET", path, nil)
+	if cookie != "" {
+		req.AddCookie(&http.Cookie{Name: "session", Value: cookie})
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	res := rec.Result()
+	set := ""
+	if c := sessionCookie(res); c != nil {
+		set = c.Value
+	}
+	return body(res), set
+}
+
 func sessionCookie(r *http.Response) *http.Cookie {
 	for _, c := range r.Cookies() {
 		if c.Name == "session" {
