@@ -25,9 +25,11 @@ const (
 
 // Config configures a Cache. Zero fields take the documented defaults.
 type Config struct {
-	// MaxBytes bounds the live memory held by entries: key and value bytes
-	// plus EntryOverhead each. The frequency sketch and the stamps (about
-	// 5% of MaxBytes) come on top. Default DefaultMaxBytes.
+	// MaxBytes bounds the live memory held by entries: for each, its key
+	// bytes, its value's allocation (the value's capacity rounded up to
+	// the allocator's size class, or to whole 8 KiB pages above 32 KiB)
+	// and EntryOverhead. The frequency sketch and the stamps (about 5% of
+	// MaxBytes) come on top. Default DefaultMaxBytes.
 	MaxBytes int64
 	// TTL caps how long an entry stays cached, on top of its own expiry.
 	// Zero means no cap.
@@ -45,8 +47,9 @@ type Config struct {
 }
 
 // EntryOverhead is the cost, in bytes, charged for each entry on top of
-// its key and value: the entry header, ristretto's bookkeeping (its map
-// slot and its policy's) and the allocator's rounding of a typical value.
+// its key bytes and its value's allocation: the entry header, ristretto's
+// bookkeeping (its map slot and its policy's) and the rounding of the
+// key's allocation.
 // Measured, not guessed: TestMaxBytesBoundsTheLiveHeap fails if entries
 // take more than their charged cost.
 const EntryOverhead = 320
@@ -174,6 +177,7 @@ func New(cfg Config) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
+	sizeClasses() // learned now rather than by the first fill
 	n, slots := stripesFor(cfg.MaxBytes), indexSlotsFor(cfg.MaxBytes)
 	s := &Cache{
 		cache: cache, ttl: cfg.TTL, maxValue: cfg.MaxValueBytes, seed: maphash.MakeSeed(), clock: newClock(),
@@ -349,8 +353,10 @@ func (s *Cache) noteAccess(e *entry) {
 
 // Fill caches value under key if st is still current, for at most
 // min(TTL, until m.Expiry); a zero expiry means none. Fill takes ownership
-// of value. It reports whether the entry was handed to the cache, which
-// may still decline to keep it.
+// of value and charges the entry for the allocation value's capacity
+// implies (see Config.MaxBytes): a value whose capacity stops short of
+// the end of its array keeps the rest alive uncharged. It reports whether
+// the entry was handed to the cache, which may still decline to keep it.
 func (s *Cache) Fill(key string, value []byte, m Meta, st Stamp) bool {
 	return s.fill(key, value, m, st, s.hashOf(key), 0)
 }
@@ -411,8 +417,11 @@ func (s *Cache) fill(key string, value []byte, m Meta, st Stamp, h uint64, capAt
 // and its cache write.
 var testHookBeforeCacheSet func(key string)
 
+// cost is what an entry of key and value is charged: its value's
+// allocation (see allocSize), not its length, which would let values just
+// past a size class or a page hold up to a quarter more than MaxBytes.
 func cost(key string, value []byte) int64 {
-	return int64(len(key) + len(value) + EntryOverhead)
+	return int64(len(key) + allocSize(cap(value)) + EntryOverhead)
 }
 
 // Extend records a later expiry for the current entry of key, if there is
