@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/bus"
 	"github.com/tierstore/tierstore/internal/rediskv"
+	"github.com/tierstore/tierstore/internal/statelog"
 	"github.com/tierstore/tierstore/internal/tracking"
 )
 
@@ -23,8 +25,9 @@ import (
 type feed interface {
 	// Live reports whether L1 may serve.
 	Live() bool
-	// wait blocks until Live, ctx is done or done is closed.
-	wait(ctx context.Context, done <-chan struct{}) error
+	// state returns why the feed is not Live (nil if it is, or if no
+	// cause is known), and a channel closed when that may have changed.
+	state() (cause error, changed <-chan struct{})
 	Stats() bus.Stats
 	Close() error
 }
@@ -32,27 +35,21 @@ type feed interface {
 // busFeed is the feed of a single node or Sentinel client.
 type busFeed struct{ *bus.Bus }
 
-func (f busFeed) wait(ctx context.Context, done <-chan struct{}) error {
-	select {
-	case <-f.Ready():
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-done:
-		return tierstore.ErrClosed
-	}
-}
+func (f busFeed) state() (error, <-chan struct{}) { return f.State() }
 
-// shard is the tracking registration and subscription on one master.
+// shard is the tracking registration, reads and subscription on one
+// master.
 type shard struct {
 	addr    string
 	tracker *tracking.Tracker
+	reader  *rediskv.Pipe
 	bus     *bus.Bus
 }
 
 func (sh *shard) close() {
 	_ = sh.bus.Close()
 	_ = sh.tracker.Close()
+	sh.reader.Close()
 }
 
 // clusterFeed follows a Cluster's masters: on each, a tracking
@@ -63,11 +60,14 @@ func (sh *shard) close() {
 // set of masters (failover, a node added or removed) is a gap; L1 serves
 // only while every master's subscription holds its lease.
 type clusterFeed struct {
-	cc        *redis.ClusterClient
-	prefix    string
-	interval  time.Duration
-	onMessage func(bus.Message)
-	onGap     func(reason string)
+	cc         *redis.ClusterClient
+	conns      *rediskv.Conns
+	prefix     string
+	beatPrefix string
+	interval   time.Duration
+	onMessage  func(bus.Message)
+	onGap      func(reason string)
+	log        *statelog.Logger
 
 	mu     sync.Mutex // guards shards and closed
 	shards map[string]*shard
@@ -80,12 +80,10 @@ type clusterFeed struct {
 	wg      sync.WaitGroup
 }
 
-func newClusterFeed(cc *redis.ClusterClient, prefix string, interval time.Duration, onMessage func(bus.Message), onGap func(string)) *clusterFeed {
-	if interval == 0 {
-		interval = DefaultHealthCheckInterval
-	}
+func newClusterFeed(cc *redis.ClusterClient, conns *rediskv.Conns, prefix, beatPrefix string, interval time.Duration, onMessage func(bus.Message), onGap func(string), log *statelog.Logger) *clusterFeed {
 	f := &clusterFeed{
-		cc: cc, prefix: prefix, interval: interval, onMessage: onMessage, onGap: onGap,
+		cc: cc, conns: conns, prefix: prefix, beatPrefix: beatPrefix, interval: interval,
+		onMessage: onMessage, onGap: onGap, log: log,
 		shards: map[string]*shard{}, refresh: make(chan struct{}, 1),
 	}
 	f.list.Store(&[]*shard{})
@@ -110,31 +108,21 @@ func (f *clusterFeed) Live() bool {
 	return len(l) > 0
 }
 
-func (f *clusterFeed) wait(ctx context.Context, done <-chan struct{}) error {
-	for !f.Live() {
-		l := *f.list.Load()
-		ready := f.refreshed()
-		for _, sh := range l {
-			select {
-			case <-sh.bus.Ready():
-			case <-ready:
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-done:
-				return tierstore.ErrClosed
+func (f *clusterFeed) state() (error, <-chan struct{}) {
+	l := *f.list.Load()
+	for _, sh := range l {
+		if !sh.bus.Live() {
+			cause, changed := sh.bus.State()
+			if cause != nil {
+				cause = fmt.Errorf("master %s: %w", sh.addr, cause)
 			}
-		}
-		if len(l) == 0 {
-			select {
-			case <-ready:
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-done:
-				return tierstore.ErrClosed
-			}
+			return cause, changed
 		}
 	}
-	return nil
+	if len(l) == 0 {
+		return errors.New("no master of the Cluster known yet"), f.refreshed()
+	}
+	return nil, f.refreshed()
 }
 
 // refreshed returns a channel closed after the watcher's next pass.
@@ -151,8 +139,9 @@ func (f *clusterFeed) Stats() bus.Stats {
 		st.Messages += b.Messages
 		st.Malformed += b.Malformed
 		st.Gaps += b.Gaps
-		st.Pings += b.Pings
-		st.Pongs += b.Pongs
+		st.Beats += b.Beats
+		st.Heard += b.Heard
+		st.Refusals += b.Refusals
 		st.Subscriptions += b.Subscriptions
 	}
 	return st
@@ -181,13 +170,29 @@ func (f *clusterFeed) Close() error {
 // being replaced is sent again through the Cluster client, which follows
 // redirects.
 func (f *clusterFeed) Run(ctx context.Context, call rediskv.Call, done func(*redis.Cmd)) *redis.Cmd {
+	return f.route(ctx, call, done, func(sh *shard) rediskv.Runner { return sh.tracker })
+}
+
+// reads returns the Runner of the reads: each on the read connection of
+// the master that owns its key, as Run does for writes.
+func (f *clusterFeed) reads() rediskv.Runner { return clusterReads{f} }
+
+type clusterReads struct{ f *clusterFeed }
+
+func (r clusterReads) Run(ctx context.Context, call rediskv.Call, done func(*redis.Cmd)) *redis.Cmd {
+	return r.f.route(ctx, call, done, func(sh *shard) rediskv.Runner { return sh.reader })
+}
+
+// route sends call to the connection pick chooses on the master that owns
+// its key, as Run describes.
+func (f *clusterFeed) route(ctx context.Context, call rediskv.Call, done func(*redis.Cmd), pick func(*shard) rediskv.Runner) *redis.Cmd {
 	if node, err := f.cc.MasterForKey(ctx, call.Key()); err == nil {
 		f.mu.Lock()
 		sh := f.shards[node.Options().Addr]
 		f.mu.Unlock()
 		if sh != nil {
 			final := make(chan *redis.Cmd, 1)
-			first := sh.tracker.Run(ctx, call, func(cmd *redis.Cmd) {
+			first := pick(sh).Run(ctx, call, func(cmd *redis.Cmd) {
 				// A caller that has left is told nothing more, so a write
 				// that was not applied is not sent again behind its back
 				// (where it could land after the caller's next write).
@@ -314,20 +319,47 @@ func (f *clusterFeed) sync(first bool) bool {
 func (f *clusterFeed) newShard(addr string, node *redis.Client) (*shard, error) {
 	sh := &shard{addr: addr}
 	var err error
-	sh.tracker, err = tracking.New(tracking.Config{Redis: node, Prefix: f.prefix, OnGap: func(reason string) { sh.bus.Gap(reason) }})
+	sh.tracker, err = tracking.New(tracking.Config{
+		Redis: node, Conns: f.conns, Prefix: f.prefix, BeatPrefix: f.beatPrefix,
+		HashTag: func() string { return f.hashTag(addr) },
+		OnGap:   func(reason string) { sh.bus.Gap(reason) }, Log: f.log.With("node", addr),
+	})
 	if err != nil {
 		return nil, err
 	}
+	sh.reader = newReader(f.conns, node)
 	sh.bus, err = bus.New(bus.Config{
 		Redis: sh.tracker.Subscriber(), Channel: bus.TrackingChannel, KeyPrefix: f.prefix,
-		HealthCheckInterval: f.interval, Check: sh.tracker.Check,
-		OnMessage: f.onMessage, OnGap: f.onGap,
+		BeatPrefix: f.beatPrefix, Beat: sh.tracker.Beat,
+		HealthCheckInterval: f.interval, OnMessage: f.onMessage, OnGap: f.onGap,
+		Log: f.log.With("node", addr),
 	})
 	if err != nil {
 		_ = sh.tracker.Close()
+		sh.reader.Close()
 		return nil, err
 	}
 	return sh, nil
+}
+
+// hashTag returns a hash tag that routes this store's heartbeat keys to
+// the master at addr, by the Cluster client's view of the slots; "" if
+// it finds none (the heartbeat then fails, and the master's shard is not
+// Live, until the view changes).
+func (f *clusterFeed) hashTag(addr string) string {
+	ctx, cancel := context.WithTimeout(f.ctx, f.interval)
+	defer cancel()
+	for i := range 4096 {
+		tag := "{" + strconv.Itoa(i) + "}"
+		node, err := f.cc.MasterForKey(ctx, f.beatPrefix+tag)
+		if err != nil {
+			return ""
+		}
+		if node.Options().Addr == addr {
+			return tag
+		}
+	}
+	return ""
 }
 
 // probeCluster checks every master that answers for CLIENT TRACKING, and

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ import (
 	"github.com/tierstore/tierstore/internal/bus"
 	"github.com/tierstore/tierstore/internal/cache"
 	"github.com/tierstore/tierstore/internal/rediskv"
+	"github.com/tierstore/tierstore/internal/statelog"
 	"github.com/tierstore/tierstore/internal/tracking"
 )
 
@@ -101,6 +103,13 @@ type Config struct {
 	// refuses CLIENT TRACKING (some managed services; New then fails
 	// with tierstore.ErrRefused) or has no tracking (miniredis).
 	OwnWritesOnly bool
+	// Logger, if set, records the store's state changes: Live gained and
+	// lost (with the cause), gaps and why, re-registrations, refused
+	// permissions, replaced subscriptions. At most one record per kind
+	// of change per second (the next says how many were left out), never
+	// one on the hit path, never a key (keys appear as the prefix and a
+	// hash), a session ID or a value. Default nil: silent.
+	Logger *slog.Logger
 	// OnInvalidate, if set, is called after a peer's invalidation of key
 	// has been applied to L1: for tracing and metrics. It runs on the
 	// subscription's goroutine, in message order, so it must be quick: a
@@ -114,6 +123,9 @@ type Config struct {
 // Store is the tiered tierstore.Store. It is safe for concurrent use; Close
 // it to stop its subscription goroutines.
 type Store struct {
+	conns    *rediskv.Conns   // the store's own connections
+	closers  []func() error   // the parts New made, closed in reverse
+	log      *statelog.Logger // nil: silent
 	l1       *cache.Cache
 	l2       *rediskv.Client
 	bus      *bus.Bus          // the bus of a single node or Sentinel client; nil for a Cluster's tracking
@@ -123,10 +135,10 @@ type Store struct {
 	epochKey string            // with tracker: rediskv.EpochKey
 	access   *accessReporter   // nil if AccessReportInterval < 0
 
-	flightMu      sync.Mutex
-	flights       map[flightKey]*flight
-	readsOnRunner bool // reads go through the tracker's or the cluster feed's connections
-	closed        atomic.Bool
+	flightMu     sync.Mutex
+	flights      map[flightKey]*flight
+	batchedReads bool // reads go through the store's own read connections
+	closed       atomic.Bool
 	done          chan struct{} // closed by Close
 
 	// ownEchoesUntil (unix ns): until then, this instance's own messages
@@ -176,48 +188,12 @@ func New(cfg Config) (*Store, error) {
 	if d := cfg.HealthCheckInterval; d < 0 || (d > 0 && d < bus.MinHealthCheckInterval) {
 		return nil, fmt.Errorf("tiered: HealthCheckInterval %v: want 0 (the default) or at least %v", d, bus.MinHealthCheckInterval)
 	}
+	if cfg.HealthCheckInterval == 0 {
+		cfg.HealthCheckInterval = DefaultHealthCheckInterval
+	}
 	prefix := cfg.KeyPrefix
 	if prefix == "" {
 		prefix = rediskv.DefaultKeyPrefix
-	}
-	cc, isCluster := cfg.Redis.(*redis.ClusterClient)
-	// s is set before any write, and so before the tracker's OnGap; and
-	// before the bus or the cluster feed start calling it.
-	s := &Store{onInvalidate: cfg.OnInvalidate, done: make(chan struct{}), tracked: !cfg.OwnWritesOnly, flights: map[flightKey]*flight{}}
-	var cleanup []func()
-	closeAll := func() {
-		for _, c := range slices.Backward(cleanup) {
-			c()
-		}
-	}
-	kvcfg := rediskv.Config{Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, MaxValueBytes: cfg.MaxValueBytes, Op: "tiered"}
-	if s.tracked {
-		if err := probe(cfg.Redis); err != nil {
-			return nil, err
-		}
-		if isCluster {
-			cf := newClusterFeed(cc, prefix, cfg.HealthCheckInterval, s.onMessage, s.onGap)
-			s.feed, kvcfg.Runner = cf, cf
-			cleanup = append(cleanup, func() { _ = cf.Close() })
-		} else {
-			s.epochKey = rediskv.EpochKey(prefix)
-			t, err := tracking.New(tracking.Config{
-				Redis: cfg.Redis.(*redis.Client), Prefix: prefix, EpochKey: s.epochKey,
-				OnGap: func(reason string) { s.bus.Gap(reason) },
-			})
-			if err != nil {
-				return nil, fmt.Errorf("tiered: %w", err)
-			}
-			s.tracker, kvcfg.Runner = t, t
-			cleanup = append(cleanup, func() { _ = t.Close() })
-		}
-	}
-	s.readsOnRunner = kvcfg.Runner != nil
-	var err error
-	s.l2, err = rediskv.New(kvcfg)
-	if err != nil {
-		closeAll()
-		return nil, err
 	}
 	if cfg.Channel == "" {
 		cfg.Channel = "tierstore:invalidate:" + prefix
@@ -225,62 +201,170 @@ func New(cfg Config) (*Store, error) {
 	if cfg.AccessReportInterval == 0 {
 		cfg.AccessReportInterval = DefaultAccessReportInterval
 	}
+	reachable, err := probe(cfg, prefix)
+	if err != nil {
+		return nil, err
+	}
+	cc, isCluster := cfg.Redis.(*redis.ClusterClient)
+	// s is set before any write, and so before the tracker's OnGap; and
+	// before the bus or the cluster feed start calling it.
+	s := &Store{
+		onInvalidate: cfg.OnInvalidate, done: make(chan struct{}), tracked: !cfg.OwnWritesOnly,
+		flights: map[flightKey]*flight{}, conns: rediskv.NewConns(),
+		log: statelog.New(cfg.Logger, 0, "prefix", prefix),
+	}
+	id := bus.NewID()
+	kvcfg := rediskv.Config{Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, MaxValueBytes: cfg.MaxValueBytes, Op: "tiered"}
+	var bcfg bus.Config
+	switch {
+	case s.tracked && isCluster:
+		cf := newClusterFeed(cc, s.conns, prefix, tracking.BeatPrefix(prefix, id.String()), cfg.HealthCheckInterval, s.onMessage, s.onGap, s.log)
+		s.feed, kvcfg.Runner, kvcfg.Reader = cf, cf, cf.reads()
+		s.closers = append(s.closers, func() error { return cf.Close() })
+	case s.tracked:
+		s.epochKey = rediskv.EpochKey(prefix)
+		rc := cfg.Redis.(*redis.Client) // probe refused any other kind
+		beats := tracking.BeatPrefix(prefix, id.String())
+		t, err := tracking.New(tracking.Config{
+			Redis: rc, Conns: s.conns, Prefix: prefix, BeatPrefix: beats, EpochKey: s.epochKey,
+			OnGap: func(reason string) { s.bus.Gap(reason) }, Log: s.log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("tiered: %w", err)
+		}
+		reader := newReader(s.conns, rc)
+		s.tracker, kvcfg.Runner, kvcfg.Reader = t, t, reader
+		s.closers = append(s.closers, t.Close, func() error { reader.Close(); return nil })
+		bcfg = bus.Config{
+			Redis: t.Subscriber(), Channel: bus.TrackingChannel, KeyPrefix: prefix,
+			BeatPrefix: beats, Beat: t.Beat,
+		}
+	default:
+		// Subscription and heartbeats on clients of the store's own, so
+		// that their dials are bounded; the heartbeat is a message on a
+		// channel of this instance's, subscribed with the shared one.
+		own := s.conns.Universal(cfg.Redis)
+		if own != cfg.Redis {
+			s.closers = append(s.closers, own.Close)
+		}
+		beatChannel := cfg.Channel + ":heartbeat:" + id.String()
+		bcfg = bus.Config{
+			Redis: own, Channel: cfg.Channel, BeatChannel: beatChannel,
+			Beat: func(ctx context.Context, seq uint64) (string, error) {
+				return "", own.Publish(ctx, beatChannel, seq).Err()
+			},
+		}
+	}
+	s.batchedReads = kvcfg.Reader != nil
+	s.l2, err = rediskv.New(kvcfg)
+	if err != nil {
+		s.closeParts()
+		return nil, err
+	}
 	l1cfg := cache.Config{MaxBytes: cfg.L1MaxBytes, TTL: cfg.L1TTL, MaxValueBytes: s.l2.MaxValueBytes()}
 	if cfg.AccessReportInterval > 0 {
-		access := newAccessReporter(cfg.Redis, prefix)
+		rdb := s.conns.Universal(cfg.Redis)
+		if rdb != cfg.Redis {
+			s.closers = append(s.closers, rdb.Close)
+		}
+		access := newAccessReporter(rdb, prefix)
 		l1cfg.OnAccess, l1cfg.AccessEvery = access.report, cfg.AccessReportInterval
 		s.access = access
-		cleanup = append(cleanup, access.close)
 	}
 	s.l1, err = cache.New(l1cfg)
 	if err != nil {
-		closeAll()
+		s.closeParts()
 		return nil, fmt.Errorf("tiered: %w", err)
 	}
 	if cf, ok := s.feed.(*clusterFeed); ok {
 		cf.start()
-		return s, nil
+	} else {
+		bcfg.ID, bcfg.HealthCheckInterval, bcfg.Log = id, cfg.HealthCheckInterval, s.log
+		bcfg.OnMessage, bcfg.OnGap = s.onMessage, s.onGap
+		s.bus, err = bus.New(bcfg)
+		if err != nil {
+			s.l1.Close()
+			s.closeParts()
+			return nil, fmt.Errorf("tiered: %w", err)
+		}
+		s.feed = busFeed{s.bus}
 	}
-	bcfg := bus.Config{
-		Redis:               cfg.Redis,
-		Channel:             cfg.Channel,
-		ID:                  bus.NewID(),
-		HealthCheckInterval: cfg.HealthCheckInterval,
-		OnMessage:           s.onMessage,
-		OnGap:               s.onGap,
+	if reachable {
+		// Redis answers: a misconfiguration shows within a few round
+		// trips, and is New's error rather than a store that never
+		// serves from memory.
+		if err := s.settle(startupProbe); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
 	}
-	if s.tracker != nil {
-		bcfg.Redis, bcfg.Channel, bcfg.KeyPrefix = s.tracker.Subscriber(), bus.TrackingChannel, prefix
-		bcfg.Check = s.tracker.Check
-	}
-	s.bus, err = bus.New(bcfg)
-	if err != nil {
-		s.l1.Close()
-		closeAll()
-		return nil, fmt.Errorf("tiered: %w", err)
-	}
-	s.feed = busFeed{s.bus}
 	return s, nil
 }
 
-// probe checks, when Redis answers within a second, that it allows
-// CLIENT TRACKING (on every master of a Cluster).
-func probe(rdb redis.UniversalClient) error {
+// newReader returns the connection the reads of an instance travel on,
+// batched: not the writes' (see rediskv.Config.Reader).
+func newReader(conns *rediskv.Conns, rc *redis.Client) *rediskv.Pipe {
+	return rediskv.NewPipe(conns.Client(rc.Options(), func(o *redis.Options) {
+		o.PoolSize, o.MinIdleConns, o.MaxIdleConns = 1, 0, 1
+		o.ReadTimeout, o.WriteTimeout = max(o.ReadTimeout, 0), max(o.WriteTimeout, 0)
+	}), nil)
+}
+
+// startupProbe bounds how long New waits, when Redis answers, for the
+// first heartbeat or a refusal.
+const startupProbe = time.Second
+
+// settle waits up to d for the store to be Live, and returns the refusal
+// that keeps it from it, if one shows: a permission, a renamed command,
+// credentials. Anything else (Redis slow, or gone again) is not New's
+// error: the store keeps trying.
+func (s *Store) settle(d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	for {
+		cause, changed := s.feed.state()
+		if s.feed.Live() {
+			return nil
+		}
+		if errors.Is(cause, tierstore.ErrRefused) {
+			return fmt.Errorf("tiered: invalidations cannot reach this instance: %w", cause)
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// probe checks, when Redis answers within a second, what the store's
+// mode needs of it that a first heartbeat does not show: CLIENT TRACKING
+// (on every master of a Cluster) and the commands of reads and writes on
+// the key prefix. It reports whether Redis answered.
+func probe(cfg Config, prefix string) (reachable bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	var err error
-	switch c := rdb.(type) {
-	case *redis.ClusterClient:
-		err = probeCluster(ctx, c)
-	case *redis.Client:
-		err = tracking.Probe(ctx, c)
-	default:
-		err = fmt.Errorf("server-assisted invalidation needs a *redis.Client or *redis.ClusterClient, not %T: set Config.OwnWritesOnly", rdb)
+	if !cfg.OwnWritesOnly {
+		switch c := cfg.Redis.(type) {
+		case *redis.ClusterClient:
+			err = probeCluster(ctx, c)
+		case *redis.Client:
+			err = tracking.Probe(ctx, c)
+		default:
+			err = fmt.Errorf("server-assisted invalidation needs a *redis.Client or *redis.ClusterClient, not %T: set Config.OwnWritesOnly", cfg.Redis)
+		}
+		if err != nil {
+			return false, fmt.Errorf("tiered: %w", err)
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("tiered: %w", err)
+	err = rediskv.Probe(ctx, cfg.Redis, prefix, !cfg.OwnWritesOnly)
+	switch {
+	case errors.Is(err, tierstore.ErrRefused):
+		return true, fmt.Errorf("tiered: %w", err)
+	case err != nil:
+		return false, nil // unreachable: New does not wait for Redis
 	}
-	return nil
+	return true, nil
 }
 
 func (s *Store) onMessage(m bus.Message) {
@@ -543,8 +627,8 @@ func (s *Store) fly(ctx context.Context, key string, fk flightKey, f *flight) {
 			return
 		}
 	}
-	if s.readsOnRunner {
-		// The read joins the next batch on the store's own connection,
+	if s.batchedReads {
+		// The read joins the next batch on the store's read connection,
 		// which answers it whether or not this caller is still waiting.
 		if s.beforeL2Read != nil {
 			s.beforeL2Read(ctx, key)
@@ -811,22 +895,58 @@ func (s *Store) failed(key string, st cache.Stamp) {
 	s.ownEchoesUntil.Store(time.Now().Add(ambiguousWriteWindow).UnixNano())
 }
 
-// Live reports whether L1 may currently serve reads: whether the
-// invalidation subscription holds its health-check lease. While it is
-// false, every read goes to Redis. Useful in readiness checks and metrics.
+// Live reports whether L1 may currently serve reads: whether the store
+// holds proof, renewed within HealthCheckInterval, that changes reach it
+// (see docs/consistency.md). While it is false, every read goes to Redis.
+// Useful in readiness checks and metrics; Health says why it is false.
 func (s *Store) Live() bool { return s.feed.Live() }
 
-// WaitLive blocks until L1 may serve reads (Live is true), ctx is done
-// (it returns ctx's error) or the Store is closed (tierstore.ErrClosed). A new Store is not Live
-// until its subscription has answered a first ping; call WaitLive at
-// startup (with a timeout) before reporting ready, if reads from memory
-// matter from the first request. The Store works without it: reads go to
-// Redis until then.
-func (s *Store) WaitLive(ctx context.Context) error {
+// Health returns nil while the store is Live, and otherwise why it is
+// not: the last failure of its subscription or heartbeats (wrapping
+// tierstore.ErrRefused for a permission, a renamed command or
+// credentials; tierstore.ErrUnavailable for a Redis that does not
+// answer), or the gap that ended its lease.
+func (s *Store) Health() error {
 	if s.closed.Load() {
 		return tierstore.ErrClosed
 	}
-	return s.feed.wait(ctx, s.done)
+	cause, _ := s.feed.state()
+	if s.feed.Live() {
+		return nil
+	}
+	if cause == nil {
+		cause = errors.New("no heartbeat heard yet")
+	}
+	return fmt.Errorf("tiered: not live: %w", cause)
+}
+
+// WaitLive blocks until L1 may serve reads (Live is true), ctx is done
+// or the Store is closed (tierstore.ErrClosed). When ctx ends first, the
+// error wraps both ctx's error and the last reason the store was not
+// Live (see Health). A new Store is not Live until it has heard its first
+// heartbeat; call WaitLive at startup (with a timeout) before reporting
+// ready, if reads from memory matter from the first request. The Store
+// works without it: reads go to Redis until then.
+func (s *Store) WaitLive(ctx context.Context) error {
+	for {
+		if s.closed.Load() {
+			return tierstore.ErrClosed
+		}
+		cause, changed := s.feed.state()
+		if s.feed.Live() {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-s.done:
+			return tierstore.ErrClosed
+		case <-ctx.Done():
+			if cause == nil {
+				cause = errors.New("no heartbeat heard yet")
+			}
+			return fmt.Errorf("tiered: not live: %w (last: %w)", ctx.Err(), cause)
+		}
+	}
 }
 
 // Stats is a snapshot of a Store's counters, all cumulative.
@@ -834,7 +954,7 @@ type Stats struct {
 	L1Hits   uint64 // reads served from memory
 	L1Misses uint64 // reads that went to Redis (including the two below)
 	L1Stale  uint64 // L1 entries found but refused by their validity stamp
-	L1Bypass uint64 // reads that skipped L1 because the bus was not Live
+	L1Bypass uint64 // reads that skipped L1 because the store was not Live
 	L2Hits   uint64 // Redis reads that found the key
 	L2Misses uint64 // Redis reads that did not
 
@@ -843,11 +963,12 @@ type Stats struct {
 	InvalidationsIgnoredOwn uint64 // with OwnWritesOnly: own invalidations echoed back and skipped
 	MalformedMessages       uint64 // channel payloads that were not invalidations (or keys outside KeyPrefix)
 
-	Gaps          uint64 // gaps (lost subscription or registration, flush, lease expired): each flushed L1
-	Subscriptions uint64 // subscriptions confirmed: 1 + resubscriptions
-	Pings         uint64 // health-check pings sent
-	Pongs         uint64 // health-check pongs received
-	Errors        uint64 // failed Redis reads and writes (not ErrNotFound)
+	Gaps            uint64 // gaps (lost subscription or registration, flush, lease expired): each flushed L1
+	Subscriptions   uint64 // subscriptions confirmed: 1 + resubscriptions
+	Heartbeats      uint64 // heartbeats Redis acknowledged (four per HealthCheckInterval while healthy)
+	HeartbeatsHeard uint64 // heartbeats that came back on the subscription, each renewing the lease
+	Refusals        uint64 // commands of the subscription or heartbeats Redis refused (ACL, renamed command, auth): see Health
+	Errors          uint64 // failed Redis reads and writes (not ErrNotFound)
 
 	AccessReports uint64 // keys served from L1 reported to Redis (see Config.AccessReportInterval)
 	Live          bool   // see Store.Live
@@ -861,8 +982,8 @@ func (s *Store) Stats() Stats {
 		L2Hits: s.l2Hits.Load(), L2Misses: s.l2Misses.Load(),
 		InvalidationsSent: s.sent.Load(), InvalidationsReceived: s.received.Load(),
 		InvalidationsIgnoredOwn: s.ignoredOwn.Load(), MalformedMessages: b.Malformed,
-		Gaps: b.Gaps, Subscriptions: b.Subscriptions, Pings: b.Pings, Pongs: b.Pongs,
-		Errors: s.errs.Load(), Live: s.feed.Live(),
+		Gaps: b.Gaps, Subscriptions: b.Subscriptions, Heartbeats: b.Beats, HeartbeatsHeard: b.Heard,
+		Refusals: b.Refusals, Errors: s.errs.Load(), Live: s.feed.Live(),
 	}
 	if s.access != nil {
 		st.AccessReports = s.access.sent.Load()
@@ -876,23 +997,47 @@ func (st Stats) String() string {
 		st.L1Hits, st.L1Misses, st.L2Hits, st.L2Misses, st.InvalidationsSent, st.InvalidationsReceived, st.Gaps)
 }
 
+// closeGrace is how long Close lets writes in flight finish before it
+// closes the store's connections under them.
+const closeGrace = time.Second
+
 // Close stops the subscription and frees the L1 cache. Later calls fail
 // with tierstore.ErrClosed; calls in flight complete or fail with it. It
-// does not close the Redis client. Against an unresponsive Redis it may
-// wait for go-redis's dial or read timeout, if the subscription is being
-// re-made at that moment.
+// does not close the Redis client. It returns within about a second
+// whatever Redis does: writes still waiting for Redis then are cut off
+// (they fail; whether Redis applied them is unknown, as for any write
+// that times out).
 func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
 	close(s.done)
-	err := s.feed.Close()
-	if s.tracker != nil {
-		err = errors.Join(err, s.tracker.Close())
+	finished := make(chan error, 1)
+	go func() {
+		err := s.feed.Close()
+		finished <- errors.Join(err, s.closeParts())
+	}()
+	var err error
+	select {
+	case err = <-finished:
+	case <-time.After(closeGrace):
+		s.conns.Abort()
+		err = <-finished
 	}
+	s.conns.Abort()
 	s.l1.Close()
 	if s.access != nil {
 		s.access.close()
 	}
+	return err
+}
+
+// closeParts closes what New made besides the feed, in reverse.
+func (s *Store) closeParts() error {
+	var err error
+	for _, c := range slices.Backward(s.closers) {
+		err = errors.Join(err, c())
+	}
+	s.closers = nil
 	return err
 }

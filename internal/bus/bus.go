@@ -1,8 +1,8 @@
 // Package bus is the invalidation bus that keeps in-process caches
 // coherent: the message format, the subscription with reconnect and gap
-// detection, and the health-check lease that bounds staleness when
-// messages may be lost. It is mechanism, internal to tiered; the contract
-// users see is described in package invalidation.
+// detection, and the heartbeat lease that bounds staleness when messages
+// may be lost. It is mechanism, internal to tiered; the contract users see
+// is described in package invalidation.
 package bus
 
 import (
@@ -17,19 +17,29 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/internal/rediskv"
+	"github.com/tierstore/tierstore/internal/statelog"
 )
 
 // DefaultHealthCheckInterval is the default Config.HealthCheckInterval.
 const DefaultHealthCheckInterval = time.Second
 
-// MinHealthCheckInterval is the smallest Config.HealthCheckInterval: pings
-// go out every quarter of it, and a lease much shorter than a round trip
-// would never hold.
+// MinHealthCheckInterval is the smallest Config.HealthCheckInterval:
+// heartbeats go out every quarter of it, and a lease much shorter than a
+// round trip would never hold.
 const MinHealthCheckInterval = 4 * time.Millisecond
+
+// minStep is the shortest deadline of one step of the bus's own work (a
+// heartbeat, a subscription's dial): a dial may need more than a tiny
+// interval.
+const minStep = 250 * time.Millisecond
 
 // Config configures a Bus. Zero fields take the documented defaults.
 type Config struct {
-	// Redis is the client to subscribe with; required. Never closed by Bus.
+	// Redis is the client to subscribe with; required. Never closed by
+	// Bus. Make it with rediskv.Conns, so that its dials are bounded.
 	Redis redis.UniversalClient
 	// Channel is the pub/sub channel; required. On TrackingChannel the
 	// messages are Redis's invalidations (key names, or a null for a
@@ -38,20 +48,27 @@ type Config struct {
 	// KeyPrefix is stripped from the keys of Redis's invalidations;
 	// keys without it are ignored.
 	KeyPrefix string
-	// Check, if set, runs before every ping, and must succeed for the
-	// ping to renew the lease: it proves that what feeds the channel
-	// (a tracking registration) was in place when the ping's time was
-	// taken. A non-empty flush reports that messages may have been lost
-	// before it (a gap). An error is a gap too, and no ping is sent.
-	Check func(ctx context.Context) (flush string, err error)
+	// Beat makes heartbeat seq: a change whose report must reach this
+	// bus by the path invalidations travel, as a key under BeatPrefix
+	// ending in ":" and seq (Redis's invalidations), or as a message with
+	// payload seq on BeatChannel (this package's). Required. A non-empty
+	// flush says that messages may have been lost before it (a gap), and
+	// that this beat proves nothing; an error, that it was not made.
+	Beat func(ctx context.Context, seq uint64) (flush string, err error)
+	// BeatPrefix: see Beat. Keys under it are never handed to OnMessage.
+	BeatPrefix string
+	// BeatChannel: see Beat; subscribed in the same command as Channel,
+	// so that one permission check covers both.
+	BeatChannel string
 	// ID identifies this instance in its messages. Default: NewID().
 	// Set it when the handlers need it before New returns.
 	ID ID
 	// HealthCheckInterval bounds how stale a cache fed by this bus can get
-	// when messages are lost: the bus is Live only while it has proof
-	// (a PING answered on the subscription) that it received every message
-	// published up to HealthCheckInterval ago. Pings go out four times per
-	// interval. Default DefaultHealthCheckInterval (1s).
+	// when messages are lost: the bus is Live only while it has heard a
+	// heartbeat made within HealthCheckInterval, which proves that it
+	// received every message published before that heartbeat. Heartbeats
+	// go out four times per interval. Default DefaultHealthCheckInterval
+	// (1s).
 	HealthCheckInterval time.Duration
 	// OnMessage is called, in publication order, for every well-formed
 	// message, including this bus's own (compare Message.Sender with ID).
@@ -61,6 +78,8 @@ type Config struct {
 	// could not be read): the receiver must forget everything the
 	// messages were protecting. reason says why.
 	OnGap func(reason string)
+	// Log records state changes; nil: silent.
+	Log *statelog.Logger
 }
 
 // Stats is a snapshot of a Bus's counters.
@@ -68,8 +87,9 @@ type Stats struct {
 	Messages  uint64 // well-formed messages received, own included
 	Malformed uint64 // payloads that were not invalidation messages
 	Gaps      uint64 // times messages may have been lost (OnGap, but for the first subscription)
-	Pings     uint64 // health-check pings sent
-	Pongs     uint64 // health-check pongs received
+	Beats     uint64 // heartbeats Redis acknowledged
+	Heard     uint64 // heartbeats that arrived on the subscription
+	Refusals  uint64 // commands of the subscription or the heartbeats that Redis refused (ACL, renamed command, auth)
 	// Subscriptions counts subscription confirmations: 1 for the first,
 	// one more for every resubscription after a lost connection.
 	Subscriptions uint64
@@ -79,44 +99,76 @@ type Stats struct {
 //
 // # The lease
 //
-// Redis delivers the messages of one subscription in order, and answers a
-// PING on it after every message published before the PING was processed.
-// So a PONG for a ping sent at time T proves that every message published
-// before T has been handed to OnMessage. The bus is Live until
-// T + HealthCheckInterval for the latest such T; after that a timer marks it
-// not Live and reports a gap. A lost connection, a resubscribe or an
-// unreadable reply also report a gap at once. Callers must not serve cached
-// data while the bus is not Live.
+// Redis delivers the messages of one subscription in order. A heartbeat
+// is a change made through another connection after time T whose report
+// travels to the subscription the way every invalidation does (through
+// the tracking registration and its redirect, the channel's permission,
+// the subscription itself); when it arrives, every change made before T
+// has been reported, and handed to OnMessage. The bus is Live until
+// T + HealthCheckInterval for the latest such T; after that a timer marks
+// it not Live and reports a gap. A pong is no such proof: go-redis makes
+// one up for a connection that is not subscribed.
+//
+// Each heartbeat has a name of its own (its seq), so an arrival proves
+// exactly its own T, however late. One heartbeat is awaited at a time: a
+// new one goes out when it has arrived, or when it is older than the
+// interval (it could renew nothing any more). A heartbeat Redis
+// acknowledged that has not arrived one interval later means the path is
+// broken somewhere: the subscription is replaced, which re-makes the
+// registration too. A lost connection, a resubscribe or an unreadable
+// reply report a gap at once. Callers must not serve cached data while the
+// bus is not Live.
 type Bus struct {
-	cfg   Config
-	id    ID
-	start time.Time // the origin of ping payloads (monotonic)
+	cfg      Config
+	id       ID
+	start    time.Time // the origin of lease times (monotonic)
+	channels []string
+	step     time.Duration // deadline of one heartbeat or subscription step
 
 	mu     sync.Mutex // guards ps and closed
 	ps     *redis.PubSub
 	closed bool
 
 	live       atomic.Bool
-	everLive   atomic.Bool // a gap before the first lease is no loss: not counted
-	liveMu     sync.Mutex
-	liveCh     chan struct{} // closed while live; see Ready
-	liveClosed bool
+	everLive   atomic.Bool  // a gap before the first lease is no loss: not counted
 	leaseUntil atomic.Int64 // nanoseconds since start
 	expiry     *time.Timer  // marks the bus not Live when the lease runs out
-	pingNow    chan struct{}
+	beatNow    chan struct{}
 
-	messages, malformed, gaps, pings, pongs, subscriptions atomic.Uint64
+	stateMu  sync.Mutex    // guards the fields below
+	liveCh   chan struct{} // closed while live; see Ready
+	changed  chan struct{} // closed and replaced on every change of Live or Cause
+	cause    error         // why the bus is not Live, or the last failure
+	awaited  *beat         // the heartbeat awaited
+	seq      uint64
+	notLive  time.Time // when Live was last lost
+	subFails int       // consecutive subscription errors, for backoff
+
+	// handling: the receive goroutine is in a handler (OnMessage), not
+	// reading; a heartbeat queued behind a slow handler is not lost.
+	handling atomic.Bool
+
+	messages, malformed, gaps, beats, heard, refusals, subscriptions atomic.Uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
+// beat is one heartbeat: sent at time sent (since start), acknowledged by
+// Redis without a flush at acked (0: not yet), heard on the subscription.
+type beat struct {
+	seq   uint64
+	sent  time.Duration
+	acked time.Duration
+	heard bool
+}
+
 // New subscribes and starts the bus's goroutines. Redis need not be
 // reachable: the bus keeps trying, and is not Live until it succeeds.
 func New(cfg Config) (*Bus, error) {
-	if cfg.Redis == nil || cfg.Channel == "" {
-		return nil, errors.New("bus: Config.Redis and Config.Channel are required")
+	if cfg.Redis == nil || cfg.Channel == "" || cfg.Beat == nil {
+		return nil, errors.New("bus: Config.Redis, Channel and Beat are required")
 	}
 	if cfg.HealthCheckInterval < 0 || (cfg.HealthCheckInterval > 0 && cfg.HealthCheckInterval < MinHealthCheckInterval) {
 		return nil, fmt.Errorf("bus: HealthCheckInterval %v: want 0 (the default) or at least %v", cfg.HealthCheckInterval, MinHealthCheckInterval)
@@ -133,7 +185,15 @@ func New(cfg Config) (*Bus, error) {
 	if cfg.ID == (ID{}) {
 		cfg.ID = NewID()
 	}
-	b := &Bus{cfg: cfg, id: cfg.ID, start: time.Now(), pingNow: make(chan struct{}, 1), liveCh: make(chan struct{})}
+	b := &Bus{
+		cfg: cfg, id: cfg.ID, start: time.Now(), channels: []string{cfg.Channel},
+		step:    max(cfg.HealthCheckInterval, minStep),
+		beatNow: make(chan struct{}, 1), liveCh: make(chan struct{}), changed: make(chan struct{}),
+		cause: errors.New("not subscribed yet"), notLive: time.Now(),
+	}
+	if cfg.BeatChannel != "" {
+		b.channels = append(b.channels, cfg.BeatChannel)
+	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.expiry = time.AfterFunc(time.Hour, b.checkLease)
 	b.expiry.Stop()
@@ -142,7 +202,7 @@ func New(cfg Config) (*Bus, error) {
 	b.ps = cfg.Redis.Subscribe(b.ctx)
 	b.wg.Add(2)
 	go b.receive()
-	go b.ping()
+	go b.prove()
 	return b, nil
 }
 
@@ -165,44 +225,93 @@ func (b *Bus) Live() bool { return b.live.Load() }
 // Ready returns a channel that is closed once the bus is Live. A gap
 // after that gives later callers a new channel.
 func (b *Bus) Ready() <-chan struct{} {
-	b.liveMu.Lock()
-	defer b.liveMu.Unlock()
+	b.stateMu.Lock()
+	defer b.stateMu.Unlock()
 	return b.liveCh
+}
+
+// State returns why the bus is not Live (nil while it is, or before the
+// first failure is known), and a channel closed at the next change of
+// Live or of the cause.
+func (b *Bus) State() (cause error, changed <-chan struct{}) {
+	b.stateMu.Lock()
+	defer b.stateMu.Unlock()
+	if b.live.Load() {
+		return nil, b.changed
+	}
+	return b.cause, b.changed
+}
+
+// notify wakes the callers of State; stateMu must be held.
+func (b *Bus) notify() {
+	close(b.changed)
+	b.changed = make(chan struct{})
+}
+
+// fail records err as the reason the bus cannot renew its lease, counting
+// and logging it once per change of cause.
+func (b *Bus) fail(err error) {
+	refused := errors.Is(err, tierstore.ErrRefused)
+	if refused {
+		b.refusals.Add(1)
+	}
+	b.stateMu.Lock()
+	same := b.cause != nil && b.cause.Error() == err.Error()
+	b.cause = err
+	if !same {
+		b.notify()
+	}
+	b.stateMu.Unlock()
+	if refused {
+		b.cfg.Log.Error("refused", "err", err)
+	} else {
+		b.cfg.Log.Warn("heartbeat failed", "err", err)
+	}
 }
 
 func (b *Bus) setLive() {
 	b.everLive.Store(true)
-	if b.live.Swap(true) {
+	if b.live.Load() {
 		return
 	}
-	b.liveMu.Lock()
-	if !b.liveClosed {
-		close(b.liveCh)
-		b.liveClosed = true
+	b.stateMu.Lock()
+	if b.live.Swap(true) {
+		b.stateMu.Unlock()
+		return
 	}
-	b.liveMu.Unlock()
+	close(b.liveCh)
+	b.cause = nil
+	down := time.Since(b.notLive)
+	b.notify()
+	b.stateMu.Unlock()
+	b.cfg.Log.Info("live", "after", down.Round(time.Millisecond))
 }
 
-func (b *Bus) setNotLive() {
-	b.live.Store(false)
-	b.liveMu.Lock()
-	if b.liveClosed {
-		b.liveCh = make(chan struct{})
-		b.liveClosed = false
+func (b *Bus) setNotLive(reason string) {
+	b.stateMu.Lock()
+	if !b.live.Swap(false) {
+		b.stateMu.Unlock()
+		return
 	}
-	b.liveMu.Unlock()
+	b.liveCh = make(chan struct{})
+	b.notLive = time.Now()
+	b.cause = errors.New(reason)
+	b.notify()
+	b.stateMu.Unlock()
+	b.cfg.Log.Warn("not live", "reason", reason)
 }
 
 // Stats returns the counters.
 func (b *Bus) Stats() Stats {
 	return Stats{
 		Messages: b.messages.Load(), Malformed: b.malformed.Load(), Gaps: b.gaps.Load(),
-		Pings: b.pings.Load(), Pongs: b.pongs.Load(), Subscriptions: b.subscriptions.Load(),
+		Beats: b.beats.Load(), Heard: b.heard.Load(), Refusals: b.refusals.Load(),
+		Subscriptions: b.subscriptions.Load(),
 	}
 }
 
 // Close unsubscribes and stops the goroutines. It is idempotent and safe
-// to call concurrently.
+// to call concurrently. A dial in progress ends with the bus's context.
 func (b *Bus) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -216,7 +325,7 @@ func (b *Bus) Close() error {
 	err := ps.Close()
 	b.wg.Wait()
 	b.expiry.Stop()
-	b.setNotLive()
+	b.setNotLive("closed")
 	if errors.Is(err, redis.ErrClosed) {
 		err = nil
 	}
@@ -236,7 +345,7 @@ func (b *Bus) Gap(reason string) { b.gap(reason) }
 // gap withdraws the lease and tells the owner. Order matters: not Live
 // first, so that nothing is served between the loss and the flush.
 func (b *Bus) gap(reason string) {
-	b.setNotLive()
+	b.setNotLive(reason)
 	b.leaseUntil.Store(0)
 	if b.everLive.Load() {
 		b.gaps.Add(1)
@@ -249,85 +358,117 @@ func (b *Bus) since() time.Duration { return time.Since(b.start) }
 // checkLease runs when the lease may have run out.
 func (b *Bus) checkLease() {
 	if b.live.Load() && b.since() >= time.Duration(b.leaseUntil.Load()) {
-		b.gap("health-check lease expired")
+		b.gap("heartbeat lease expired")
 	}
 }
 
+// subscribe (re)sends the subscription for every channel in one command.
+func (b *Bus) subscribe() {
+	ctx, cancel := context.WithTimeout(b.ctx, b.step)
+	defer cancel()
+	// An error here (a dial) shows again on the next read, which retries.
+	_ = b.pubsub().Subscribe(ctx, b.channels...)
+}
+
 // receive is the only reader of the subscription: it decodes messages,
-// renews the lease on pongs and reports gaps.
+// renews the lease on heartbeats and reports gaps.
 func (b *Bus) receive() {
 	defer b.wg.Done()
-	// A failed first subscribe is retried by go-redis on the next read,
-	// which resubscribes to the channels the PubSub recorded.
-	_ = b.pubsub().Subscribe(b.ctx, b.cfg.Channel)
-	interval := b.cfg.HealthCheckInterval
-	backoff := time.Duration(0)
-	lastHeard := time.Now()
+	b.subscribe()
 	for b.ctx.Err() == nil {
 		ps := b.pubsub()
-		msg, err := ps.ReceiveTimeout(b.ctx, interval)
+		// The deadline bounds a reconnect's dial, which go-redis makes
+		// inside this call while holding the PubSub's lock.
+		ctx, cancel := context.WithTimeout(b.ctx, b.step)
+		msg, err := ps.ReceiveTimeout(ctx, b.cfg.HealthCheckInterval)
+		cancel()
 		if b.ctx.Err() != nil {
 			return
 		}
 		if err != nil {
-			var nerr net.Error
-			if errors.As(err, &nerr) && nerr.Timeout() {
-				// Quiet, but pings should have been answered: after three
-				// intervals of silence the connection is presumed dead
-				// (half-open TCP, a paused server) and replaced.
-				if time.Since(lastHeard) > 3*interval {
-					b.recycle()
-					lastHeard = time.Now()
-				}
-				continue
-			}
-			if isFlush(err) {
-				// Redis's invalidation of everything: FLUSHDB, FLUSHALL,
-				// a full resync from a master. The connection is fine.
-				b.gap("server flushed its data")
-				continue
-			}
-			// go-redis reconnects and resubscribes on the next read; the
-			// messages in between are lost.
-			if b.live.Load() || backoff == 0 {
-				b.gap("subscription error: " + err.Error())
-			}
-			backoff = min(max(2*backoff, 10*time.Millisecond), interval)
-			select {
-			case <-time.After(backoff):
-			case <-b.ctx.Done():
-				return
-			}
+			b.receiveError(err)
 			continue
 		}
-		backoff = 0
-		lastHeard = time.Now()
-		switch m := msg.(type) {
-		case *redis.Message:
-			if m.Channel == TrackingChannel {
-				b.deliverKeys(m)
-			} else {
-				b.deliver(m.Payload)
+		b.stateMu.Lock()
+		b.subFails = 0
+		b.stateMu.Unlock()
+		b.handling.Store(true)
+		b.handle(msg)
+		b.handling.Store(false)
+	}
+}
+
+// handle takes one reply of the subscription.
+func (b *Bus) handle(msg any) {
+	switch m := msg.(type) {
+	case *redis.Message:
+		switch m.Channel {
+		case TrackingChannel:
+			b.deliverKeys(m)
+		case b.cfg.BeatChannel:
+			if seq, err := strconv.ParseUint(m.Payload, 10, 64); err == nil {
+				b.arrived(seq)
 			}
-		case *redis.Pong:
-			b.renew(m.Payload)
-		case *redis.Subscription:
-			if m.Kind == "subscribe" {
-				// A (re)subscription: whatever was published before it
-				// is lost, so the owner forgets what it cached, even the
-				// first time (reads made before it may be filling the
-				// cache now; gap does not count that one in Stats, since
-				// nothing was ever served). Ask for a pong at once to
-				// regain the lease.
-				reason := "resubscribed"
-				if b.subscriptions.Add(1) == 1 {
-					reason = "subscribed"
-				}
-				b.gap(reason)
-				b.requestPing()
+		default:
+			b.deliver(m.Payload)
+		}
+	case *redis.Subscription:
+		if m.Kind == "subscribe" && m.Channel == b.cfg.Channel {
+			// A (re)subscription: whatever was published before it
+			// is lost, so the owner forgets what it cached, even the
+			// first time (reads made before it may be filling the
+			// cache now; gap does not count that one in Stats, since
+			// nothing was ever served). No heartbeat made before it
+			// can arrive on it. Ask for one at once.
+			reason := "resubscribed"
+			if b.subscriptions.Add(1) == 1 {
+				reason = "subscribed"
 			}
+			b.gap(reason)
+			b.stateMu.Lock()
+			b.awaited = nil
+			b.stateMu.Unlock()
+			b.requestBeat()
 		}
 	}
+}
+
+// receiveError handles a failed read of the subscription.
+func (b *Bus) receiveError(err error) {
+	var nerr net.Error
+	if errors.As(err, &nerr) && nerr.Timeout() {
+		return // quiet: the heartbeats tell whether it should not be
+	}
+	if isFlush(err) {
+		// Redis's invalidation of everything: FLUSHDB, FLUSHALL, a full
+		// resync from a master. The connection is fine.
+		b.gap("server flushed its data")
+		return
+	}
+	var reply redis.Error
+	refused := errors.As(err, &reply)
+	if refused {
+		// The subscription itself was refused (an ACL on the channel, a
+		// renamed SUBSCRIBE): the connection is fine but subscribed to
+		// nothing, so nothing would ever arrive on it.
+		b.fail(rediskv.Wrap(context.Background(), "bus: subscribe "+strings.Join(b.channels, " "), err))
+	} else {
+		b.fail(rediskv.Wrap(context.Background(), "bus: subscription", err))
+	}
+	b.gap("subscription error: " + err.Error())
+	b.stateMu.Lock()
+	b.subFails++
+	backoff := min(time.Duration(1<<min(b.subFails, 10))*5*time.Millisecond, b.cfg.HealthCheckInterval)
+	b.stateMu.Unlock()
+	select {
+	case <-time.After(backoff):
+	case <-b.ctx.Done():
+		return
+	}
+	if refused {
+		b.subscribe() // permissions may have been granted since
+	}
+	// Else go-redis reconnects and resubscribes on the next read.
 }
 
 // TrackingChannel is the channel of Redis's RESP2 invalidations.
@@ -339,13 +480,24 @@ func isFlush(err error) bool {
 	return strings.Contains(err.Error(), "unsupported pubsub message payload: <nil>")
 }
 
-// deliverKeys hands on the keys of one of Redis's invalidations.
+// deliverKeys hands on the keys of one of Redis's invalidations, and
+// then takes the heartbeat it may name: the lease waits until every key
+// reported with it has been applied.
 func (b *Bus) deliverKeys(m *redis.Message) {
 	keys := m.PayloadSlice
 	if keys == nil {
 		keys = []string{m.Payload}
 	}
+	var beats []uint64
 	for _, k := range keys {
+		if b.cfg.BeatPrefix != "" {
+			if rest, ok := strings.CutPrefix(k, b.cfg.BeatPrefix); ok {
+				if seq, err := strconv.ParseUint(rest[strings.LastIndexByte(rest, ':')+1:], 10, 64); err == nil {
+					beats = append(beats, seq)
+				}
+				continue
+			}
+		}
 		key, ok := strings.CutPrefix(k, b.cfg.KeyPrefix)
 		if !ok {
 			b.malformed.Add(1)
@@ -353,6 +505,9 @@ func (b *Bus) deliverKeys(m *redis.Message) {
 		}
 		b.messages.Add(1)
 		b.cfg.OnMessage(Message{Key: key})
+	}
+	for _, seq := range beats {
+		b.arrived(seq)
 	}
 }
 
@@ -372,14 +527,26 @@ func (b *Bus) deliver(payload string) {
 	}
 }
 
-// renew extends the lease to (ping send time + interval).
-func (b *Bus) renew(payload string) {
-	sent, err := strconv.ParseInt(payload, 10, 64)
-	if err != nil {
-		return // not one of our pings
+// arrived takes heartbeat seq, heard on the subscription.
+func (b *Bus) arrived(seq uint64) {
+	b.stateMu.Lock()
+	a := b.awaited
+	if a == nil || a.seq != seq || a.heard {
+		b.stateMu.Unlock()
+		return // one given up, or the echo of its key's rename
 	}
-	b.pongs.Add(1)
-	until := sent + int64(b.cfg.HealthCheckInterval)
+	a.heard = true
+	proven := a.acked != 0
+	b.stateMu.Unlock()
+	b.heard.Add(1)
+	if proven {
+		b.renew(a.sent)
+	}
+}
+
+// renew extends the lease to (heartbeat send time + interval).
+func (b *Bus) renew(sent time.Duration) {
+	until := int64(sent + b.cfg.HealthCheckInterval)
 	for {
 		cur := b.leaseUntil.Load()
 		if until <= cur || b.leaseUntil.CompareAndSwap(cur, until) {
@@ -392,16 +559,16 @@ func (b *Bus) renew(payload string) {
 	}
 }
 
-func (b *Bus) requestPing() {
+func (b *Bus) requestBeat() {
 	select {
-	case b.pingNow <- struct{}{}:
+	case b.beatNow <- struct{}{}:
 	default:
 	}
 }
 
-// ping sends a health-check ping four times per interval, or at once when
-// asked. Its payload is its send time, which the pong brings back.
-func (b *Bus) ping() {
+// prove makes a heartbeat four times per interval, or at once when
+// asked, while the one awaited has arrived or is too old to matter.
+func (b *Bus) prove() {
 	defer b.wg.Done()
 	t := time.NewTicker(b.cfg.HealthCheckInterval / 4)
 	defer t.Stop()
@@ -410,40 +577,78 @@ func (b *Bus) ping() {
 		case <-b.ctx.Done():
 			return
 		case <-t.C:
-		case <-b.pingNow:
+		case <-b.beatNow:
 		}
-		// The time is taken before the check: the pong then proves that
-		// every message up to it was delivered, and the check that the
-		// registration producing them was in place at that time.
-		now := b.since()
-		if b.cfg.Check != nil {
-			flush, err := b.cfg.Check(b.ctx)
-			if b.ctx.Err() != nil {
-				return
-			}
-			if err != nil {
-				if b.live.Load() {
-					b.gap("check: " + err.Error())
-				}
-				continue
-			}
-			if flush != "" {
-				b.gap(flush)
-			}
+		b.beatOnce()
+	}
+}
+
+func (b *Bus) beatOnce() {
+	interval := b.cfg.HealthCheckInterval
+	now := b.since()
+	b.stateMu.Lock()
+	a := b.awaited
+	deaf := a != nil && a.acked != 0 && !a.heard && now-a.acked > interval && !b.handling.Load()
+	if a != nil && !a.heard && !deaf && now-a.sent < interval {
+		b.stateMu.Unlock()
+		return // still worth waiting for
+	}
+	if deaf {
+		b.awaited = nil
+		b.stateMu.Unlock()
+		// Acknowledged by Redis, never heard: the registration, its
+		// redirect or the subscription is not what it seems.
+		b.fail(errors.New("bus: heartbeats acknowledged by Redis do not arrive (subscription or registration lost, or the channel not permitted)"))
+		b.recycle()
+		return
+	}
+	// The time is taken before the heartbeat is sent: its arrival then
+	// proves that every change made up to now has been reported.
+	b.seq++
+	next := &beat{seq: b.seq, sent: b.since()}
+	b.awaited = next
+	b.stateMu.Unlock()
+	ctx, cancel := context.WithTimeout(b.ctx, b.step)
+	flush, err := b.cfg.Beat(ctx, next.seq)
+	cancel()
+	if b.ctx.Err() != nil {
+		return
+	}
+	if err != nil || flush != "" {
+		// Proves nothing: the next tick, or the request below, makes
+		// another.
+		b.stateMu.Lock()
+		if b.awaited == next {
+			b.awaited = nil
 		}
-		payload := strconv.FormatInt(int64(now), 10)
-		if b.pubsub().Ping(b.ctx, payload) == nil {
-			b.pings.Add(1)
+		b.stateMu.Unlock()
+	}
+	switch {
+	case err != nil:
+		b.fail(rediskv.Wrap(context.Background(), "bus: heartbeat", err))
+	case flush != "":
+		b.gap(flush)
+		b.requestBeat()
+	default:
+		b.beats.Add(1)
+		b.stateMu.Lock()
+		next.acked = max(b.since(), 1)
+		heard := next.heard
+		b.stateMu.Unlock()
+		if heard {
+			b.renew(next.sent)
 		}
 	}
 }
 
 // recycle replaces the subscription with a new connection. The new one
-// is dialled without the lock, so that pings and Close never wait for a
-// dial; if Close ran meanwhile, the new subscription is closed at once
-// instead of leaking.
+// is dialled without the lock, so that heartbeats and Close never wait
+// for a dial; if Close ran meanwhile, the new subscription is closed at
+// once instead of leaking.
 func (b *Bus) recycle() {
-	fresh := b.cfg.Redis.Subscribe(b.ctx, b.cfg.Channel)
+	ctx, cancel := context.WithTimeout(b.ctx, b.step)
+	fresh := b.cfg.Redis.Subscribe(ctx, b.channels...)
+	cancel()
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -454,5 +659,6 @@ func (b *Bus) recycle() {
 	b.ps = fresh
 	b.mu.Unlock()
 	_ = old.Close()
-	b.gap("subscription silent, replaced")
+	b.cfg.Log.Warn("subscription replaced")
+	b.gap("subscription replaced")
 }

@@ -37,11 +37,19 @@ func (r *recorder) counts() (msgs, gaps int) {
 	return len(r.msgs), len(r.gaps)
 }
 
+// publishBeat is a Beat that publishes seq on channel through c.
+func publishBeat(c redis.UniversalClient, channel string) func(context.Context, uint64) (string, error) {
+	return func(ctx context.Context, seq uint64) (string, error) {
+		return "", c.Publish(ctx, channel, seq).Err()
+	}
+}
+
 func newBus(t *testing.T, c redis.UniversalClient, interval time.Duration) (*bus.Bus, *recorder) {
 	t.Helper()
 	r := &recorder{}
 	b, err := bus.New(bus.Config{
 		Redis: c, Channel: "inv", HealthCheckInterval: interval,
+		BeatChannel: "inv:heartbeat", Beat: publishBeat(c, "inv:heartbeat"),
 		OnMessage: r.onMessage, OnGap: r.onGap,
 	})
 	if err != nil {

@@ -30,9 +30,12 @@ type Config struct {
 	MaxValueBytes int                   // default tierstore.DefaultMaxValueBytes
 	// Op names the caller in errors ("l2", "tiered").
 	Op string
-	// Runner runs the writes. Default: each on Redis's pool. A Runner
-	// given here runs the reads too (see ReadAsync).
+	// Runner runs the writes. Default: each on Redis's pool.
 	Runner Runner
+	// Reader, if set, runs the reads (see ReadAsync); default: each on
+	// Redis's pool. Not the writes' Runner: a write held by a write
+	// pause must not hold up the reads behind it.
+	Reader Runner
 }
 
 // Call is one write: a script with its keys and arguments, or, when
@@ -85,8 +88,7 @@ func (p poolRunner) Run(ctx context.Context, call Call, done func(*redis.Cmd)) *
 type Client struct {
 	rdb    redis.UniversalClient
 	runner Runner
-	// readsOnRunner: reads go through runner (Config.Runner was set).
-	readsOnRunner bool
+	reader Runner // nil: reads on the pool
 	prefix        string
 	maxValue      int
 	op            string
@@ -119,11 +121,10 @@ func New(cfg Config) (*Client, error) {
 	if err := CheckServer(ctx, cfg.Redis); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Op, err)
 	}
-	readsOnRunner := cfg.Runner != nil
 	if cfg.Runner == nil {
 		cfg.Runner = poolRunner{cfg.Redis}
 	}
-	return &Client{rdb: cfg.Redis, runner: cfg.Runner, readsOnRunner: readsOnRunner, prefix: cfg.KeyPrefix, maxValue: cfg.MaxValueBytes, op: cfg.Op}, nil
+	return &Client{rdb: cfg.Redis, runner: cfg.Runner, reader: cfg.Reader, prefix: cfg.KeyPrefix, maxValue: cfg.MaxValueBytes, op: cfg.Op}, nil
 }
 
 // KeyPrefix returns the prefix of the keys in Redis.
@@ -156,7 +157,7 @@ type Item struct {
 // Read returns the value under key with its version and expiry in one
 // round trip and, if epochKey is not "", the value of the key epochKey in
 // the same round trip: which dataset the value came from (see package
-// tracking). With a Config.Runner, the read travels on the Runner's
+// tracking). With a Config.Reader, the read travels on the Reader's
 // connection, as one script call (see ReadAsync).
 func (s *Client) Read(ctx context.Context, key, epochKey string) (Item, error) {
 	return s.ReadAsync(ctx, key, epochKey, nil)
@@ -214,21 +215,24 @@ func (s *Client) item(key string, framed []byte, pttl int64, epoch string, start
 
 // readScript is Read as one command: the value (false if absent), its
 // PTTL in milliseconds and, with a second key, that key's value.
-var readScript = redis.NewScript(`
+//
+// no-writes lets Redis run it during a write pause (CLIENT PAUSE WRITE,
+// which FAILOVER and manual failovers make) and on a replica.
+var readScript = redis.NewScript(`#!lua flags=no-writes
 local e = false
 if KEYS[2] then e = redis.call('GET', KEYS[2]) end
 return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), e}`)
 
-// ReadAsync is Read on the Config.Runner's connection, where it joins the
-// writes' batches: no pooled connection, no round trip of its own. It
+// ReadAsync is Read on the Config.Reader's connection, where it joins the
+// other reads' batches: no pooled connection, no round trip of its own. It
 // returns when Redis has answered or ctx has ended; done, if not nil, is
 // called exactly once with the outcome, when Redis has answered, also if
 // ctx ended first (see Runner), possibly on the Runner's goroutine: it
 // must not block. A read refused before it was sent (ctx already done,
-// an invalid key) is an outcome too. Without a Runner it reads on a
+// an invalid key) is an outcome too. Without a Reader it reads on a
 // pooled connection, and done runs before it returns.
 func (s *Client) ReadAsync(ctx context.Context, key, epochKey string, done func(Item, error)) (Item, error) {
-	if err := s.checkKey(ctx, key); err != nil || !s.readsOnRunner {
+	if err := s.checkKey(ctx, key); err != nil || s.reader == nil {
 		var r Item
 		if err == nil {
 			r, err = s.readPipelined(ctx, key, epochKey)
@@ -259,7 +263,7 @@ func (s *Client) ReadAsync(ctx context.Context, key, epochKey string, done func(
 		epoch, _ := reply[2].(string)
 		return s.item(key, []byte(framed), pttl, epoch, start)
 	}
-	cmd := s.runner.Run(ctx, Call{Script: readScript, Keys: keys}, func(cmd *redis.Cmd) {
+	cmd := s.reader.Run(ctx, Call{Script: readScript, Keys: keys}, func(cmd *redis.Cmd) {
 		if done != nil {
 			// The caller may have left: the outcome is Redis's, not ctx's.
 			done(parse(context.Background(), cmd))
@@ -656,7 +660,8 @@ func deadlineError(what string, cause error) error {
 //     context.DeadlineExceeded: Redis did not answer in time;
 //   - an error reply is ErrCorrupt (WRONGTYPE), ErrUnavailable (a server
 //     that cannot serve for now) or ErrRefused (anything else: a
-//     misconfiguration a retry will not fix);
+//     misconfiguration a retry will not fix; credentials refused say
+//     "auth");
 //   - anything else (the network, the pool) is ErrUnavailable.
 func Wrap(ctx context.Context, what string, err error) error {
 	if errors.Is(err, redis.Nil) {
@@ -679,6 +684,8 @@ func Wrap(ctx context.Context, what string, err error) error {
 			return fmt.Errorf("%s: %w: %w", what, tierstore.ErrCorrupt, err)
 		case "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "BUSY", "MOVED", "ASK", "NOREPLICAS":
 			return fmt.Errorf("%s: %w: %w", what, tierstore.ErrUnavailable, err)
+		case "NOAUTH", "WRONGPASS":
+			return fmt.Errorf("%s: auth: %w: %w", what, tierstore.ErrRefused, err)
 		default:
 			return fmt.Errorf("%s: %w: %w", what, tierstore.ErrRefused, err)
 		}

@@ -79,3 +79,30 @@ func versionAtLeast(have, want string) bool {
 	}
 	return true
 }
+
+// Probe runs, on a key under prefix that no Store can hold, the commands
+// a store's reads and writes need (with scripts: the read script too),
+// and returns an error wrapping tierstore.ErrRefused naming the first
+// that Redis refuses (an ACL, a renamed command, credentials). Any other
+// failure (Redis unreachable) is returned as Wrap makes it.
+func Probe(ctx context.Context, rdb redis.UniversalClient, prefix string, scripts bool) error {
+	key := prefix + "\x00probe"
+	type probeCmd struct {
+		what string
+		run  func() error
+	}
+	cmds := []probeCmd{
+		{"GET", func() error { return rdb.Get(ctx, key).Err() }},
+		{"PTTL", func() error { return rdb.PTTL(ctx, key).Err() }},
+		{"DEL", func() error { return rdb.Del(ctx, key).Err() }},
+	}
+	if scripts {
+		cmds = append(cmds, probeCmd{"the read script (EVALSHA, EVAL)", func() error { return readScript.Run(ctx, rdb, []string{key}).Err() }})
+	}
+	for _, c := range cmds {
+		if err := c.run(); err != nil && !errors.Is(err, redis.Nil) {
+			return Wrap(ctx, "probe: "+c.what+" on "+prefix+"*", err)
+		}
+	}
+	return nil
+}

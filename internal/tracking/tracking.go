@@ -2,7 +2,8 @@
 // invalidation, so that every change to a key under the prefix, by
 // anyone, reaches the instance: CLIENT TRACKING in BCAST mode with the key
 // prefix, redirected to a RESP2 subscriber of __redis__:invalidate (the
-// bus's subscription).
+// bus's subscription). It also makes the heartbeats that prove the whole
+// path works (see Beat).
 //
 // The registration lives on one connection, which also carries every write
 // of the instance, pipelined: with NOLOOP, Redis then spares the instance
@@ -14,11 +15,10 @@
 // MULTI/EXEC count as the connection's own: Redis 7.0 attributes a
 // script's writes to its scripting client, so their echoes do come back.
 //
-// A lost registration means lost invalidations, so it is a gap: Check,
-// which the bus runs before each health-check ping, proves the
-// registration is in place and points at the current subscriber, and
-// re-makes it when not. The registration connection breaking (a write or
-// a check failing on the network) is reported at once through OnGap.
+// A lost registration means lost invalidations, so it is a gap: the
+// registration connection breaking (a write or a registration failing on
+// the network) is reported at once through OnGap; a registration lost any
+// other way stops the heartbeats, which the bus notices.
 package tracking
 
 import (
@@ -27,19 +27,20 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"runtime"
+	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/rediskv"
+	"github.com/tierstore/tierstore/internal/statelog"
 )
 
-// maxBatch bounds the writes sent in one pipeline.
-const maxBatch = 256
+// beatTTL is how long a heartbeat key outlives its instance's last beat.
+const beatTTL = time.Minute
 
 // Config configures a Tracker.
 type Config struct {
@@ -47,48 +48,64 @@ type Config struct {
 	// copy (address, credentials, database, TLS, timeouts), with RESP2.
 	// It is never used or closed by the tracker.
 	Redis *redis.Client
+	// Conns owns the tracker's connections; required.
+	Conns *rediskv.Conns
 	// Prefix is the key prefix to track.
 	Prefix string
+	// BeatPrefix is the prefix of this instance's heartbeat keys,
+	// registered beside Prefix; neither may be a prefix of the other
+	// (Redis refuses overlapping prefixes). See BeatPrefix.
+	BeatPrefix string
+	// HashTag, if set, returns the hash tag ("{…}") that routes a beat
+	// key to the master this tracker follows (a Cluster); "" if none is
+	// known.
+	HashTag func() string
 	// EpochKey, if set, names a key whose value identifies the dataset:
-	// Check flushes when it changes (SWAPDB, which Redis does not report
-	// to trackers) and creates it when absent.
+	// Beat reports a flush when it changes (SWAPDB, which Redis does not
+	// report to trackers) and creates it when absent.
 	EpochKey string
 	// OnGap is called when the registration was lost under a write (its
 	// connection broke): invalidations may have been missed. It runs on
-	// the tracker's goroutine and must not wait for a write. It is never
-	// called before the first write; a check reports a lost registration
-	// by its error instead.
+	// the tracker's goroutine and must not wait for a write.
 	OnGap func(reason string)
+	// Log records re-registrations; nil: silent.
+	Log *statelog.Logger
 }
 
-// Tracker holds a tracking registration and carries the instance's
-// writes on its connection; it is a rediskv.Runner.
+// BeatPrefix returns the prefix of heartbeat keys for an instance id and
+// a data prefix: the data prefix with its last byte changed, so that
+// neither is a prefix of the other, then "heartbeat:" and id
+// ("tierstore:" gives "tierstore;heartbeat:<id>").
+func BeatPrefix(prefix, id string) string {
+	last := prefix[len(prefix)-1] ^ 1
+	return prefix[:len(prefix)-1] + string([]byte{last}) + "heartbeat:" + id + ":"
+}
+
+// Tracker holds a tracking registration, carries the instance's writes
+// on its connection (it is a rediskv.Runner) and makes heartbeats.
 type Tracker struct {
 	cfg   Config
 	sub   *redis.Client // subscriber connections; OnConnect records their ID
-	wr    *redis.Client // the registration connection's pool
+	wr    *redis.Client // the registration connection's client
+	beats *redis.Client // heartbeats and the epoch key
+	pipe  *rediskv.Pipe // the registration connection
 	subID atomic.Int64  // CLIENT ID of the latest subscriber connection
 
-	ops     chan *op
-	checks  chan chan checkResult
-	stop    chan struct{} // closed by Close
-	stopped chan struct{} // closed when the loop has ended
-	once    sync.Once
-
-	// epoch is the value of the epoch key the last check found (see
-	// Epoch); stored only by the loop goroutine.
+	// epoch is the value of the epoch key the last beat found (see
+	// Epoch).
 	epoch atomic.Pointer[string]
 
-	// Owned by the loop goroutine.
-	conn         *redis.Conn
+	// Owned by the pipe's goroutine (in Do and onLost).
 	registeredTo int64 // subscriber ID the registration redirects to; 0: none
+
+	// Owned by Beat's caller.
+	lastBeat string // the key of the last beat Redis acknowledged; "": none
 }
 
-// Epoch returns the value of the epoch key that the last check found: a
-// value read from Redis together with another epoch (rediskv's
-// GetWithEpoch) is from another dataset and must not be cached, even if
-// the dataset is swapped back before the next check. "" before the first
-// check, or without an EpochKey.
+// Epoch returns the value of the epoch key that the last beat found: a
+// value read from Redis together with another epoch is from another
+// dataset and must not be cached, even if the dataset is swapped back
+// before the next beat. "" before the first beat, or without an EpochKey.
 func (t *Tracker) Epoch() string {
 	if p := t.epoch.Load(); p != nil {
 		return *p
@@ -98,44 +115,51 @@ func (t *Tracker) Epoch() string {
 
 // New returns a Tracker and starts its goroutine. It dials nothing.
 func New(cfg Config) (*Tracker, error) {
-	if cfg.Redis == nil || cfg.Prefix == "" {
-		return nil, errors.New("tracking: Config.Redis and Config.Prefix are required")
+	if cfg.Redis == nil || cfg.Prefix == "" || cfg.BeatPrefix == "" || cfg.Conns == nil {
+		return nil, errors.New("tracking: Config.Redis, Conns, Prefix and BeatPrefix are required")
+	}
+	if strings.HasPrefix(cfg.Prefix, cfg.BeatPrefix) || strings.HasPrefix(cfg.BeatPrefix, cfg.Prefix) {
+		return nil, errors.New("tracking: Prefix and BeatPrefix overlap")
 	}
 	if cfg.OnGap == nil {
 		cfg.OnGap = func(string) {}
 	}
-	t := &Tracker{
-		cfg: cfg, ops: make(chan *op), checks: make(chan chan checkResult),
-		stop: make(chan struct{}), stopped: make(chan struct{}),
+	if cfg.HashTag == nil {
+		cfg.HashTag = func() string { return "" }
 	}
+	t := &Tracker{cfg: cfg}
 	// RESP2: go-redis handles RESP3 invalidation pushes itself (and
 	// swallows them), while a RESP2 subscriber receives them as messages;
 	// and a RESP2 registration connection gets no pushes at all.
-	subOpt := *cfg.Redis.Options()
-	subOpt.Protocol = 2
-	userOnConnect := subOpt.OnConnect
-	subOpt.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
-		if userOnConnect != nil {
-			if err := userOnConnect(ctx, cn); err != nil {
-				return err
+	t.sub = cfg.Conns.Client(cfg.Redis.Options(), func(o *redis.Options) {
+		o.Protocol = 2
+		userOnConnect := o.OnConnect
+		o.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
+			if userOnConnect != nil {
+				if err := userOnConnect(ctx, cn); err != nil {
+					return err
+				}
 			}
+			id, err := cn.ClientID(ctx).Result()
+			if err != nil {
+				return fmt.Errorf("tracking: CLIENT ID: %w", err)
+			}
+			t.subID.Store(id)
+			return nil
 		}
-		id, err := cn.ClientID(ctx).Result()
-		if err != nil {
-			return err
-		}
-		t.subID.Store(id)
-		return nil
-	}
-	wrOpt := *cfg.Redis.Options()
-	wrOpt.Protocol = 2
-	wrOpt.PoolSize, wrOpt.MinIdleConns, wrOpt.MaxIdleConns = 1, 0, 1
-	// Every write of the instance waits behind the one in flight, which
-	// no caller's context bounds: the socket's timeouts must, even when
-	// the client has none (then go-redis's default, 5s).
-	wrOpt.ReadTimeout, wrOpt.WriteTimeout = max(wrOpt.ReadTimeout, 0), max(wrOpt.WriteTimeout, 0)
-	t.sub, t.wr = redis.NewClient(&subOpt), redis.NewClient(&wrOpt)
-	go t.loop()
+	})
+	t.wr = cfg.Conns.Client(cfg.Redis.Options(), func(o *redis.Options) {
+		o.Protocol = 2
+		o.PoolSize, o.MinIdleConns, o.MaxIdleConns = 1, 0, 1
+		// Every write of the instance waits behind the one in flight, which
+		// no caller's context bounds: the socket's timeouts must, even when
+		// the client has none (then go-redis's default, 3s).
+		o.ReadTimeout, o.WriteTimeout = max(o.ReadTimeout, 0), max(o.WriteTimeout, 0)
+	})
+	t.beats = cfg.Conns.Client(cfg.Redis.Options(), func(o *redis.Options) {
+		o.PoolSize, o.MinIdleConns, o.MaxIdleConns = 1, 0, 1
+	})
+	t.pipe = rediskv.NewPipe(t.wr, t.onLost)
 	return t, nil
 }
 
@@ -144,15 +168,34 @@ func New(cfg Config) (*Tracker, error) {
 // redirects to.
 func (t *Tracker) Subscriber() *redis.Client { return t.sub }
 
+// Run implements rediskv.Runner: the call joins the next pipeline on the
+// registration connection.
+func (t *Tracker) Run(ctx context.Context, call rediskv.Call, done func(*redis.Cmd)) *redis.Cmd {
+	return t.pipe.Run(ctx, call, done)
+}
+
+// onLost runs on the pipe's goroutine when the registration connection
+// broke.
+func (t *Tracker) onLost(err error) {
+	registered := t.registeredTo != 0
+	t.registeredTo = 0
+	if registered {
+		t.cfg.OnGap("tracking connection lost: " + err.Error())
+	}
+}
+
 // Probe reports an error wrapping tierstore.ErrRefused if Redis refuses
 // CLIENT TRACKING to this client (an ACL, a provider that disables it, a
 // server without it), nil if it accepts it or cannot be reached.
 func Probe(ctx context.Context, rdb redis.UniversalClient) error {
 	// Each CLIENT subcommand the tracker uses, as an ACL may allow some.
-	for _, args := range [][]any{{"CLIENT", "TRACKING", "OFF"}, {"CLIENT", "TRACKINGINFO"}, {"CLIENT", "ID"}} {
+	for _, args := range [][]any{{"CLIENT", "TRACKING", "OFF"}, {"CLIENT", "ID"}} {
 		err := rdb.Do(ctx, args...).Err()
 		var reply redis.Error
 		if err != nil && errors.As(err, &reply) {
+			if auth(err) {
+				return fmt.Errorf("auth: %v: %w", err, tierstore.ErrRefused)
+			}
 			return fmt.Errorf("%v refused (%v): server-assisted invalidation needs it; set Config.OwnWritesOnly to run without it: %w", args[:2], err, tierstore.ErrRefused)
 		}
 		if err != nil {
@@ -162,288 +205,147 @@ func Probe(ctx context.Context, rdb redis.UniversalClient) error {
 	return nil
 }
 
-// op is one write on the registration connection.
-type op struct {
-	call  rediskv.Call
-	done  func(*redis.Cmd)
-	cmd   *redis.Cmd
-	reply chan struct{} // closed once cmd is set and done has run
+// auth reports whether err is Redis refusing the connection's
+// credentials.
+func auth(err error) bool {
+	return redis.HasErrorPrefix(err, "NOAUTH") || redis.HasErrorPrefix(err, "WRONGPASS") ||
+		strings.Contains(err.Error(), "NOAUTH") || strings.Contains(err.Error(), "WRONGPASS")
 }
 
-// Run implements rediskv.Runner: the call joins the next pipeline on the
-// registration connection.
-func (t *Tracker) Run(ctx context.Context, call rediskv.Call, done func(*redis.Cmd)) *redis.Cmd {
-	o := &op{call: call, done: done, reply: make(chan struct{})}
-	if err := ctx.Err(); err != nil {
-		return failed(o, err) // select would pick at random among ready cases
-	}
-	select {
-	case t.ops <- o:
-	case <-ctx.Done():
-		return failed(o, ctx.Err())
-	case <-t.stopped:
-		return failed(o, tierstore.ErrClosed)
-	}
-	select {
-	case <-o.reply:
-		return o.cmd
-	case <-ctx.Done():
-		// Sent or about to be: the loop calls done with the outcome.
-		cmd := redis.NewCmd(ctx)
-		cmd.SetErr(ctx.Err())
-		return cmd
-	}
-}
-
-// failed ends an op that was never sent.
-func failed(o *op, err error) *redis.Cmd {
-	o.cmd = redis.NewCmd(context.Background())
-	o.cmd.SetErr(err)
-	o.done(o.cmd)
-	return o.cmd
-}
-
-type checkResult struct {
-	flush string // non-empty: L1 must be flushed (why), then may serve
-	err   error
-}
-
-// Check makes sure the registration is in place and redirects to the
-// current subscriber connection, re-making it if not, and that the
-// dataset is the one seen last (EpochKey). A non-empty flush says that
-// invalidations may have been missed before this point (a new
-// registration, another dataset): the caller must flush what it cached
-// before serving again. An error means the registration could not be
-// checked or made: the caller must not renew its lease.
-func (t *Tracker) Check(ctx context.Context) (flush string, err error) {
-	ch := make(chan checkResult, 1)
-	select {
-	case t.checks <- ch:
-	case <-ctx.Done():
-		return "", ctx.Err()
-	case <-t.stopped:
-		return "", tierstore.ErrClosed
-	}
-	select {
-	case r := <-ch:
-		return r.flush, r.err
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
-}
-
-// Close ends the registration (its connection is closed, not pooled) and
-// the goroutine. Writes in flight complete first.
-func (t *Tracker) Close() error {
-	t.once.Do(func() { close(t.stop) })
-	<-t.stopped
-	return errors.Join(t.sub.Close(), t.wr.Close())
-}
-
-func (t *Tracker) loop() {
-	defer close(t.stopped)
-	batch := make([]*op, 0, maxBatch)
-	for {
-		select {
-		case <-t.stop:
-			t.disconnect()
-			return
-		case ch := <-t.checks:
-			flush, err := t.check()
-			ch <- checkResult{flush, err}
-		case o := <-t.ops:
-			batch = append(batch[:0], o)
-			// The callers answered by the last batch are waking up now:
-			// yielding once lets them join this one, instead of each
-			// waiting for its own round trip.
-			runtime.Gosched()
-		more:
-			for len(batch) < maxBatch {
-				select {
-				case o := <-t.ops:
-					batch = append(batch, o)
-				default:
-					break more
-				}
-			}
-			t.write(batch)
-			clear(batch)
-		}
-	}
-}
-
-func (t *Tracker) connection() *redis.Conn {
-	if t.conn == nil {
-		// Ephemeral: a connection that carried CLIENT TRACKING must never
-		// go back to a pool.
-		t.conn = t.wr.EphemeralConn()
-		t.registeredTo = 0
-	}
-	return t.conn
-}
-
-func (t *Tracker) disconnect() {
-	if t.conn != nil {
-		_ = t.conn.Close()
-		t.conn, t.registeredTo = nil, 0
-	}
-}
-
-// broken reports whether err leaves the connection unusable or in doubt:
-// anything but an error reply from Redis, and READONLY (the server became
-// a replica: a new connection finds the master, through a Sentinel
-// client's dialer), after which go-redis marks the connection bad
-// ("Conn is in a bad state", which wraps the reply) for good.
-func broken(err error) bool {
-	if err == nil || errors.Is(err, redis.Nil) {
-		return false
-	}
-	if redis.HasErrorPrefix(err, "READONLY") || strings.HasPrefix(err.Error(), "redis: Conn is in a bad state") {
-		return true
-	}
-	var reply redis.Error
-	return !errors.As(err, &reply)
-}
-
-// lost drops a broken registration connection. report says whether to
-// call OnGap: not for a check, whose caller learns it from the error.
-func (t *Tracker) lost(err error, report bool) {
-	registered := t.registeredTo != 0
-	t.disconnect()
-	if registered && report {
-		t.cfg.OnGap("tracking connection lost: " + err.Error())
-	}
-}
-
-// write sends a batch in one pipeline. Without a caller's context: a
-// write once sent runs to its reply (or go-redis's timeouts), so that its
-// outcome, which done reports, is known.
-func (t *Tracker) write(batch []*op) {
-	ctx := context.Background()
-	conn := t.connection()
-	_, _ = conn.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, o := range batch {
-			if o.call.Script == nil {
-				o.cmd = p.Do(ctx, o.call.Args...)
-			} else {
-				o.cmd = o.call.Script.EvalSha(ctx, p, o.call.Keys, o.call.Args...)
-			}
-		}
-		return nil
-	})
-	var lostErr error
-	for _, o := range batch {
-		if err := o.cmd.Err(); broken(err) {
-			lostErr = err
-		} else if redis.HasErrorPrefix(err, "NOSCRIPT") && o.call.Script != nil && lostErr == nil {
-			// The script cache was flushed: send the source.
-			o.cmd = o.call.Script.Eval(ctx, conn, o.call.Keys, o.call.Args...)
-			if broken(o.cmd.Err()) {
-				lostErr = o.cmd.Err()
-			}
-		}
-	}
-	if lostErr != nil {
-		t.lost(lostErr, true)
-	}
-	for _, o := range batch {
-		o.done(o.cmd)
-		close(o.reply)
-	}
-}
-
-func (t *Tracker) check() (flush string, err error) {
-	defer func() {
-		if broken(err) {
-			t.lost(err, false)
-		}
-	}()
+// Beat makes sure the registration is in place and redirects to the
+// current subscriber connection (re-making it if not), then changes the
+// heartbeat key of seq through a connection of its own, whose change
+// Redis must report to the subscriber as any other: its arrival there
+// proves the whole path (registration, redirect, subscription,
+// permissions) carried every change made before Beat was called. It also
+// reads the epoch key.
+//
+// A non-empty flush says that invalidations may have been missed before
+// this point (a new registration, another dataset): the caller must flush
+// what it cached, and must not take this beat's arrival as proof. An error
+// means the beat was not (or may not have been) made.
+func (t *Tracker) Beat(ctx context.Context, seq uint64) (flush string, err error) {
 	want := t.subID.Load()
 	if want == 0 {
 		return "", errors.New("tracking: no subscriber connection yet")
 	}
-	ctx := context.Background()
-	conn := t.connection()
-	if t.registeredTo == want {
-		ok, err := t.registered(ctx, conn, want)
-		if err != nil {
-			return "", err
+	err = t.pipe.Do(ctx, func(ctx context.Context, conn *redis.Conn) error {
+		if t.registeredTo == want {
+			return nil
 		}
-		if !ok {
-			t.registeredTo = 0
-		}
-	}
-	if t.registeredTo != want {
 		// OFF first: ON again with the same prefix fails ("overlaps").
 		cmds, err := conn.Pipelined(ctx, func(p redis.Pipeliner) error {
 			p.Do(ctx, "CLIENT", "TRACKING", "OFF")
-			p.Do(ctx, "CLIENT", "TRACKING", "ON", "REDIRECT", want, "BCAST", "PREFIX", t.cfg.Prefix, "NOLOOP")
+			p.Do(ctx, "CLIENT", "TRACKING", "ON", "REDIRECT", want, "BCAST",
+				"PREFIX", t.cfg.Prefix, "PREFIX", t.cfg.BeatPrefix, "NOLOOP")
 			return nil
 		})
-		if err != nil {
-			for _, c := range cmds {
-				if c.Err() != nil {
-					return "", fmt.Errorf("tracking: %w", c.Err())
-				}
+		for _, c := range cmds {
+			if c.Err() != nil {
+				return c.Err()
 			}
-			return "", fmt.Errorf("tracking: %w", err)
+		}
+		if err != nil {
+			return err
 		}
 		t.registeredTo = want
 		flush = "tracking registered"
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("tracking: register: %w", err)
 	}
-	if t.cfg.EpochKey != "" {
-		// A plain GET first: a full Redis under noeviction refuses any
-		// SET, even one that would change nothing, and L1 must keep
-		// serving then (reads work, nothing changed).
-		old, err := conn.Get(ctx, t.cfg.EpochKey).Result()
+	if flush != "" {
+		t.cfg.Log.Info("tracking registered", "redirect", want)
+	}
+	epochFlush, err := t.beat(ctx, seq)
+	if flush == "" {
+		flush = epochFlush
+	}
+	return flush, err
+}
+
+// beat changes the heartbeat key of seq and reads the epoch key. The key
+// of the last beat is renamed (RENAME, which a full Redis under
+// noeviction still runs, unlike SET) so that an instance has one beat key
+// at a time and each beat's name is new; when there is none, it is set.
+func (t *Tracker) beat(ctx context.Context, seq uint64) (flush string, err error) {
+	name := t.cfg.BeatPrefix + t.cfg.HashTag() + ":" + strconv.FormatUint(seq, 10)
+	var move *redis.StatusCmd
+	var epoch *redis.StringCmd
+	_, err = t.beats.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if t.lastBeat != "" && sameTag(t.lastBeat, name) {
+			move = p.Rename(ctx, t.lastBeat, name)
+			p.PExpire(ctx, name, beatTTL)
+		} else {
+			move = p.SetArgs(ctx, name, "1", redis.SetArgs{TTL: beatTTL})
+		}
+		if t.cfg.EpochKey != "" {
+			epoch = p.Get(ctx, t.cfg.EpochKey)
+		}
+		return nil
+	})
+	if moveErr := move.Err(); moveErr != nil && redis.HasErrorPrefix(moveErr, "ERR no such key") {
+		// The last beat's key expired, was evicted or flushed.
+		moveErr = t.beats.SetArgs(ctx, name, "1", redis.SetArgs{TTL: beatTTL}).Err()
+		err = moveErr
+		if err == nil && epoch != nil {
+			err = epoch.Err()
+		}
+	}
+	if err != nil && !errors.Is(err, redis.Nil) {
+		t.lastBeat = ""
+		return "", fmt.Errorf("tracking: heartbeat: %w", err)
+	}
+	t.lastBeat = name
+	if epoch == nil {
+		return "", nil
+	}
+	return t.checkEpoch(ctx, epoch)
+}
+
+// sameTag reports whether two beat keys carry the same hash tag, so that
+// one can be renamed to the other on a Cluster.
+func sameTag(a, b string) bool {
+	i, j := strings.LastIndexByte(a, ':'), strings.LastIndexByte(b, ':')
+	return a[:i] == b[:j]
+}
+
+// checkEpoch reads the epoch GET's reply: a plain GET first, since a full
+// Redis under noeviction refuses any SET, even one that would change
+// nothing, and L1 must keep serving then (reads work, nothing changed).
+func (t *Tracker) checkEpoch(ctx context.Context, get *redis.StringCmd) (flush string, err error) {
+	old, err := get.Result()
+	if errors.Is(err, redis.Nil) {
+		mine := newEpoch()
+		old, err = t.beats.SetArgs(ctx, t.cfg.EpochKey, mine, redis.SetArgs{Mode: "NX", Get: true}).Result()
 		if errors.Is(err, redis.Nil) {
-			mine := newEpoch()
-			old, err = conn.SetArgs(ctx, t.cfg.EpochKey, mine, redis.SetArgs{Mode: "NX", Get: true}).Result()
-			if errors.Is(err, redis.Nil) {
-				old, err = mine, nil // created it
-			}
+			old, err = mine, nil // created it
 		}
-		if err != nil {
-			return "", fmt.Errorf("tracking: epoch: %w", err)
+	}
+	if err != nil {
+		return "", fmt.Errorf("tracking: epoch: %w", err)
+	}
+	if last := t.Epoch(); old != last {
+		if last != "" {
+			flush = "dataset replaced (epoch key changed)"
 		}
-		if last := t.Epoch(); old != last {
-			if last != "" && flush == "" {
-				flush = "dataset replaced (epoch key changed)"
-			}
-			t.epoch.Store(&old)
-		}
+		t.epoch.Store(&old)
 	}
 	return flush, nil
 }
 
-// registered reports whether the connection's registration is on, in
-// BCAST mode, and redirects to want with no broken redirect.
-func (t *Tracker) registered(ctx context.Context, conn *redis.Conn, want int64) (bool, error) {
-	v, err := conn.Do(ctx, "CLIENT", "TRACKINGINFO").Slice()
-	if err != nil {
-		return false, fmt.Errorf("tracking: %w", err)
+// Close ends the registration (its connection is closed, not pooled) and
+// the goroutine. Writes in flight complete first: the caller bounds that
+// with Conns.Abort.
+func (t *Tracker) Close() error {
+	t.pipe.Close()
+	if t.lastBeat != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		_ = t.beats.Del(ctx, t.lastBeat).Err()
+		cancel()
 	}
-	var on, bcast, broke bool
-	var redirect int64
-	for i := 0; i+1 < len(v); i += 2 {
-		switch v[i] {
-		case "flags":
-			flags, _ := v[i+1].([]any)
-			for _, f := range flags {
-				switch f {
-				case "on":
-					on = true
-				case "bcast":
-					bcast = true
-				case "broken_redirect":
-					broke = true
-				}
-			}
-		case "redirect":
-			redirect, _ = v[i+1].(int64)
-		}
-	}
-	return on && bcast && !broke && redirect == want, nil
+	return errors.Join(t.sub.Close(), t.wr.Close(), t.beats.Close())
 }
 
 func newEpoch() string {

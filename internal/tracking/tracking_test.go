@@ -15,7 +15,8 @@ import (
 
 func newTracker(t *testing.T, c *redis.Client, cfg Config) *Tracker {
 	t.Helper()
-	cfg.Redis, cfg.Prefix = c, "p:"
+	cfg.Redis, cfg.Prefix, cfg.Conns = c, "p:", rediskv.NewConns()
+	cfg.BeatPrefix = BeatPrefix(cfg.Prefix, "me")
 	tr, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -75,33 +76,53 @@ func TestRunWritesAndReportsOnce(t *testing.T) {
 	}
 }
 
-// Check registers once a subscriber is connected, reports the new
-// registration as a flush, and then finds it in place.
-func TestCheckRegistersThenVerifies(t *testing.T) {
+// Beat registers once a subscriber is connected (reporting the new
+// registration as a flush), and each beat's key change then reaches the
+// subscriber under its own name; a new epoch key is a flush too.
+func TestBeatRegistersThenBeats(t *testing.T) {
 	srv := redistest.Start(t)
 	tr := newTracker(t, srv.Client(nil), Config{EpochKey: "p:\x00epoch"})
 	ctx := context.Background()
-	if _, err := tr.Check(ctx); err == nil {
-		t.Fatal("Check succeeded without a subscriber connection")
+	if _, err := tr.Beat(ctx, 1); err == nil {
+		t.Fatal("Beat succeeded without a subscriber connection")
 	}
 	ps := tr.Subscriber().Subscribe(ctx, bus.TrackingChannel)
 	defer ps.Close()
 	if _, err := ps.Receive(ctx); err != nil {
 		t.Fatal(err)
 	}
-	flush, err := tr.Check(ctx)
+	flush, err := tr.Beat(ctx, 2)
 	if err != nil || flush == "" {
-		t.Fatalf("first Check: %q, %v; want a registration reported as a flush", flush, err)
+		t.Fatalf("first Beat: %q, %v; want a registration reported as a flush", flush, err)
 	}
 	if tr.Epoch() == "" {
-		t.Fatal("no epoch after the first check")
+		t.Fatal("no epoch after the first beat")
 	}
-	if flush, err := tr.Check(ctx); err != nil || flush != "" {
-		t.Fatalf("second Check: %q, %v; want nothing to flush", flush, err)
+	heard := func(seq string) {
+		t.Helper()
+		for {
+			msg, err := ps.ReceiveMessage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range msg.PayloadSlice {
+				if k == BeatPrefix("p:", "me")+":"+seq {
+					return
+				}
+			}
+		}
+	}
+	heard("2")
+	if flush, err := tr.Beat(ctx, 3); err != nil || flush != "" {
+		t.Fatalf("second Beat: %q, %v; want nothing to flush", flush, err)
+	}
+	heard("3")
+	if n := srv.Do("KEYS", BeatPrefix("p:", "me")+"*").([]any); len(n) != 1 {
+		t.Fatalf("%d heartbeat keys, want the one of the last beat", len(n))
 	}
 	srv.Do("DEL", "p:\x00epoch")
-	if flush, err := tr.Check(ctx); err != nil || flush == "" {
-		t.Fatalf("Check after the epoch key went: %q, %v; want a flush", flush, err)
+	if flush, err := tr.Beat(ctx, 4); err != nil || flush == "" {
+		t.Fatalf("Beat after the epoch key went: %q, %v; want a flush", flush, err)
 	}
 }
 
