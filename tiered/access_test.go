@@ -122,4 +122,3 @@ func TestKeysReadFromL1SurviveLRUEviction(t *testing.T) {
 		t.Fatalf("%d of %d keys read from L1 survived LRU eviction, want at least 90%%", alive, hot)
 	}
 }
-

@@ -139,7 +139,7 @@ type Store struct {
 	flights      map[flightKey]*flight
 	batchedReads bool // reads go through the store's own read connections
 	closed       atomic.Bool
-	done          chan struct{} // closed by Close
+	done         chan struct{} // closed by Close
 
 	// ownEchoesUntil (unix ns): until then, this instance's own messages
 	// invalidate too (see ambiguousWriteWindow).

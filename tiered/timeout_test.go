@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -60,31 +59,23 @@ func TestNetworkTimeoutIsNotReadAgain(t *testing.T) {
 // A caller that goes away is not a Redis failure: a miss whose caller
 // cancelled before its read was sent must return plain context.Canceled
 // (not ErrUnavailable) and must not count in Stats.Errors. The read is
-// held behind a write on the store's connection while the caller cancels.
+// held before it is sent until its caller has cancelled.
 func TestCancelledMissIsNotARedisError(t *testing.T) {
 	srv := redistest.Start(t)
 	s := newStore(t, srv.Client(nil), Config{})
 	set(t, s, "k", "v")
 	for i := range 10 {
 		s.l1.InvalidateAll()
-		writing, releaseWrite := make(chan struct{}), make(chan struct{})
-		var once sync.Once
-		s.afterL2Write = func(string) { once.Do(func() { close(writing); <-releaseWrite }) }
-		wrote := make(chan struct{})
-		go func() { defer close(wrote); _ = s.Set(context.Background(), "other", []byte("x"), time.Time{}) }()
-		<-writing
-		joined := make(chan struct{}, 1)
-		s.afterFlightJoin = func(string) { joined <- struct{}{} }
+		reading := make(chan struct{})
+		s.beforeL2Read = func(ctx context.Context, _ string) { close(reading); <-ctx.Done() }
 		ctx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
 		before := s.Stats().Errors
 		go func() { _, err := s.Get(ctx, "k"); errc <- err }()
-		<-joined // the read is about to queue behind the held write
+		<-reading
 		cancel()
 		err := <-errc
-		close(releaseWrite)
-		<-wrote
-		s.afterFlightJoin = nil
+		s.beforeL2Read = nil
 		if !errors.Is(err, context.Canceled) || errors.Is(err, tierstore.ErrUnavailable) {
 			t.Fatalf("round %d: cancelled Get = %v, want context.Canceled and not ErrUnavailable", i, err)
 		}

@@ -147,6 +147,9 @@ type Bus struct {
 	// handling: the receive goroutine is in a handler (OnMessage), not
 	// reading; a heartbeat queued behind a slow handler is not lost.
 	handling atomic.Bool
+	// subscribed: the current subscription has been confirmed, and no
+	// error has been read from it since; heartbeats wait for it.
+	subscribed atomic.Bool
 
 	messages, malformed, gaps, beats, heard, refusals, subscriptions atomic.Uint64
 
@@ -420,6 +423,7 @@ func (b *Bus) handle(msg any) {
 			// cache now; gap does not count that one in Stats, since
 			// nothing was ever served). No heartbeat made before it
 			// can arrive on it. Ask for one at once.
+			b.subscribed.Store(true)
 			reason := "resubscribed"
 			if b.subscriptions.Add(1) == 1 {
 				reason = "subscribed"
@@ -445,6 +449,7 @@ func (b *Bus) receiveError(err error) {
 		b.gap("server flushed its data")
 		return
 	}
+	b.subscribed.Store(false)
 	var reply redis.Error
 	refused := errors.As(err, &reply)
 	if refused {
@@ -584,6 +589,9 @@ func (b *Bus) prove() {
 }
 
 func (b *Bus) beatOnce() {
+	if !b.subscribed.Load() {
+		return // nothing could arrive; the subscription's error is the cause
+	}
 	interval := b.cfg.HealthCheckInterval
 	now := b.since()
 	b.stateMu.Lock()
@@ -657,6 +665,7 @@ func (b *Bus) recycle() {
 	}
 	old := b.ps
 	b.ps = fresh
+	b.subscribed.Store(false)
 	b.mu.Unlock()
 	_ = old.Close()
 	b.cfg.Log.Warn("subscription replaced")

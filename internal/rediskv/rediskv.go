@@ -86,12 +86,12 @@ func (p poolRunner) Run(ctx context.Context, call Call, done func(*redis.Cmd)) *
 
 // Client reads and writes tierstore values in Redis.
 type Client struct {
-	rdb    redis.UniversalClient
-	runner Runner
-	reader Runner // nil: reads on the pool
-	prefix        string
-	maxValue      int
-	op            string
+	rdb      redis.UniversalClient
+	runner   Runner
+	reader   Runner // nil: reads on the pool
+	prefix   string
+	maxValue int
+	op       string
 }
 
 // serverCheckTimeout bounds the version check in New: Redis need not be
