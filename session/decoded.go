@@ -41,22 +41,26 @@ func (c *decodedCache) slot(key string) *atomic.Pointer[decodedEntry] {
 	return &c.slots[maphash.String(c.seed, key)%uint64(len(c.slots))]
 }
 
-// get returns the record decoded from data under key, if cached.
-func (c *decodedCache) get(key string, data []byte) (record, bool) {
+// get returns the entry of the record decoded from data under key, if
+// cached, else nil.
+func (c *decodedCache) get(key string, data []byte) *decodedEntry {
 	if c == nil {
-		return record{}, false
+		return nil
 	}
 	e := c.slot(key).Load()
 	if e == nil || e.key != key || !bytes.Equal(e.data, data) {
-		return record{}, false
+		return nil
 	}
-	return e.rec, true
+	return e
 }
 
 // put caches rec, decoded from data (which it keeps: the caller must not
-// modify it) under key.
-func (c *decodedCache) put(key string, data []byte, rec record) {
+// modify it) under key, and returns its entry (made, uncached, if the
+// cache is off).
+func (c *decodedCache) put(key string, data []byte, rec record) *decodedEntry {
+	e := &decodedEntry{key: key, data: data, rec: rec}
 	if c != nil {
-		c.slot(key).Store(&decodedEntry{key: key, data: data, rec: rec})
+		c.slot(key).Store(e)
 	}
+	return e
 }

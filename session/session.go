@@ -66,7 +66,11 @@ type Config struct {
 	// usable session token.
 	RawIDKeys bool
 	// ErrorHandler answers a request whose session could not be loaded or
-	// saved. Default: log with slog and answer 500.
+	// saved. Default: log the error through Logger (with the request's
+	// path; never a session ID, key or value) and answer 503 Service
+	// Unavailable with "Retry-After: 1" (seconds) when the error wraps
+	// tierstore.ErrUnavailable (Redis down, unreachable or too slow: an
+	// outage worth a retry), else 500 Internal Server Error.
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -77,8 +81,22 @@ type Config struct {
 	// Each costs its bytes and its decoded values in memory. Default 4096;
 	// negative: none.
 	DecodedSessions int
+	// MaxBytes is the largest session, in bytes as encoded by Codec for
+	// the Store, that Put lets a request build: a Put that would take
+	// the session over it changes nothing and returns an error wrapping
+	// tierstore.ErrTooLarge. The Store refuses a larger value anyway,
+	// but only when the session is saved, after the handler: the client
+	// would get ErrorHandler's 500 and lose the request's other changes.
+	// Default: the Store's MaxValueBytes() if it has that method (l2.Store
+	// does), else tierstore.DefaultMaxValueBytes (1 MiB), the default
+	// limit of every tier; set it to a Store's own MaxValueBytes when
+	// that is another and the Store does not report it. Changes that
+	// concurrent requests save, merged into this request's at its save,
+	// can still take a session over the Store's limit: that save fails.
+	MaxBytes int
 	// Logger receives the Manager's warnings (for example a Secure cookie
-	// sent over plain HTTP, which browsers drop). Default slog.Default().
+	// sent over plain HTTP, which browsers drop) and the default
+	// ErrorHandler's errors. Default slog.Default().
 	Logger *slog.Logger
 }
 
@@ -113,6 +131,10 @@ type Manager struct {
 	codec   codec.Codec
 	decoded *decodedCache // nil if off
 	warned  atomic.Bool   // the plain-HTTP warning was logged
+
+	maxBytes int    // Config.MaxBytes, or its default
+	sizing   sizing // how Put knows the encoded size of a session
+	baseSize int    // with sizing computed: see emptySize
 }
 
 // DefaultDecodedSessions is the DecodedSessions of a zero Config.
@@ -125,6 +147,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.Lifetime < 0 || cfg.IdleTimeout < 0 || cfg.TouchInterval < 0 {
 		return nil, errors.New("session: negative Lifetime, IdleTimeout or TouchInterval")
+	}
+	if cfg.MaxBytes < 0 {
+		return nil, errors.New("session: negative MaxBytes")
 	}
 	if cfg.Codec == nil {
 		cfg.Codec = codec.Default
@@ -147,9 +172,6 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Cookie.SameSite == 0 {
 		cfg.Cookie.SameSite = http.SameSiteLaxMode
 	}
-	if cfg.ErrorHandler == nil {
-		cfg.ErrorHandler = defaultErrorHandler
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -159,7 +181,18 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.DecodedSessions == 0 {
 		cfg.DecodedSessions = DefaultDecodedSessions
 	}
-	return &Manager{cfg: cfg, codec: cfg.Codec, decoded: newDecodedCache(cfg.DecodedSessions)}, nil
+	m := &Manager{cfg: cfg, codec: cfg.Codec, decoded: newDecodedCache(cfg.DecodedSessions),
+		maxBytes: maxBytesOf(cfg), sizing: sizingOf(cfg.Codec)}
+	if m.cfg.ErrorHandler == nil {
+		m.cfg.ErrorHandler = m.defaultErrorHandler
+	}
+	if m.sizing != sizeByEncoding {
+		var err error
+		if m.baseSize, err = m.emptySize(); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
 }
 
 // warnIfInsecure logs, once per Manager, that the Secure session cookie
@@ -191,9 +224,22 @@ func loopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	slog.ErrorContext(r.Context(), "session: request failed", "err", err, "path", r.URL.Path)
-	http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+// retryAfter is the Retry-After, in seconds, of the default ErrorHandler's
+// 503: an outage of Redis is usually a restart or a failover, over in
+// seconds, and a client that waits a second before retrying spares the
+// server a burst of retries meanwhile.
+const retryAfter = "1"
+
+// defaultErrorHandler is the ErrorHandler of a Config without one. Store
+// errors name the key prefix, never a key, so err is safe to log.
+func (m *Manager) defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	code := http.StatusInternalServerError
+	if errors.Is(err, tierstore.ErrUnavailable) {
+		code = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	m.cfg.Logger.ErrorContext(r.Context(), "session: request failed", "err", err, "path", r.URL.Path, "status", code)
+	http.Error(w, http.StatusText(code), code)
 }
 
 // record is a session as kept in the Store. Each value is encoded on its
@@ -202,6 +248,10 @@ func defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
 type record struct {
 	Deadline int64             `msgpack:"d" json:"d"` // absolute end, Unix nanoseconds
 	Values   map[string][]byte `msgpack:"v" json:"v"`
+	// size is the record's encoded size, if known; not encoded. Kept
+	// with a decoded session, so that a request's first Put need not add
+	// it up (see Manager.putWithinLimit).
+	size int
 }
 
 // load reads the session named by a cookie value. A malformed cookie, an
@@ -215,6 +265,12 @@ func (m *Manager) load(ctx context.Context, cookie string) (*state, error) {
 		case err == nil:
 			st.id, st.stored, st.version, st.deadline, st.expiry = id, true, version, time.Unix(0, rec.Deadline), expiry
 			st.values, st.shared = rec.Values, rec.Values != nil && m.decoded != nil
+			st.size, st.sized = rec.size, rec.size > 0
+			// A cookie naming a version the Store does not have (forged,
+			// or the Store restored from an older backup) would make
+			// every request of the session read past L1: the response
+			// sets it to the version read, the source of truth's.
+			st.cookieAhead = version < atLeast
 		case !errors.Is(err, errGone):
 			return nil, err
 		}
@@ -240,8 +296,7 @@ func (m *Manager) read(ctx context.Context, key string, atLeast tierstore.Versio
 		data    []byte
 		version tierstore.Version
 		expiry  time.Time
-		rec     record
-		decoded bool
+		decoded *decodedEntry // the session decoded, once known
 	}
 	var err error
 	switch s := m.cfg.Store.(type) {
@@ -250,8 +305,7 @@ func (m *Manager) read(ctx context.Context, key string, atLeast tierstore.Versio
 		// only a session to decode is copied.
 		err = s.ViewVersion(ctx, key, atLeast, func(b []byte, v tierstore.Version, e time.Time) error {
 			got.version, got.expiry = v, e
-			got.rec, got.decoded = m.decoded.get(key, b)
-			if !got.decoded {
+			if got.decoded = m.decoded.get(key, b); got.decoded == nil {
 				got.data = bytes.Clone(b)
 			}
 			return nil
@@ -269,16 +323,19 @@ func (m *Manager) read(ctx context.Context, key string, atLeast tierstore.Versio
 	case err != nil:
 		return record{}, 0, time.Time{}, err
 	}
-	if !got.decoded {
-		var ok bool
-		if got.rec, ok = m.decoded.get(key, got.data); !ok {
-			if err := m.codec.Unmarshal(got.data, &got.rec); err != nil {
+	if got.decoded == nil {
+		if got.decoded = m.decoded.get(key, got.data); got.decoded == nil {
+			var rec record
+			if err := m.codec.Unmarshal(got.data, &rec); err != nil {
 				return record{}, 0, time.Time{}, errGone // not a session this Manager wrote
 			}
-			m.decoded.put(key, got.data, got.rec)
+			if m.sizing != sizeByEncoding {
+				rec.size = m.sessionSize(rec.Values)
+			}
+			got.decoded = m.decoded.put(key, got.data, rec)
 		}
 	}
-	rec := got.rec
+	rec := got.decoded.rec
 	now := m.cfg.Now()
 	if !time.Unix(0, rec.Deadline).After(now) || !got.expiry.IsZero() && !got.expiry.After(now) {
 		return record{}, 0, time.Time{}, errGone
@@ -315,7 +372,13 @@ func (m *Manager) save(ctx context.Context, w http.ResponseWriter, st *state) er
 		m.setCookie(w, "", 0, time.Time{})
 		return nil
 	case unmodified:
-		return m.touch(ctx, st)
+		if err := m.touch(ctx, st); err != nil {
+			return err
+		}
+		if st.cookieAhead {
+			m.setCookie(w, st.id, st.version, st.deadline)
+		}
+		return nil
 	}
 	if st.id == "" {
 		st.id = NewID()
@@ -342,7 +405,7 @@ func (m *Manager) save(ctx context.Context, w http.ResponseWriter, st *state) er
 			// The next request reads these bytes: spare it decoding them.
 			// From now on st.values is shared (a change after the headers
 			// went out is not saved, but must not reach the cache).
-			m.decoded.put(key, data, record{Deadline: st.deadline.UnixNano(), Values: st.values})
+			m.decoded.put(key, data, record{Deadline: st.deadline.UnixNano(), Values: st.values, size: len(data)})
 			st.shared = m.decoded != nil
 			m.setCookie(w, st.id, version, st.deadline)
 			return nil
@@ -399,9 +462,12 @@ func (m *Manager) touch(ctx context.Context, st *state) error {
 		return err
 	}
 	if vs, ok := m.cfg.Store.(tierstore.Versioned); ok {
-		_, err := vs.SetIf(ctx, key, data, target, st.version)
+		v, err := vs.SetIf(ctx, key, data, target, st.version)
 		if errors.Is(err, tierstore.ErrConflict) {
 			return nil // changed or destroyed elsewhere: that write counts
+		}
+		if err == nil {
+			st.version = v // a cookie corrected now names this one
 		}
 		return err
 	}

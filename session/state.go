@@ -14,7 +14,7 @@ import (
 	"github.com/tierstore/tierstore/codec"
 )
 
-type status int
+type status uint8 // a byte: it packs with the bools of state
 
 const (
 	unmodified status = iota
@@ -41,8 +41,18 @@ type state struct {
 	values   map[string][]byte
 	shared   bool // values is a decoded session other requests use too: copy before changing
 	status   status
+	// cookieAhead: the request's cookie names a later version than the
+	// Store holds, so the response corrects it even if nothing changed.
+	cookieAhead bool
+	sized       bool // size is known
 
 	changes map[string]change // keys put or removed by this request
+
+	// size is the encoded size of the session as values stand, if sized:
+	// known from the load (record.size) or added up at the request's
+	// first Put, moved by each Put, forgotten by any other change (see
+	// Manager.putWithinLimit).
+	size int
 
 	// w is the request's response writer, allocated with the state:
 	// the middleware's two objects per request in one allocation.
@@ -87,7 +97,7 @@ func (st *state) rebase(rec record, version tierstore.Version, expiry time.Time)
 		}
 	}
 	st.values, st.shared, st.version, st.expiry = values, false, version, expiry
-	st.deadline = time.Unix(0, rec.Deadline)
+	st.deadline, st.sized = time.Unix(0, rec.Deadline), false
 }
 
 // drop forgets a session found deleted in the Store: nothing of it, nor
@@ -95,7 +105,7 @@ func (st *state) rebase(rec record, version tierstore.Version, expiry time.Time)
 func (st *state) drop() {
 	st.id, st.stored, st.version = "", false, tierstore.NoVersion
 	st.deadline, st.expiry = time.Time{}, time.Time{}
-	st.values, st.shared, st.changes = map[string][]byte{}, false, nil
+	st.values, st.shared, st.changes, st.sized = map[string][]byte{}, false, nil, false
 	st.status = destroyed
 }
 
@@ -111,6 +121,11 @@ func (m *Manager) state(ctx context.Context) (*state, error) {
 
 // Put sets key to val, to be saved when the response is written. val is
 // encoded now, with the Manager's codec: an error means it cannot be.
+//
+// If the session with val would be larger, encoded, than Config.MaxBytes
+// (by default the Store's largest value), Put changes nothing and returns
+// an error wrapping tierstore.ErrTooLarge, which names no key, value or
+// session ID; the request's other changes are saved as usual.
 func (m *Manager) Put(ctx context.Context, key string, val any) error {
 	st, err := m.state(ctx)
 	if err != nil {
@@ -122,8 +137,9 @@ func (m *Manager) Put(ctx context.Context, key string, val any) error {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.own()
-	st.values[key] = b
+	if err := m.putWithinLimit(st, key, b); err != nil {
+		return err
+	}
 	st.note(key, change{value: b})
 	return nil
 }
@@ -278,6 +294,7 @@ func (m *Manager) Remove(ctx context.Context, key string) error {
 		st.own()
 		delete(st.values, key)
 		st.note(key, change{removed: true})
+		st.sized = false
 	}
 	return nil
 }
@@ -297,7 +314,7 @@ func (m *Manager) Clear(ctx context.Context) error {
 	for k := range st.values {
 		st.note(k, change{removed: true})
 	}
-	st.values, st.shared = map[string][]byte{}, false
+	st.values, st.shared, st.sized = map[string][]byte{}, false, false
 	return nil
 }
 
