@@ -471,9 +471,12 @@ func (s *Store) read(ctx context.Context, key string, atLeast tierstore.Version,
 		}
 	}
 	r, err := s.fetch(ctx, key)
-	if err == nil && atLeast != tierstore.NoVersion && versionOf(r.Meta, r.value) < atLeast {
+	if err == nil && atLeast != tierstore.NoVersion && !r.fresh && versionOf(r.Meta, r.value) < atLeast {
 		// Older than a version the caller saw written: L1's copy, or a
 		// shared read that began before that write. Read Redis itself.
+		// A read this caller started is what Redis holds (older than
+		// atLeast if the caller's version was never written, as a forged
+		// cookie's): reading it again would cost a second round trip.
 		r, err = s.load(ctx, key, s.l1.Stamp(key))
 	}
 	if err != nil {
@@ -496,6 +499,8 @@ func versionOf(m cache.Meta, value []byte) tierstore.Version {
 type fetched struct {
 	value []byte
 	cache.Meta
+	fresh  bool // read from Redis by a flight the caller started
+	fromL1 bool // served by a flight from a copy another flight filled
 }
 
 // fetch reads key from Redis and fills L1. Concurrent misses of one key
@@ -574,7 +579,9 @@ func (s *Store) fetchOnce(ctx context.Context, key string) (r fetched, starterLe
 	case <-f.done:
 		switch {
 		case f.err == nil:
-			return f.r, false, nil
+			r := f.r
+			r.fresh = !joined && !r.fromL1
+			return r, false, nil
 		case ctx.Err() != nil:
 			// Both were ready: this caller left, whatever the read says.
 			return fetched{}, false, s.ctxError(ctx, key)
@@ -622,7 +629,7 @@ func (s *Store) fly(ctx context.Context, key string, fk flightKey, f *flight) {
 	if s.feed.Live() {
 		var hit fetched
 		if found, m, _ := s.l1.Recheck(key, func(v []byte) error { hit.value = v; return nil }); found {
-			hit.Meta = m
+			hit.Meta, hit.fromL1 = m, true
 			land(ctx, hit, nil)
 			return
 		}
@@ -690,7 +697,7 @@ func (s *Store) landRead(key string, st cache.Stamp, r rediskv.Item, err error) 
 	default:
 		s.errs.Add(1)
 	}
-	return fetched{r.Value, cache.Meta{Expiry: r.Expiry, Version: r.Version}}, err
+	return fetched{value: r.Value, Meta: cache.Meta{Expiry: r.Expiry, Version: r.Version}}, err
 }
 
 // sharedReadContext returns ctx's values without its cancellation, with
@@ -702,6 +709,10 @@ func sharedReadContext(ctx context.Context) (context.Context, context.CancelFunc
 	}
 	return context.WithTimeout(detached, maxSharedRead)
 }
+
+// MaxValueBytes returns the largest value Set accepts (see
+// Config.MaxValueBytes).
+func (s *Store) MaxValueBytes() int { return s.l2.MaxValueBytes() }
 
 // Keys calls fn for each live key in Redis (SCAN; on every master of a
 // Cluster). It does not read L1, which holds a subset.

@@ -137,3 +137,27 @@ func TestUnversionedValuesAreConditionallyWritable(t *testing.T) {
 		t.Fatalf("SetIf on the version of a plain Set: %v", err)
 	}
 }
+
+// A version above the stored one (a forged cookie, a Redis restored from
+// an older backup) costs one Redis read per GetVersion, not two: a read
+// the caller started itself is what Redis holds.
+func TestGetVersionAboveTheStoredOneReadsRedisOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, srv.Client(nil), Config{})
+	ctx := context.Background()
+	v, err := s.SetIf(ctx, "k", []byte("v"), time.Time{}, tierstore.NoVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		before := s.Stats()
+		_, got, _, err := s.GetVersion(ctx, "k", v+1000)
+		if err != nil || got != v {
+			t.Fatalf("GetVersion: version %d, %v; want the stored %d", got, err, v)
+		}
+		after := s.Stats()
+		if n := after.L2Hits + after.L2Misses - before.L2Hits - before.L2Misses; n != 1 {
+			t.Fatalf("GetVersion above the stored version read Redis %d times, want 1", n)
+		}
+	}
+}
