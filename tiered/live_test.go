@@ -57,6 +57,45 @@ func TestTheDocumentedACLIsEnough(t *testing.T) {
 	}
 }
 
+// With OwnWritesOnly: the keys, the channels under the invalidation
+// channel (the shared one and each instance's heartbeat channel), and
+// the commands of reads, writes and pub/sub; nothing of CLIENT. This is
+// the ACL of docs/operations.md.
+var ownWritesACL = []string{"~test:*", "&tierstore:invalidate:test:*",
+	"+get", "+set", "+del", "+pttl", "+evalsha", "+eval", "+publish", "+touch", "+info", "+scan",
+	"+subscribe", "+unsubscribe"}
+
+// A user with exactly the documented OwnWritesOnly ACL gets a Live store
+// that hears its peers; one permission less is refused at New.
+func TestTheDocumentedOwnWritesACLIsEnough(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := Config{OwnWritesOnly: true}
+	a := newStore(t, appUser(t, srv, ownWritesACL...), cfg)
+	b := newStore(t, srv.Client(nil), cfg)
+	set(t, b, "k", "v1")
+	cached(t, a, "k")
+	redistest.AfterGrowth(t, "A hears B's write", received(a), func() { set(t, b, "k", "v2") })
+	if got := get(t, a, "k"); got != "v2" {
+		t.Fatalf("A read %q after B wrote v2", got)
+	}
+	for _, drop := range []string{"&tierstore:invalidate:test:*", "+subscribe", "+publish"} {
+		var rules []string
+		for _, r := range ownWritesACL {
+			if r != drop {
+				rules = append(rules, r)
+			}
+		}
+		s, err := New(Config{Redis: appUser(t, srv, rules...), KeyPrefix: "test:", OwnWritesOnly: true, HealthCheckInterval: testInterval})
+		if err == nil {
+			s.Close()
+			t.Fatalf("without %s: New succeeded", drop)
+		}
+		if !errors.Is(err, tierstore.ErrRefused) {
+			t.Fatalf("without %s: New: %v, want ErrRefused", drop, err)
+		}
+	}
+}
+
 // One permission less than the documented ACL, or SUBSCRIBE renamed:
 // New fails with ErrRefused naming what was refused, instead of a store
 // that is Live while it hears nothing.
