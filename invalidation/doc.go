@@ -16,15 +16,23 @@
 //     delay, well under a millisecond on a local network. An instance is
 //     not told of its own writes: it keeps serving what it wrote.
 //   - Reports may be lost (a dropped connection, a full output buffer, a
-//     lost registration). Each instance pings its subscription and holds a
-//     lease of tiered.Config.HealthCheckInterval, renewed only after
-//     checking that its registration with Redis is in place: only while
-//     the lease holds does it serve from memory. A lost subscription or
+//     lost registration, a permission withdrawn). Four times per
+//     tiered.Config.HealthCheckInterval each instance changes a
+//     heartbeat key of its own through another connection; only when
+//     Redis's report of that change comes back on its subscription, behind
+//     every report before it, is its lease renewed, until that heartbeat's
+//     time plus the interval. Only while the lease holds does it serve
+//     from memory: a pong proves nothing. A lost subscription or
 //     registration, an expired lease, a flush or another dataset is a gap,
 //     and a gap drops the whole in-process cache before it serves again.
-//     So under faults an instance serves a stale value for at most
-//     min(L1TTL, HealthCheckInterval); SWAPDB, which Redis does not
-//     report, is caught by that check, within HealthCheckInterval/4.
+//     So under any fault, misconfiguration or permission change an
+//     instance serves a stale value for at most min(L1TTL,
+//     HealthCheckInterval); SWAPDB, which Redis does not report, is caught
+//     by each heartbeat, within HealthCheckInterval/4.
+//   - A misconfiguration (an ACL without the channel, a renamed
+//     SUBSCRIBE, credentials) is tiered.New's error, wrapping
+//     tierstore.ErrRefused, when Redis answers; at run time it makes the
+//     instance non-Live, counted and logged (tiered.Store.Health says why).
 //   - tiered.Store.Live reports whether the lease holds, tiered.Store.Stats
 //     counts invalidations received and gaps.
 //
