@@ -47,8 +47,16 @@ func TestClockOffReadsTheRealClockAndWakes(t *testing.T) {
 func TestClockParksWhenIdleAndWakesOnUse(t *testing.T) {
 	c := newClock()
 	c.tick, c.idle = time.Millisecond, 20*time.Millisecond
-	var activity atomic.Uint64
-	c.start(activity.Load)
+	// activity changes at every read while busy: as hits would.
+	var busy atomic.Bool
+	var reads, activity atomic.Uint64
+	c.start(func() uint64 {
+		reads.Add(1)
+		if busy.Load() {
+			return activity.Add(1)
+		}
+		return activity.Load()
+	})
 	defer c.stop()
 
 	waitFor := func(what string, cond func() bool) {
@@ -76,21 +84,16 @@ func TestClockParksWhenIdleAndWakesOnUse(t *testing.T) {
 	if got := c.coarse.Load(); got < before {
 		t.Fatalf("back on with coarse time %d before the waking read %d", got, before)
 	}
-	// Activity keeps it on past the idle time.
-	stopActivity := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-stopActivity:
-				return
-			case <-time.After(time.Millisecond):
-				activity.Add(1)
-			}
-		}
-	}()
-	time.Sleep(3 * c.idle)
+	// Activity keeps it on past the idle time: every tick sees a new
+	// count, for three idle times' worth of ticks (counted, not slept, so
+	// that a starved test goroutine cannot make it park).
+	busy.Store(true)
+	start := reads.Load()
+	waitFor("three idle times of busy ticks", func() bool {
+		return reads.Load()-start > 3*uint64(c.idle/c.tick)
+	})
 	on := c.on.Load()
-	close(stopActivity)
+	busy.Store(false)
 	if !on {
 		t.Fatal("the clock parked while in use")
 	}
