@@ -25,9 +25,10 @@ import (
 type feed interface {
 	// Live reports whether L1 may serve.
 	Live() bool
-	// state returns why the feed is not Live (nil if it is, or if no
-	// cause is known), and a channel closed when that may have changed.
-	state() (cause error, changed <-chan struct{})
+	// state returns a channel closed when the answer may have changed,
+	// and why the feed is not Live (nil if it is, or if no cause is
+	// known).
+	state() (changed <-chan struct{}, cause error)
 	Stats() bus.Stats
 	Close() error
 }
@@ -35,7 +36,7 @@ type feed interface {
 // busFeed is the feed of a single node or Sentinel client.
 type busFeed struct{ *bus.Bus }
 
-func (f busFeed) state() (error, <-chan struct{}) { return f.State() }
+func (f busFeed) state() (<-chan struct{}, error) { return f.State() }
 
 // shard is the tracking registration, reads and subscription on one
 // master.
@@ -108,21 +109,21 @@ func (f *clusterFeed) Live() bool {
 	return len(l) > 0
 }
 
-func (f *clusterFeed) state() (error, <-chan struct{}) {
+func (f *clusterFeed) state() (<-chan struct{}, error) {
 	l := *f.list.Load()
 	for _, sh := range l {
 		if !sh.bus.Live() {
-			cause, changed := sh.bus.State()
+			changed, cause := sh.bus.State()
 			if cause != nil {
 				cause = fmt.Errorf("master %s: %w", sh.addr, cause)
 			}
-			return cause, changed
+			return changed, cause
 		}
 	}
 	if len(l) == 0 {
-		return errors.New("no master of the Cluster known yet"), f.refreshed()
+		return f.refreshed(), errors.New("no master of the Cluster known yet")
 	}
-	return nil, f.refreshed()
+	return f.refreshed(), nil
 }
 
 // refreshed returns a channel closed after the watcher's next pass.

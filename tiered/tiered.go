@@ -322,7 +322,7 @@ func (s *Store) settle(d time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	for {
-		cause, changed := s.feed.state()
+		changed, cause := s.feed.state()
 		if s.feed.Live() {
 			return nil
 		}
@@ -921,7 +921,7 @@ func (s *Store) Health() error {
 	if s.closed.Load() {
 		return tierstore.ErrClosed
 	}
-	cause, _ := s.feed.state()
+	_, cause := s.feed.state()
 	if s.feed.Live() {
 		return nil
 	}
@@ -943,7 +943,7 @@ func (s *Store) WaitLive(ctx context.Context) error {
 		if s.closed.Load() {
 			return tierstore.ErrClosed
 		}
-		cause, changed := s.feed.state()
+		changed, cause := s.feed.state()
 		if s.feed.Live() {
 			return nil
 		}

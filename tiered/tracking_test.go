@@ -15,12 +15,6 @@ import (
 	"github.com/tierstore/tierstore/l2"
 )
 
-// heard counts what can tell an instance that a key changed: an
-// invalidation applied or a gap (which flushes L1).
-func heard(s *Store) func() uint64 {
-	return func() uint64 { st := s.Stats(); return st.InvalidationsReceived + st.Gaps }
-}
-
 // Every kind of change to Redis, made outside tiered, reaches both
 // instances holding the key. L1TTL is a minute, so only an invalidation
 // or a gap can make them read the change within the test.

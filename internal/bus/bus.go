@@ -233,16 +233,15 @@ func (b *Bus) Ready() <-chan struct{} {
 	return b.liveCh
 }
 
-// State returns why the bus is not Live (nil while it is, or before the
-// first failure is known), and a channel closed at the next change of
-// Live or of the cause.
-func (b *Bus) State() (cause error, changed <-chan struct{}) {
+// State returns a channel closed at the next change of Live or of the
+// cause, and why the bus is not Live (nil while it is).
+func (b *Bus) State() (changed <-chan struct{}, cause error) {
 	b.stateMu.Lock()
 	defer b.stateMu.Unlock()
 	if b.live.Load() {
-		return nil, b.changed
+		return b.changed, nil
 	}
-	return b.cause, b.changed
+	return b.changed, b.cause
 }
 
 // notify wakes the callers of State; stateMu must be held.
