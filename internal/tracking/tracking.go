@@ -95,8 +95,10 @@ type Tracker struct {
 	// Epoch).
 	epoch atomic.Pointer[string]
 
-	// Owned by the pipe's goroutine (in Do and onLost).
-	registeredTo int64 // subscriber ID the registration redirects to; 0: none
+	// registeredTo is the subscriber ID the registration redirects to (0:
+	// none); stored only by the pipe's goroutine (in Do and onLost), so
+	// that a beat needs no trip through a busy write pipeline to see it.
+	registeredTo atomic.Int64
 
 	// Owned by Beat's caller.
 	lastBeat string // the key of the last beat Redis acknowledged; "": none
@@ -177,9 +179,7 @@ func (t *Tracker) Run(ctx context.Context, call rediskv.Call, done func(*redis.C
 // onLost runs on the pipe's goroutine when the registration connection
 // broke.
 func (t *Tracker) onLost(err error) {
-	registered := t.registeredTo != 0
-	t.registeredTo = 0
-	if registered {
+	if t.registeredTo.Swap(0) != 0 {
 		t.cfg.OnGap("tracking connection lost: " + err.Error())
 	}
 }
@@ -229,8 +229,14 @@ func (t *Tracker) Beat(ctx context.Context, seq uint64) (flush string, err error
 	if want == 0 {
 		return "", errors.New("tracking: no subscriber connection yet")
 	}
+	if t.registeredTo.Load() == want {
+		// In place, as far as this instance knows; if Redis dropped it
+		// some other way, this beat never arrives, and the bus replaces
+		// the subscription, which changes want.
+		return t.beat(ctx, seq)
+	}
 	err = t.pipe.Do(ctx, func(ctx context.Context, conn *redis.Conn) error {
-		if t.registeredTo == want {
+		if t.registeredTo.Load() == want {
 			return nil
 		}
 		// OFF first: ON again with the same prefix fails ("overlaps").
@@ -248,7 +254,7 @@ func (t *Tracker) Beat(ctx context.Context, seq uint64) (flush string, err error
 		if err != nil {
 			return err
 		}
-		t.registeredTo = want
+		t.registeredTo.Store(want)
 		flush = "tracking registered"
 		return nil
 	})
