@@ -16,10 +16,11 @@ type Proxy struct {
 	l      net.Listener
 	target string
 
-	mu    sync.Mutex
-	holed bool
-	conns []net.Conn
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	holed   bool
+	dropped int64 // bytes read and not forwarded while black-holed
+	conns   []net.Conn
+	wg      sync.WaitGroup
 }
 
 // NewProxy starts a proxy to target on a free loopback port, stopped when
@@ -35,6 +36,14 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	go p.accept()
 	t.Cleanup(p.close)
 	return p
+}
+
+// Dropped returns how many bytes the proxy has read and dropped while
+// black-holed: a client's request, waiting for a reply that never comes.
+func (p *Proxy) Dropped() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dropped
 }
 
 // Addr returns the proxy's address.
@@ -121,6 +130,9 @@ func (p *Proxy) copy(dst io.Writer, src io.Reader) {
 		if n > 0 {
 			p.mu.Lock()
 			holed := p.holed
+			if holed {
+				p.dropped += int64(n)
+			}
 			p.mu.Unlock()
 			if !holed {
 				if _, werr := dst.Write(buf[:n]); werr != nil {
