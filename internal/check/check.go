@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,7 +25,9 @@ import (
 type Config struct {
 	// Server is the redis-server the instances use and the faults hit;
 	// required. For the crash fault to lose no acknowledged write it must
-	// run with --appendonly yes --appendfsync always.
+	// run with --appendonly yes --appendfsync always. The instances log
+	// in as an ACL user that Run creates through the default user, and
+	// adds to the server's restart arguments.
 	Server *redisproc.Server
 	// Instances is the number of tiered stores (3), each with its own
 	// Redis clients; at least 3.
@@ -119,7 +122,7 @@ type member interface {
 	setOutside(on bool) error
 	holdWrites(hold bool) error
 	deletedAll(start, end int64) error
-	subscriptions() (uint64, error)
+	state() (instState, error)
 	count() (int64, error)
 	finish() (map[int][]Op, []Read, error)
 	close()
@@ -129,7 +132,8 @@ type member interface {
 type run struct {
 	cfg     *Config
 	members []member
-	ops     [][]Op // per key, in version order
+	proxy   *redisproc.Proxy // nil unless a fault is Proxied
+	ops     [][]Op           // per key, in version order
 	reads   []Read
 	phases  []phase
 }
@@ -140,6 +144,34 @@ type phase struct {
 	start, end            int64
 	faultStart, recovered int64 // zero for the baseline
 	recovery              time.Duration
+	broken                []string // see Env.brokenf
+}
+
+// The ACL user the instances log in as. The checker's own connections
+// (fault injection, the final state) use the default user.
+const (
+	checkUser     = "tierstore-check"
+	checkPassword = "check"
+)
+
+// checkRules are the instances' permissions: all, so that whatever a
+// fault withdraws is all they lack.
+var checkRules = []string{"reset", "on", ">" + checkPassword, "+@all", "~*", "&*"}
+
+// grant creates the instances' user, on the running server and in the
+// arguments of its restarts: ACL users are in no append-only file, and a
+// restarted server that refused their logins for a moment would be a
+// fault of its own, not the crash under test.
+func grant(srv *redisproc.Server) error {
+	args := []any{"ACL", "SETUSER", checkUser}
+	for _, r := range checkRules {
+		args = append(args, r)
+	}
+	if _, err := srv.Do(args...); err != nil {
+		return err
+	}
+	srv.AddRestartArgs(append([]string{"--user", checkUser}, checkRules...)...)
+	return nil
 }
 
 // Run runs the checker and returns its report. The error is for a run that
@@ -150,13 +182,27 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	r := &run{cfg: &cfg}
+	if err := grant(cfg.Server); err != nil {
+		return nil, fmt.Errorf("check: create the instances' user: %w", err)
+	}
+	// Only the instances go through the proxy; the checker's own
+	// connections go straight to Redis.
+	addr := cfg.Server.Addr()
+	if slices.ContainsFunc(cfg.Faults, func(f Fault) bool { return f.Proxied }) {
+		var err error
+		if r.proxy, err = redisproc.StartProxy(addr); err != nil {
+			return nil, fmt.Errorf("check: start the proxy: %w", err)
+		}
+		defer r.proxy.Close() // after the instances
+		addr = r.proxy.Addr()
+	}
 	for i := range cfg.Instances {
 		var m member
 		var err error
 		if cfg.Worker != nil {
-			m, err = startProcess(cfg.Worker(i), loadOf(&cfg, i))
+			m, err = startProcess(cfg.Worker(i), loadOf(&cfg, addr, i))
 		} else {
-			m, err = startLocal(loadOf(&cfg, i))
+			m, err = startLocal(loadOf(&cfg, addr, i))
 		}
 		if err != nil {
 			return nil, fmt.Errorf("check: start instance %d: %w", i, err)
@@ -212,7 +258,7 @@ func (r *run) phasesLoop(ctx context.Context) error {
 			if !f.Outside {
 				p.faultStart = p.start
 			}
-			if err := f.Inject(ctx, Env{cfg: r.cfg, members: r.members}); err != nil {
+			if err := f.Inject(ctx, Env{cfg: r.cfg, members: r.members, proxy: r.proxy, broken: &p.broken}); err != nil {
 				return fmt.Errorf("check: inject %s: %w", f.Name, err)
 			}
 			repaired := time.Now()

@@ -20,7 +20,7 @@ func TestEveryFaultKeepsThePromise(t *testing.T) {
 		Server:        srv.Server,
 		Phase:         time.Second,
 		FaultDuration: 500 * time.Millisecond,
-		Progress:      func(s string) { t.Log(s) },
+		Progress:      progress(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +66,12 @@ func TestVerdictFindsStaleAndPhantomReads(t *testing.T) {
 			t.Errorf("%s: staleness %v phantom %v ambiguous %v; want %v %v %v", c.name, s, phantom, ambiguous, c.staleness, c.phantom, c.ambiguous)
 		}
 	}
+}
+
+// progress logs the checker's phases with the time since the run began.
+func progress(t *testing.T) func(string) {
+	start := time.Now()
+	return func(s string) { t.Logf("%6.2fs %s", time.Since(start).Seconds(), s) }
 }
 
 // requirePass fails t if the run found violations or left a phase

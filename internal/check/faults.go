@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/tierstore/tierstore/internal/redisproc"
 )
 
 // Fault is one fault: Inject causes it and, after it has lasted, repairs
@@ -18,13 +20,113 @@ type Fault struct {
 	// the baseline, since such changes reach every instance like its
 	// own writes (server-assisted invalidation).
 	Outside bool
+	// Proxied marks a fault of the network between the instances and
+	// Redis: in a run with such a fault, the instances reach Redis
+	// through a proxy (Env.proxy) in every phase.
+	Proxied bool
 }
 
 // Env is what a fault can act on.
 type Env struct {
 	cfg     *Config
 	members []member
+	proxy   *redisproc.Proxy // nil unless the fault is Proxied
+	broken  *[]string        // see brokenf
 }
+
+// brokenf records a promise the fault saw broken in the instances' state
+// (not Live when they must not be, a refusal not counted), rather than in
+// the reads the judge sees: it fails the run.
+func (e Env) brokenf(format string, args ...any) {
+	*e.broken = append(*e.broken, fmt.Sprintf(format, args...))
+}
+
+// states returns every instance's state.
+func (e Env) states() ([]instState, error) {
+	out := make([]instState, len(e.members))
+	for i, m := range e.members {
+		var err error
+		if out[i], err = m.state(); err != nil {
+			return nil, fmt.Errorf("instance %d: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
+// until polls the instances until ok has held for each of them (at some
+// poll, not necessarily the same one), or limit has passed; it returns
+// the instances for which ok never held.
+func (e Env) until(ctx context.Context, limit time.Duration, ok func(i int, s instState) bool) ([]int, error) {
+	held := make([]bool, len(e.members))
+	for deadline := time.Now().Add(limit); ; {
+		st, err := e.states()
+		if err != nil {
+			return nil, err
+		}
+		var not []int
+		for i, s := range st {
+			held[i] = held[i] || ok(i, s)
+			if !held[i] {
+				not = append(not, i)
+			}
+		}
+		if len(not) == 0 || time.Now().After(deadline) {
+			return not, nil
+		}
+		if err := wait(ctx, 5*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// during polls the instances for d and records as broken, once per
+// instance, the first wrong state bad finds ("" if none): what a fault
+// requires of the instances while it lasts. The instances in skip are
+// not watched (already recorded as broken).
+func (e Env) during(ctx context.Context, d time.Duration, skip []int, bad func(s instState) string) error {
+	seen := make([]bool, len(e.members))
+	for _, i := range skip {
+		seen[i] = true
+	}
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		st, err := e.states()
+		if err != nil {
+			return err
+		}
+		for i, s := range st {
+			if why := bad(s); why != "" && !seen[i] {
+				seen[i] = true
+				e.brokenf("instance %d %s (%s)", i, why, describe(s))
+			}
+		}
+		if err := wait(ctx, 5*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// describe formats an instance's state for a report.
+func describe(s instState) string {
+	health := s.Health
+	if health == "" {
+		health = "live"
+	}
+	return fmt.Sprintf("%d refusals, %d subscriptions; %s", s.Refusals, s.Subscriptions, health)
+}
+
+// outage is how long a withdrawn permission or a black hole lasts once
+// every instance has noticed it: FaultDuration, and at least two
+// health-check intervals, so that an instance that kept serving from
+// memory would show stale reads beyond the bound.
+func (e Env) outage() time.Duration {
+	return max(e.cfg.FaultDuration, 2*e.cfg.HealthCheckInterval)
+}
+
+// noticeLimit bounds the wait for every instance to notice a fault (lose
+// Live, count a refusal): a generous cap, not a timing the checker
+// judges.
+const noticeLimit = 10 * time.Second
 
 func wait(ctx context.Context, d time.Duration) error {
 	select {
@@ -38,14 +140,16 @@ func wait(ctx context.Context, d time.Duration) error {
 // AllFaults returns every fault, in the order the checker injects them.
 func AllFaults() []Fault {
 	return []Fault{
-		{"pubsub-kill", pubsubKill, false},
-		{"client-pause", clientPause, false},
-		{"output-buffer", outputBuffer, false},
-		{"crash-restart", crashRestart, false},
-		{"unreachable", unreachable, false},
-		{"stop-start", stopStart, false},
-		{"outside-writes", outsideWrites, true},
-		{"flushdb", flushDB, true},
+		{Name: "pubsub-kill", Inject: pubsubKill},
+		{Name: "acl-channels", Inject: aclChannels},
+		{Name: "client-pause", Inject: clientPause},
+		{Name: "output-buffer", Inject: outputBuffer},
+		{Name: "crash-restart", Inject: crashRestart},
+		{Name: "unreachable", Inject: unreachable},
+		{Name: "blackhole", Inject: blackhole, Proxied: true},
+		{Name: "stop-start", Inject: stopStart},
+		{Name: "outside-writes", Inject: outsideWrites, Outside: true},
+		{Name: "flushdb", Inject: flushDB, Outside: true},
 	}
 }
 
@@ -106,10 +210,11 @@ func outputBuffer(ctx context.Context, e Env) error {
 		return err
 	}
 	victim := e.members[0]
-	subs, err := victim.subscriptions()
+	st, err := victim.state()
 	if err != nil {
 		return err
 	}
+	subs := st.Subscriptions
 	if err := victim.pauseReads(true); err != nil {
 		return err
 	}
@@ -139,11 +244,11 @@ func outputBuffer(ctx context.Context, e Env) error {
 	// regained its lease: reads in between would go to Redis and refill
 	// its cache, hiding a missing flush.
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		n, err := victim.subscriptions()
+		st, err := victim.state()
 		if err != nil {
 			return err
 		}
-		if n > subs && victim.probe(ctx) == nil {
+		if st.Subscriptions > subs && victim.probe(ctx) == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -233,4 +338,74 @@ return e`, 1, "check:\x00epoch")
 		err = errors.Join(err, m.holdWrites(false))
 	}
 	return err
+}
+
+// aclChannels withdraws the instances' permission to use any channel
+// (ACL SETUSER resetchannels), as an operator's ACL change would, while
+// every instance goes on writing and reading: Redis 7 cuts their
+// subscribers, and refuses their resubscriptions (NOPERM). Every instance
+// must lose Live and count the refusal, then stay not Live for the
+// outage, during which a store that kept serving from memory would serve
+// its peers' writes stale; then the permission is restored. Nothing else
+// the instances do (reads, writes, heartbeats, the plain DELs and l2 sets
+// of outside-writes) needs a channel.
+func aclChannels(ctx context.Context, e Env) error {
+	before, err := e.states()
+	if err != nil {
+		return err
+	}
+	srv := e.cfg.Server
+	if _, err := srv.Do("ACL", "SETUSER", checkUser, "resetchannels"); err != nil {
+		return err
+	}
+	err = func() error {
+		missed, err := e.until(ctx, noticeLimit, func(i int, s instState) bool {
+			return !s.Live && s.Refused && s.Refusals > before[i].Refusals
+		})
+		if err != nil {
+			return err
+		}
+		st, err := e.states()
+		if err != nil {
+			return err
+		}
+		for _, i := range missed {
+			e.brokenf("instance %d did not lose Live with a counted refusal within %v of its channel permission being withdrawn (%s)", i, noticeLimit, describe(st[i]))
+		}
+		return e.during(ctx, e.outage(), missed, func(s instState) string {
+			if s.Live {
+				return "was Live while it could not subscribe"
+			}
+			return ""
+		})
+	}()
+	_, rerr := srv.Do("ACL", "SETUSER", checkUser, "allchannels")
+	return errors.Join(err, rerr)
+}
+
+// blackhole makes the network between the instances and Redis drop every
+// packet: the proxy in front of Redis forwards nothing either way, and
+// accepts new connections without ever answering them, so that every
+// request and every dial (made with a dialer that honours only its
+// context) hangs until the store's own deadlines end it. Every instance
+// must lose Live, and stay not Live for the outage; its reads and writes
+// fail meanwhile (ErrUnavailable). Then the network heals: the proxy
+// closes the black-holed connections, and the time to recover runs until
+// every instance is Live again and can write and read.
+func blackhole(ctx context.Context, e Env) error {
+	e.proxy.BlackHole()
+	defer e.proxy.Heal()
+	missed, err := e.until(ctx, noticeLimit, func(_ int, s instState) bool { return !s.Live })
+	if err != nil {
+		return err
+	}
+	for _, i := range missed {
+		e.brokenf("instance %d was still Live %v after Redis was black-holed", i, noticeLimit)
+	}
+	return e.during(ctx, e.outage(), missed, func(s instState) string {
+		if s.Live {
+			return "was Live while Redis was black-holed"
+		}
+		return ""
+	})
 }

@@ -26,7 +26,7 @@ func (m local) probe(ctx context.Context) error { return m.w.probe(ctx) }
 func (m local) setSlow(slow bool) error         { m.w.slow.Store(slow); return nil }
 func (m local) pauseReads(p bool) error         { m.w.paused.Store(p); return nil }
 func (m local) writeCold() error                { m.w.writeCold(); return nil }
-func (m local) subscriptions() (uint64, error)  { return m.w.store.Stats().Subscriptions, nil }
+func (m local) state() (instState, error)       { return m.w.state(), nil }
 func (m local) count() (int64, error)           { return m.w.count.Load(), nil }
 func (m local) close()                          { m.w.close() }
 func (m local) setOutside(on bool) error        { m.w.outside.Store(on); return nil }
@@ -43,7 +43,7 @@ func (m local) finish() (map[int][]Op, []Read, error) {
 // The worker protocol: gob-encoded requests on the worker's stdin, one
 // response each on its stdout. The first request carries the load.
 type request struct {
-	Kind       string // start, probe, slow, pause, cold, subscriptions, count, outside, hold, deleted, finish
+	Kind       string // start, probe, slow, pause, cold, state, count, outside, hold, deleted, finish
 	Load       load
 	Flag       bool
 	Start, End int64
@@ -51,7 +51,7 @@ type request struct {
 
 type response struct {
 	Err   string
-	Subs  uint64
+	State instState
 	Count int64
 	Ops   map[int][]Op
 	Reads []Read
@@ -124,9 +124,9 @@ func (p *process) deletedAll(start, end int64) error {
 	_, err := p.call(request{Kind: "deleted", Start: start, End: end})
 	return err
 }
-func (p *process) subscriptions() (uint64, error) {
-	r, err := p.call(request{Kind: "subscriptions"})
-	return r.Subs, err
+func (p *process) state() (instState, error) {
+	r, err := p.call(request{Kind: "state"})
+	return r.State, err
 }
 func (p *process) count() (int64, error) {
 	r, err := p.call(request{Kind: "count"})
@@ -185,8 +185,8 @@ func ServeWorker(ctx context.Context, r io.Reader, w io.Writer) error {
 			wk.holdWrites(req.Flag)
 		case "deleted":
 			wk.deletedAll(req.Start, req.End)
-		case "subscriptions":
-			resp.Subs = wk.store.Stats().Subscriptions
+		case "state":
+			resp.State = wk.state()
 		case "count":
 			resp.Count = wk.count.Load()
 		case "finish":

@@ -22,17 +22,19 @@ func TestMain(m *testing.M) {
 }
 
 // Instances in separate OS processes, with the faults that act on the
-// subscription and the server.
+// subscription, its permission, the server and the network.
 func TestInstancesInSeparateProcessesKeepThePromise(t *testing.T) {
 	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
-	faults, err := FaultsNamed("pubsub-kill", "output-buffer", "crash-restart", "outside-writes", "flushdb")
+	faults, err := FaultsNamed("pubsub-kill", "acl-channels", "output-buffer", "crash-restart", "blackhole", "outside-writes", "flushdb")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rep, err := Run(context.Background(), Config{
-		Server: srv.Server,
-		Phase:  time.Second,
-		Faults: faults,
+		Server:        srv.Server,
+		Phase:         time.Second,
+		FaultDuration: 500 * time.Millisecond,
+		Faults:        faults,
+		Progress:      progress(t),
 		Worker: func(int) *exec.Cmd {
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
 			cmd.Env = append(os.Environ(), "TIERSTORE_CHECK_WORKER=1")

@@ -13,10 +13,16 @@ import (
 type Report struct {
 	Phases []PhaseReport
 	// Delta is the staleness bound outside faults; FaultBound the bound
-	// for staleness that overlaps a fault (HealthCheckInterval + Delta).
+	// for staleness that overlaps a fault (min(L1TTL,
+	// HealthCheckInterval) + Delta).
 	Delta, FaultBound time.Duration
 
 	Reads, ReadErrors, Writes, FailedWrites int
+	// Unavailable, Refused and Unexplained count the failed reads and
+	// writes by cause: tierstore.ErrUnavailable, tierstore.ErrRefused,
+	// and anything else (another error, or a value the checker never
+	// wrote), which breaks the failure table's promise.
+	Unavailable, Refused, Unexplained int
 	// LostWrites counts keys whose final state in Redis is neither the last
 	// acknowledged write nor a write that returned an error.
 	LostWrites int
@@ -46,15 +52,18 @@ type PhaseReport struct {
 	// live and could write and read again.
 	Recovery time.Duration
 	Fault    bool
+	// Broken lists what the fault saw wrong in the instances' state
+	// (Live while it must not be, a refusal not counted).
+	Broken []string
 }
 
 // Failed reports whether the run broke a promise.
 func (r *Report) Failed() bool {
-	if r.LostWrites > 0 || r.Phantoms > 0 {
+	if r.LostWrites > 0 || r.Phantoms > 0 || r.Unexplained > 0 {
 		return true
 	}
 	for _, p := range r.Phases {
-		if p.Violations > 0 {
+		if p.Violations > 0 || len(p.Broken) > 0 {
 			return true
 		}
 	}
@@ -130,7 +139,7 @@ func (ki *keyIndex) verdict(rd Read) (staleness time.Duration, replacedAt int64,
 }
 
 func (r *run) judge(ctx context.Context) (*Report, error) {
-	rep := &Report{Delta: r.cfg.Delta, FaultBound: r.cfg.HealthCheckInterval + r.cfg.Delta}
+	rep := &Report{Delta: r.cfg.Delta, FaultBound: min(r.cfg.L1TTL, r.cfg.HealthCheckInterval) + r.cfg.Delta}
 	index := make([]*keyIndex, r.cfg.Keys)
 	for k := range index {
 		index[k] = indexKey(r.ops[k])
@@ -154,13 +163,24 @@ func (r *run) judge(ctx context.Context) (*Report, error) {
 	rep.Phases = make([]PhaseReport, len(r.phases))
 	stale := make([][]time.Duration, len(r.phases))
 	for i, p := range r.phases {
-		rep.Phases[i] = PhaseReport{Name: p.name, Recovery: p.recovery, Fault: p.faultStart != 0}
+		rep.Phases[i] = PhaseReport{Name: p.name, Recovery: p.recovery, Fault: p.faultStart != 0, Broken: p.broken}
+	}
+	countFailure := func(f Failure) {
+		switch f {
+		case Unavailable:
+			rep.Unavailable++
+		case Refused:
+			rep.Refused++
+		case Unexplained:
+			rep.Unexplained++
+		}
 	}
 	for _, ops := range r.ops {
 		for _, o := range ops {
 			rep.Writes++
 			if !o.OK {
 				rep.FailedWrites++
+				countFailure(o.Err)
 			}
 			if i := phaseOf(o.Start); i >= 0 {
 				rep.Phases[i].Writes++
@@ -179,8 +199,9 @@ func (r *run) judge(ctx context.Context) (*Report, error) {
 				ph = &rep.Phases[i]
 				ph.Reads++
 			}
-			if rd.Failed {
+			if rd.Err != Succeeded {
 				rep.ReadErrors++
+				countFailure(rd.Err)
 				if ph != nil {
 					ph.ReadErrors++
 				}
@@ -264,14 +285,31 @@ func (r *Report) Table() string {
 			p.Name, p.Reads, p.ReadErrors, p.Writes, p.FailedWrites, p.Superseded,
 			round(p.P50), round(p.P99), round(p.Max), bound, p.Violations, recovery)
 	}
+	r.writeBroken(&b)
 	verdict := "PASS"
 	if r.Failed() {
 		verdict = "FAIL"
 	}
-	fmt.Fprintf(&b, "\n%s: %d reads (%d errors), %d writes (%d failed); writes lost: %d; phantom reads: %d; "+
-		"failed writes applied anyway: %d in the final state, %d reads saw one.\n",
-		verdict, r.Reads, r.ReadErrors, r.Writes, r.FailedWrites, r.LostWrites, r.Phantoms, r.AmbiguousFinal, r.AmbiguousReads)
+	fmt.Fprintf(&b, "\n%s: %d reads (%d errors), %d writes (%d failed); errors: %d unavailable, %d refused, %d unexplained; "+
+		"writes lost: %d; phantom reads: %d; failed writes applied anyway: %d in the final state, %d reads saw one.\n",
+		verdict, r.Reads, r.ReadErrors, r.Writes, r.FailedWrites, r.Unavailable, r.Refused, r.Unexplained,
+		r.LostWrites, r.Phantoms, r.AmbiguousFinal, r.AmbiguousReads)
 	return b.String()
+}
+
+// writeBroken lists what the faults saw wrong in the instances' state.
+func (r *Report) writeBroken(b *strings.Builder) {
+	for _, p := range r.Phases {
+		for _, s := range p.Broken {
+			fmt.Fprintf(b, "\nBROKEN in %s: %s", p.Name, s)
+		}
+	}
+	for _, p := range r.Phases {
+		if len(p.Broken) > 0 {
+			b.WriteString("\n")
+			return
+		}
+	}
 }
 
 func round(d time.Duration) time.Duration {
@@ -319,7 +357,9 @@ func (r *Report) Summary() string {
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %v | %v | %d | %s |\n",
 			name, a.rounds, a.reads, a.superseded, round(a.max), bound, a.violations, recovery)
 	}
-	fmt.Fprintf(&b, "\nwrites acknowledged: %d, lost: %d; writes failed: %d, of which applied anyway: %d in the final state; phantom reads: %d\n",
-		r.Writes-r.FailedWrites, r.LostWrites, r.FailedWrites, r.AmbiguousFinal, r.Phantoms)
+	r.writeBroken(&b)
+	fmt.Fprintf(&b, "\nwrites acknowledged: %d, lost: %d; writes failed: %d, of which applied anyway: %d in the final state; "+
+		"errors: %d unavailable, %d refused, %d unexplained; phantom reads: %d\n",
+		r.Writes-r.FailedWrites, r.LostWrites, r.FailedWrites, r.AmbiguousFinal, r.Unavailable, r.Refused, r.Unexplained, r.Phantoms)
 	return b.String()
 }

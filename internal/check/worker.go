@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,7 @@ type Op struct {
 	Del        bool
 	Start, End int64
 	OK         bool
+	Err        Failure // when not OK
 }
 
 // Read is one Get. Version 0 means not found.
@@ -53,12 +55,49 @@ type Read struct {
 	Key, Inst  int32
 	Version    uint64
 	Start, End int64
-	Failed     bool
+	Err        Failure // Succeeded unless it failed
+}
+
+// Failure is how an operation failed, in the terms of the failure table
+// of docs/consistency.md.
+type Failure uint8
+
+const (
+	Succeeded   Failure = iota
+	Unavailable         // tierstore.ErrUnavailable: Redis did not answer
+	Refused             // tierstore.ErrRefused: a permission, credentials
+	// Unexplained is any other error, or a value that is not one the
+	// checker wrote: a broken promise.
+	Unexplained
+)
+
+func failureOf(err error) Failure {
+	switch {
+	case err == nil:
+		return Succeeded
+	case errors.Is(err, tierstore.ErrUnavailable):
+		return Unavailable
+	case errors.Is(err, tierstore.ErrRefused):
+		return Refused
+	default:
+		return Unexplained
+	}
+}
+
+// instState is what the faults observe of an instance.
+type instState struct {
+	Live bool
+	// Refused: Health wraps tierstore.ErrRefused.
+	Refused                 bool
+	Subscriptions, Refusals uint64
+	Health                  string // why the instance is not Live; empty while it is
 }
 
 // load is what a worker is told to do: the part of Config it needs.
 type load struct {
-	Addr                        string
+	// Addr is Redis's address, or a proxy's in front of it; the
+	// instances log in as User with Password.
+	Addr, User, Password        string
 	ID, Instances, Keys         int
 	ReadersPerInstance          int
 	ReadPause, WritePause       time.Duration
@@ -66,9 +105,9 @@ type load struct {
 	HealthCheckInterval, L1TTL  time.Duration
 }
 
-func loadOf(cfg *Config, id int) load {
+func loadOf(cfg *Config, addr string, id int) load {
 	return load{
-		Addr: cfg.Server.Addr(), ID: id, Instances: cfg.Instances, Keys: cfg.Keys,
+		Addr: addr, User: checkUser, Password: checkPassword, ID: id, Instances: cfg.Instances, Keys: cfg.Keys,
 		ReadersPerInstance: cfg.ReadersPerInstance, ReadPause: cfg.ReadPause, WritePause: cfg.WritePause,
 		DeleteRatio: cfg.DeleteRatio, ColdWriteShare: cfg.ColdWriteShare, HealthCheckInterval: cfg.HealthCheckInterval, L1TTL: cfg.L1TTL,
 	}
@@ -107,8 +146,11 @@ func startWorker(l load) (*worker, error) {
 		hold: make(chan chan struct{}), release: make(chan chan struct{}),
 	}
 	w.rdb = redis.NewClient(&redis.Options{
-		Addr: l.Addr, ContextTimeoutEnabled: true, MaxRetries: -1,
+		Addr: l.Addr, Username: l.User, Password: l.Password, ContextTimeoutEnabled: true, MaxRetries: -1,
 		DialTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
+		// A dialer with no timeout of its own, which honours only its
+		// context: the store must bound its dials itself.
+		Dialer: (&net.Dialer{}).DialContext,
 	})
 	var err error
 	w.store, err = tiered.New(tiered.Config{
@@ -158,7 +200,18 @@ func (w *worker) close() {
 	w.rdb.Close()
 }
 
-// probe writes and reads back a key of its own, once live.
+func (w *worker) state() instState {
+	st := w.store.Stats()
+	is := instState{Live: st.Live, Subscriptions: st.Subscriptions, Refusals: st.Refusals}
+	if err := w.store.Health(); err != nil {
+		is.Health, is.Refused = err.Error(), errors.Is(err, tierstore.ErrRefused)
+	}
+	return is
+}
+
+// probe writes and reads back a key of its own, once live, and reads one
+// nobody writes: the read of the key just written is an L1 hit, the other
+// goes to Redis (misses are not cached), so both paths work.
 func (w *worker) probe(ctx context.Context) error {
 	if !w.store.Live() {
 		return errors.New("not live")
@@ -174,6 +227,9 @@ func (w *worker) probe(ctx context.Context) error {
 	}
 	if string(got) != string(want) {
 		return errors.New("probe read back a different value")
+	}
+	if _, err := w.store.Get(ctx, "probe:absent"); !errors.Is(err, tierstore.ErrNotFound) {
+		return fmt.Errorf("probe read of a key never written: %v", err)
 	}
 	return nil
 }
@@ -237,7 +293,7 @@ func (w *worker) writeKey(ctx context.Context, k int, del bool) {
 		err = w.store.Set(ctx, keyName(k), encodeValue(o.Version, w.l.ID), time.Now().Add(time.Hour))
 	}
 	o.End = time.Now().UnixNano()
-	o.OK = err == nil
+	o.OK, o.Err = err == nil, failureOf(err)
 	w.ops[k] = append(w.ops[k], o)
 	w.count.Add(1)
 }
@@ -297,10 +353,13 @@ func (w *worker) readLoop(seed uint64) []Read {
 		switch {
 		case errors.Is(err, tierstore.ErrNotFound):
 		case err != nil:
-			rd.Failed = true
+			rd.Err = failureOf(err)
 		default:
 			ver, ok := decodeVersion(v)
-			rd.Version, rd.Failed = ver, !ok
+			rd.Version = ver
+			if !ok {
+				rd.Err = Unexplained
+			}
 		}
 		reads = append(reads, rd)
 		w.count.Add(1)
