@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore/internal/redisproc"
 )
@@ -221,16 +224,20 @@ func outputBuffer(ctx context.Context, e Env) error {
 	if err := victim.setSlow(true); err != nil {
 		return err
 	}
+	stopFilling := fill(srv.Addr())
 	for n, deadline := before, time.Now().Add(30*time.Second); n >= before; {
 		if time.Now().After(deadline) {
-			return errors.New("the slow subscriber was never disconnected")
+			return errors.Join(errors.New("the slow subscriber was never disconnected"), stopFilling())
 		}
 		if err := wait(ctx, 10*time.Millisecond); err != nil {
-			return err
+			return errors.Join(err, stopFilling())
 		}
 		if n, err = subscribers(); err != nil {
-			return err
+			return errors.Join(err, stopFilling())
 		}
+	}
+	if err := stopFilling(); err != nil {
+		return err
 	}
 	for _, m := range e.members {
 		if err := m.writeCold(); err != nil {
@@ -259,6 +266,53 @@ func outputBuffer(ctx context.Context, e Env) error {
 		}
 	}
 	return victim.pauseReads(false)
+}
+
+// Filler keys: fillKeys names under the prefix, fillKeyBytes long.
+const (
+	fillKeys     = 16
+	fillKeyBytes = 4 << 10
+)
+
+// fill writes filler keys through a connection of the checker's own, one
+// a millisecond, until the function it returns is called (which deletes
+// them). Broadcast tracking reports each write to every instance, so that
+// a stuck subscriber's backlog grows by megabytes a second: the
+// writers' reports alone take seconds to fill the kernel's buffers
+// between Redis and the subscriber (megabytes on loopback), longer on a
+// loaded machine. The names are longer than any Store key (and hold a
+// NUL), so the other instances drop the reports as they arrive; one write
+// a round trip keeps each report small (Redis holds a client to its
+// output-buffer limit as each message is queued, however fast it reads).
+func fill(addr string) (stop func() error) {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	names := make([]string, fillKeys)
+	for i := range names {
+		names[i] = fmt.Sprintf("check:\x00fill:%02d:", i)
+		names[i] += strings.Repeat("f", fillKeyBytes-len(names[i]))
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = c.Set(ctx, names[i%fillKeys], "", 0).Err() // a failure only slows the fault down
+			cancel()
+		}
+	})
+	return func() error {
+		close(done)
+		wg.Wait()
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return c.Del(ctx, names...).Err()
+	}
 }
 
 // crashRestart kills redis-server with SIGKILL and restarts it on the same
