@@ -372,3 +372,32 @@ func TestHeldSubscriptionLosesTheLease(t *testing.T) {
 	release()
 	redistest.WaitLive(t, a)
 }
+
+// Credentials refused while the store reconnects (Redis restarted before
+// its ACL user was made again): reads and writes fail with ErrRefused
+// meanwhile, and once the user is back the store's own connections
+// recover; none stays in go-redis's failed-handshake state, answering
+// nothing.
+func TestRefusedLoginOnReconnectRecovers(t *testing.T) {
+	srv := redistest.Start(t)
+	user := []any{"ACL", "SETUSER", "app", "on", ">pw", "+@all", "~*", "&*"}
+	srv.Do(user...)
+	s := newStore(t, srv.Client(&redis.Options{Username: "app", Password: "pw"}), Config{})
+	ctx := context.Background()
+	srv.Kill()
+	srv.Restart() // without the user
+	redistest.Eventually(t, "a read is refused", func() bool {
+		_, err := s.Get(ctx, "missing")
+		return errors.Is(err, tierstore.ErrRefused)
+	})
+	redistest.Eventually(t, "a write is refused", func() bool {
+		return errors.Is(s.Set(ctx, "k", []byte("v"), time.Time{}), tierstore.ErrRefused)
+	})
+	srv.Do(user...)
+	redistest.Eventually(t, "reads work again", func() bool {
+		_, err := s.Get(ctx, "missing")
+		return errors.Is(err, tierstore.ErrNotFound)
+	})
+	redistest.Eventually(t, "writes work again", func() bool { return s.Set(ctx, "k", []byte("v"), time.Time{}) == nil })
+	redistest.WaitLive(t, s)
+}

@@ -182,7 +182,7 @@ func (p *Pipe) lost(err error) {
 func (p *Pipe) write(batch []*op) {
 	ctx := context.Background()
 	conn := p.connection()
-	_, _ = conn.Pipelined(ctx, func(pl redis.Pipeliner) error {
+	_, err := conn.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		for _, o := range batch {
 			if o.call.Script == nil {
 				o.cmd = pl.Do(ctx, o.call.Args...)
@@ -193,6 +193,17 @@ func (p *Pipe) write(batch []*op) {
 		return nil
 	})
 	var lostErr error
+	for _, o := range batch {
+		// go-redis may fail a pipeline (a connection whose handshake was
+		// refused, say) without setting its commands' errors: a command
+		// with neither a reply nor an error was not answered.
+		if o.cmd.Err() == nil && o.cmd.Val() == nil {
+			if err == nil {
+				err = errors.New("rediskv: no reply")
+			}
+			o.cmd.SetErr(err)
+		}
+	}
 	for _, o := range batch {
 		if err := o.cmd.Err(); Broken(err) {
 			lostErr = err
