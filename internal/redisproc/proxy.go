@@ -15,17 +15,18 @@ const proxyBuffer = 64 << 10
 // it: while it does, every connection, open or new, is accepted but
 // nothing is forwarded either way, as a network that drops packets (a
 // partition, a firewall change) looks to a client: dials that are never
-// answered, and requests that never get a reply. It is the check
-// command's counterpart of redistest.NewProxy, which is tied to a test.
+// answered, and requests that never get a reply. Tests get one
+// with redistest.NewProxy.
 type Proxy struct {
 	l      net.Listener
 	target string
 
-	mu     sync.Mutex
-	holed  bool
-	closed bool
-	conns  map[net.Conn]struct{} // both ends of every connection open
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	holed   bool
+	closed  bool
+	dropped int64                 // bytes read and not forwarded while black-holed
+	conns   map[net.Conn]struct{} // both ends of every connection open
+	wg      sync.WaitGroup
 }
 
 // StartProxy starts a proxy to target on a free loopback port. Close
@@ -39,6 +40,14 @@ func StartProxy(target string) (*Proxy, error) {
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
+}
+
+// Dropped returns how many bytes the proxy has read and dropped while
+// black-holed: a client's request, waiting for a reply that never comes.
+func (p *Proxy) Dropped() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dropped
 }
 
 // Addr returns the proxy's address.
@@ -170,6 +179,9 @@ func (p *Proxy) copy(dst, src net.Conn) {
 		if n > 0 {
 			p.mu.Lock()
 			holed := p.holed
+			if holed {
+				p.dropped += int64(n)
+			}
 			p.mu.Unlock()
 			if !holed {
 				if _, werr := dst.Write(buf[:n]); werr != nil {
