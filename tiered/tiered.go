@@ -58,8 +58,9 @@ type Config struct {
 	// subscription go through connections of the Store's own (one per
 	// master for a Cluster), made from its options (address,
 	// credentials, database, TLS, timeouts, OnConnect), so hooks added
-	// with AddHook do not see them; reads and writes share one
-	// connection, pipelined. With OwnWritesOnly, reads and writes go
+	// with AddHook do not see them; reads and writes each travel on one
+	// connection, pipelined, and their dials are bounded whatever the
+	// client's Dialer. With OwnWritesOnly, reads and writes go
 	// through the client itself.
 	Redis redis.UniversalClient
 	// KeyPrefix is prepended to every key in Redis. Default "tierstore:".
@@ -80,9 +81,11 @@ type Config struct {
 	// tierstore.DefaultMaxValueBytes (1 MiB).
 	MaxValueBytes int
 	// HealthCheckInterval bounds staleness when invalidations may have been
-	// lost: L1 serves only while the subscription has answered a ping sent
-	// within this interval. Default DefaultHealthCheckInterval (1s);
-	// at least 4ms.
+	// lost: L1 serves only while a heartbeat made within this interval
+	// has come back on the subscription, proving that every change made
+	// before it has been reported (see docs/consistency.md). Heartbeats
+	// go out four times per interval. Default DefaultHealthCheckInterval
+	// (1s); at least 4ms.
 	HealthCheckInterval time.Duration
 	// AccessReportInterval is how often, at most, a key served from L1 is
 	// reported to Redis as used (a batched TOUCH), so that an LRU or LFU
@@ -171,8 +174,12 @@ var (
 )
 
 // New returns a Store and starts its invalidation subscription. Redis need
-// not be reachable yet: until the subscription is established, reads go to
-// Redis and nothing is served from memory.
+// not be reachable yet: until the store is Live, reads go to Redis and
+// nothing is served from memory. When Redis answers, New checks what the
+// store needs of it and waits up to a second for the first heartbeat:
+// a refusal (credentials, an ACL without the channel or a command, a
+// renamed command) is New's error, wrapping tierstore.ErrRefused and
+// naming it.
 func New(cfg Config) (*Store, error) {
 	if cfg.Redis == nil {
 		return nil, errors.New("tiered: Config.Redis is nil")
