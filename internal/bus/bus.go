@@ -82,6 +82,12 @@ type Config struct {
 	Log *statelog.Logger
 }
 
+// ErrResubscribe, wrapped by an error of Config.Beat, says that what the
+// heartbeat needs of the subscription is gone (its connection, which the
+// tracking registration must redirect to): the bus replaces the
+// subscription instead of counting a failure.
+var ErrResubscribe = errors.New("bus: the subscription must be made again")
+
 // Stats is a snapshot of a Bus's counters.
 type Stats struct {
 	Messages  uint64 // well-formed messages received, own included
@@ -631,6 +637,8 @@ func (b *Bus) beatOnce() {
 		b.stateMu.Unlock()
 	}
 	switch {
+	case errors.Is(err, ErrResubscribe):
+		b.recycle()
 	case err != nil:
 		b.fail(rediskv.Wrap(context.Background(), "bus: heartbeat", err))
 	case flush != "":

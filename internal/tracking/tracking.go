@@ -35,6 +35,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/internal/bus"
 	"github.com/tierstore/tierstore/internal/rediskv"
 	"github.com/tierstore/tierstore/internal/statelog"
 )
@@ -259,6 +260,12 @@ func (t *Tracker) Beat(ctx context.Context, seq uint64) (flush string, err error
 		return nil
 	})
 	if err != nil {
+		if strings.Contains(err.Error(), "redirect to does not exist") {
+			// The connection whose ID OnConnect recorded last is gone
+			// (one replaced while another was dialling): a new
+			// subscription records the live one.
+			return "", fmt.Errorf("tracking: register: %w: %w", bus.ErrResubscribe, err)
+		}
 		return "", fmt.Errorf("tracking: register: %w", err)
 	}
 	if flush != "" {
