@@ -43,10 +43,14 @@ func NewConns() *Conns {
 // Client returns a new client with opt's settings (which it does not
 // modify) whose connections this Conns owns, with the changes the store
 // needs made by edit, if not nil. Its contexts' deadlines bound its
-// socket reads and writes (ContextTimeoutEnabled).
+// socket reads and writes (ContextTimeoutEnabled). It speaks RESP2, without
+// maintenance notifications: a copy of a RESP3 client's options shares
+// its push-notification handlers, which go-redis refuses to register
+// twice (a log line, or a panic when they are required).
 func (c *Conns) Client(opt *redis.Options, edit func(*redis.Options)) *redis.Client {
 	o := *opt
 	o.ContextTimeoutEnabled = true
+	o.Protocol, o.MaintNotificationsConfig = 2, nil
 	if edit != nil {
 		edit(&o)
 	}
@@ -64,6 +68,7 @@ func (c *Conns) Universal(rdb redis.UniversalClient) redis.UniversalClient {
 	case *redis.ClusterClient:
 		o := *r.Options()
 		o.ContextTimeoutEnabled = true
+		o.Protocol, o.MaintNotificationsConfig = 2, nil
 		o.Dialer = c.dialer(o.Dialer, o.DialTimeout)
 		return redis.NewClusterClient(&o)
 	}
