@@ -401,3 +401,28 @@ func TestRefusedLoginOnReconnectRecovers(t *testing.T) {
 	redistest.Eventually(t, "writes work again", func() bool { return s.Set(ctx, "k", []byte("v"), time.Time{}) == nil })
 	redistest.WaitLive(t, s)
 }
+
+// A Redis that cannot serve for now (BUSY running a script, LOADING a
+// dataset) is not a refusal: New does not fail with ErrRefused and the
+// OwnWritesOnly advice.
+func TestBusyRedisIsNotRefused(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.Do("CONFIG", "SET", "busy-reply-threshold", "10")
+	ctx := context.Background()
+	script := "local t = redis.call('TIME') while true do local n = redis.call('TIME') if n[1] - t[1] > 30 then break end end return 1"
+	go srv.Client(nil).Eval(ctx, script, nil)
+	probe := srv.Client(nil)
+	redistest.Eventually(t, "Redis answers BUSY", func() bool { return redis.HasErrorPrefix(probe.Ping(ctx).Err(), "BUSY") })
+	s, err := New(Config{Redis: srv.Client(nil)})
+	if s != nil {
+		s.Close()
+	}
+	stillBusy := redis.HasErrorPrefix(probe.Ping(ctx).Err(), "BUSY")
+	probe.Do(ctx, "SCRIPT", "KILL")
+	if !stillBusy {
+		t.Fatal("Redis was no longer busy after New: the test proved nothing")
+	}
+	if errors.Is(err, tierstore.ErrRefused) {
+		t.Fatalf("New while Redis is BUSY: %v, want no refusal", err)
+	}
+}

@@ -277,24 +277,6 @@ func (b *Bus) fail(err error) {
 	}
 }
 
-func (b *Bus) setLive() {
-	b.everLive.Store(true)
-	if b.live.Load() {
-		return
-	}
-	b.stateMu.Lock()
-	if b.live.Swap(true) {
-		b.stateMu.Unlock()
-		return
-	}
-	close(b.liveCh)
-	b.cause = nil
-	down := time.Since(b.notLive)
-	b.notify()
-	b.stateMu.Unlock()
-	b.cfg.Log.Info("live", "after", down.Round(time.Millisecond))
-}
-
 func (b *Bus) setNotLive(reason string) {
 	b.stateMu.Lock()
 	if !b.live.Swap(false) {
@@ -351,8 +333,13 @@ func (b *Bus) pubsub() *redis.PubSub {
 func (b *Bus) Gap(reason string) { b.gap(reason) }
 
 // gap withdraws the lease and tells the owner. Order matters: not Live
-// first, so that nothing is served between the loss and the flush.
+// first, so that nothing is served between the loss and the flush. A
+// heartbeat made before the gap proves nothing after it: it is no longer
+// awaited.
 func (b *Bus) gap(reason string) {
+	b.stateMu.Lock()
+	b.awaited = nil // first: a renew after this cannot use it
+	b.stateMu.Unlock()
 	b.setNotLive(reason)
 	b.leaseUntil.Store(0)
 	if b.everLive.Load() {
@@ -434,9 +421,6 @@ func (b *Bus) handle(msg any) {
 				reason = "subscribed"
 			}
 			b.gap(reason)
-			b.stateMu.Lock()
-			b.awaited = nil
-			b.stateMu.Unlock()
 			b.requestBeat()
 		}
 	}
@@ -550,22 +534,42 @@ func (b *Bus) arrived(seq uint64) {
 	b.stateMu.Unlock()
 	b.heard.Add(1)
 	if proven {
-		b.renew(a.sent)
+		b.renew(a)
 	}
 }
 
-// renew extends the lease to (heartbeat send time + interval).
-func (b *Bus) renew(sent time.Duration) {
-	until := int64(sent + b.cfg.HealthCheckInterval)
-	for {
-		cur := b.leaseUntil.Load()
-		if until <= cur || b.leaseUntil.CompareAndSwap(cur, until) {
-			break
-		}
+// renew extends the lease to (a's send time + interval), if a is still
+// the heartbeat awaited: a gap gives it up first, under the same lock,
+// so no proof made before a gap renews the lease after it.
+func (b *Bus) renew(a *beat) {
+	b.stateMu.Lock()
+	if b.awaited != a {
+		b.stateMu.Unlock()
+		return
 	}
-	if left := time.Duration(until) - b.since(); left > 0 {
-		b.setLive()
-		b.expiry.Reset(left)
+	until := int64(a.sent + b.cfg.HealthCheckInterval)
+	if cur := b.leaseUntil.Load(); until < cur {
+		until = cur
+	}
+	b.leaseUntil.Store(until)
+	left := time.Duration(until) - b.since()
+	if left <= 0 {
+		b.stateMu.Unlock()
+		return
+	}
+	b.everLive.Store(true)
+	gained := !b.live.Swap(true)
+	var down time.Duration
+	if gained {
+		close(b.liveCh)
+		b.cause = nil
+		down = time.Since(b.notLive)
+		b.notify()
+	}
+	b.expiry.Reset(left)
+	b.stateMu.Unlock()
+	if gained {
+		b.cfg.Log.Info("live", "after", down.Round(time.Millisecond))
 	}
 }
 
@@ -636,13 +640,17 @@ func (b *Bus) beatOnce() {
 		}
 		b.stateMu.Unlock()
 	}
+	if flush != "" {
+		// Also when the heartbeat then failed: the registration was made
+		// again, so what was cached before it must go.
+		b.gap(flush)
+	}
 	switch {
 	case errors.Is(err, ErrResubscribe):
 		b.recycle()
 	case err != nil:
 		b.fail(rediskv.Wrap(context.Background(), "bus: heartbeat", err))
 	case flush != "":
-		b.gap(flush)
 		b.requestBeat()
 	default:
 		b.beats.Add(1)
@@ -651,7 +659,7 @@ func (b *Bus) beatOnce() {
 		heard := next.heard
 		b.stateMu.Unlock()
 		if heard {
-			b.renew(next.sent)
+			b.renew(next)
 		}
 	}
 }

@@ -2,7 +2,9 @@ package bus_test
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -175,5 +177,88 @@ func TestFirstSubscriptionIsNotCountedAsAGap(t *testing.T) {
 	}
 	if st := b.Stats(); st.Gaps != 0 || st.Subscriptions != 1 {
 		t.Fatalf("after the first subscription: %+v, want 0 gaps, 1 subscription", st)
+	}
+}
+
+// A heartbeat whose registration was made again (a flush) but whose
+// change then failed returns both: the flush is a gap all the same, or
+// what was cached before the new registration would survive it.
+func TestFlushReturnedWithAnErrorIsAGap(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(nil)
+	var beats atomic.Int64
+	flushed := make(chan struct{})
+	var once sync.Once
+	b, err := bus.New(bus.Config{
+		Redis: c, Channel: "inv", HealthCheckInterval: 200 * time.Millisecond, BeatChannel: "inv:heartbeat",
+		Beat: func(ctx context.Context, seq uint64) (string, error) {
+			if beats.Add(1) == 3 {
+				return "tracking registered", errors.New("heartbeat: i/o timeout")
+			}
+			return publishBeat(c, "inv:heartbeat")(ctx, seq)
+		},
+		OnGap: func(reason string) {
+			if reason == "tracking registered" {
+				once.Do(func() { close(flushed) })
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	redistest.Eventually(t, "the failed heartbeat is made", func() bool { return beats.Load() > 3 })
+	select {
+	case <-flushed:
+	default:
+		t.Fatal("the flush returned with an error was not a gap")
+	}
+}
+
+// A heartbeat made before a gap (here the registration's connection
+// lost, which the tracker reports with Gap) proves nothing after it, even
+// if it arrives and Redis acknowledges it after the gap.
+func TestHeartbeatFromBeforeAGapDoesNotRenew(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(nil)
+	var b *bus.Bus
+	var armed atomic.Bool
+	var trapped atomic.Int64 // the seq made across the gap; 0 before
+	marker := make(chan struct{})
+	var once sync.Once
+	b, err := bus.New(bus.Config{
+		Redis: c, Channel: "inv", HealthCheckInterval: 400 * time.Millisecond, BeatChannel: "inv:heartbeat",
+		Beat: func(ctx context.Context, seq uint64) (string, error) {
+			if !armed.Load() {
+				return publishBeat(c, "inv:heartbeat")(ctx, seq)
+			}
+			if !trapped.CompareAndSwap(0, int64(seq)) {
+				return "", errors.New("down") // nothing proves anything any more
+			}
+			b.Gap("tracking connection lost: EOF")
+			if _, err := publishBeat(c, "inv:heartbeat")(ctx, seq); err != nil {
+				return "", err
+			}
+			// Behind the heartbeat on the subscription: when it is
+			// handled, so is the heartbeat.
+			return "", c.Publish(ctx, "inv", bus.AppendMessage(nil, bus.NewID(), "marker")).Err()
+		},
+		OnMessage: func(m bus.Message) {
+			if m.Key == "marker" {
+				once.Do(func() { close(marker) })
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	redistest.Eventually(t, "the bus is live", b.Live)
+	beats := b.Stats().Beats
+	armed.Store(true)
+	<-marker
+	redistest.Eventually(t, "Redis acknowledges the heartbeat made across the gap", func() bool { return b.Stats().Beats > beats })
+	if b.Live() {
+		t.Fatal("Live after a gap, on a heartbeat made before it")
 	}
 }

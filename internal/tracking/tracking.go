@@ -187,21 +187,22 @@ func (t *Tracker) onLost(err error) {
 
 // Probe reports an error wrapping tierstore.ErrRefused if Redis refuses
 // CLIENT TRACKING to this client (an ACL, a provider that disables it, a
-// server without it), nil if it accepts it or cannot be reached.
+// server without it) or its credentials, nil if it accepts it, cannot be
+// reached or cannot serve for now (LOADING, BUSY: not a refusal).
 func Probe(ctx context.Context, rdb redis.UniversalClient) error {
 	// Each CLIENT subcommand the tracker uses, as an ACL may allow some.
 	for _, args := range [][]any{{"CLIENT", "TRACKING", "OFF"}, {"CLIENT", "ID"}} {
 		err := rdb.Do(ctx, args...).Err()
-		var reply redis.Error
-		if err != nil && errors.As(err, &reply) {
-			if auth(err) {
-				return fmt.Errorf("auth: %v: %w", err, tierstore.ErrRefused)
-			}
-			return fmt.Errorf("%v refused (%v): server-assisted invalidation needs it; set Config.OwnWritesOnly to run without it: %w", args[:2], err, tierstore.ErrRefused)
+		if err == nil {
+			continue
 		}
-		if err != nil {
-			return nil // unreachable: cannot tell
+		if !errors.Is(rediskv.Wrap(ctx, "", err), tierstore.ErrRefused) {
+			return nil // unreachable or busy: cannot tell
 		}
+		if auth(err) {
+			return fmt.Errorf("auth: %v: %w", err, tierstore.ErrRefused)
+		}
+		return fmt.Errorf("%v refused (%v): server-assisted invalidation needs it; set Config.OwnWritesOnly to run without it: %w", args[:2], err, tierstore.ErrRefused)
 	}
 	return nil
 }
