@@ -101,8 +101,10 @@ type Tracker struct {
 	// that a beat needs no trip through a busy write pipeline to see it.
 	registeredTo atomic.Int64
 
-	// Owned by Beat's caller.
-	lastBeat string // the key of the last beat Redis acknowledged; "": none
+	// lastBeat is the key of the last beat Redis acknowledged ("": none):
+	// written by Beat's caller, read by Close too (a Cluster's watcher may
+	// close a tracker whose bus still beats).
+	lastBeat atomic.Pointer[string]
 }
 
 // Epoch returns the value of the epoch key that the last beat found: a
@@ -288,8 +290,8 @@ func (t *Tracker) beat(ctx context.Context, seq uint64) (flush string, err error
 	var move *redis.StatusCmd
 	var epoch *redis.StringCmd
 	_, err = t.beats.Pipelined(ctx, func(p redis.Pipeliner) error {
-		if t.lastBeat != "" && sameTag(t.lastBeat, name) {
-			move = p.Rename(ctx, t.lastBeat, name)
+		if last := t.last(); last != "" && sameTag(last, name) {
+			move = p.Rename(ctx, last, name)
 			p.PExpire(ctx, name, beatTTL)
 		} else {
 			move = p.SetArgs(ctx, name, "1", redis.SetArgs{TTL: beatTTL})
@@ -308,14 +310,22 @@ func (t *Tracker) beat(ctx context.Context, seq uint64) (flush string, err error
 		}
 	}
 	if err != nil && !errors.Is(err, redis.Nil) {
-		t.lastBeat = ""
+		t.lastBeat.Store(nil)
 		return "", fmt.Errorf("tracking: heartbeat: %w", err)
 	}
-	t.lastBeat = name
+	t.lastBeat.Store(&name)
 	if epoch == nil {
 		return "", nil
 	}
 	return t.checkEpoch(ctx, epoch)
+}
+
+// last returns the key of the last beat Redis acknowledged, or "".
+func (t *Tracker) last() string {
+	if p := t.lastBeat.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // sameTag reports whether two beat keys carry the same hash tag, so that
@@ -354,9 +364,9 @@ func (t *Tracker) checkEpoch(ctx context.Context, get *redis.StringCmd) (flush s
 // with Conns.Abort.
 func (t *Tracker) Close() error {
 	t.pipe.Close()
-	if t.lastBeat != "" {
+	if last := t.last(); last != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		_ = t.beats.Del(ctx, t.lastBeat).Err()
+		_ = t.beats.Del(ctx, last).Err()
 		cancel()
 	}
 	return errors.Join(t.sub.Close(), t.wr.Close(), t.beats.Close())
