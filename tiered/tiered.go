@@ -126,17 +126,18 @@ type Config struct {
 // Store is the tiered tierstore.Store. It is safe for concurrent use; Close
 // it to stop its subscription goroutines.
 type Store struct {
-	conns    *rediskv.Conns   // the store's own connections
-	closers  []func() error   // the parts New made, closed in reverse
-	log      *statelog.Logger // nil: silent
-	l1       *cache.Cache
-	l2       *rediskv.Client
-	bus      *bus.Bus          // the bus of a single node or Sentinel client; nil for a Cluster's tracking
-	feed     feed              // where invalidations come from: bus, or a clusterFeed
-	tracker  *tracking.Tracker // nil with OwnWritesOnly or a Cluster
-	tracked  bool              // Redis reports changes (not OwnWritesOnly)
-	epochKey string            // with tracker: rediskv.EpochKey
-	access   *accessReporter   // nil if AccessReportInterval < 0
+	conns     *rediskv.Conns        // the store's own connections
+	ownClient redis.UniversalClient // see own; nil until needed
+	closers   []func() error        // the parts New made, closed in reverse
+	log       *statelog.Logger      // nil: silent
+	l1        *cache.Cache
+	l2        *rediskv.Client
+	bus       *bus.Bus          // the bus of a single node or Sentinel client; nil for a Cluster's tracking
+	feed      feed              // where invalidations come from: bus, or a clusterFeed
+	tracker   *tracking.Tracker // nil with OwnWritesOnly or a Cluster
+	tracked   bool              // Redis reports changes (not OwnWritesOnly)
+	epochKey  string            // with tracker: rediskv.EpochKey
+	access    *accessReporter   // nil if AccessReportInterval < 0
 
 	flightMu     sync.Mutex
 	flights      map[flightKey]*flight
@@ -221,17 +222,17 @@ func New(cfg Config) (*Store, error) {
 		log: statelog.New(cfg.Logger, 0, "prefix", prefix),
 	}
 	id := bus.NewID()
+	beats := tracking.BeatPrefix(prefix, id.String())
 	kvcfg := rediskv.Config{Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, MaxValueBytes: cfg.MaxValueBytes, Op: "tiered"}
 	var bcfg bus.Config
 	switch {
 	case s.tracked && isCluster:
-		cf := newClusterFeed(cc, s.conns, prefix, tracking.BeatPrefix(prefix, id.String()), cfg.HealthCheckInterval, s.onMessage, s.onGap, s.log)
+		cf := newClusterFeed(cc, s.conns, prefix, beats, cfg.HealthCheckInterval, s.onMessage, s.onGap, s.log)
 		s.feed, kvcfg.Runner, kvcfg.Reader = cf, cf, cf.reads()
 		s.closers = append(s.closers, func() error { return cf.Close() })
 	case s.tracked:
 		s.epochKey = rediskv.EpochKey(prefix)
 		rc := cfg.Redis.(*redis.Client) // probe refused any other kind
-		beats := tracking.BeatPrefix(prefix, id.String())
 		t, err := tracking.New(tracking.Config{
 			Redis: rc, Conns: s.conns, Prefix: prefix, BeatPrefix: beats, EpochKey: s.epochKey,
 			OnGap: func(reason string) { s.bus.Gap(reason) }, Log: s.log,
@@ -250,10 +251,7 @@ func New(cfg Config) (*Store, error) {
 		// Subscription and heartbeats on clients of the store's own, so
 		// that their dials are bounded; the heartbeat is a message on a
 		// channel of this instance's, subscribed with the shared one.
-		own := s.conns.Universal(cfg.Redis)
-		if own != cfg.Redis {
-			s.closers = append(s.closers, own.Close)
-		}
+		own := s.own(cfg.Redis)
 		beatChannel := cfg.Channel + ":heartbeat:" + id.String()
 		bcfg = bus.Config{
 			Redis: own, Channel: cfg.Channel, BeatChannel: beatChannel,
@@ -270,13 +268,10 @@ func New(cfg Config) (*Store, error) {
 	}
 	l1cfg := cache.Config{MaxBytes: cfg.L1MaxBytes, TTL: cfg.L1TTL, MaxValueBytes: s.l2.MaxValueBytes()}
 	if cfg.AccessReportInterval > 0 {
-		rdb := s.conns.Universal(cfg.Redis)
-		if rdb != cfg.Redis {
-			s.closers = append(s.closers, rdb.Close)
-		}
-		access := newAccessReporter(rdb, prefix)
+		access := newAccessReporter(s.own(cfg.Redis), prefix)
 		l1cfg.OnAccess, l1cfg.AccessEvery = access.report, cfg.AccessReportInterval
 		s.access = access
+		s.closers = append(s.closers, func() error { access.close(); return nil })
 	}
 	s.l1, err = cache.New(l1cfg)
 	if err != nil {
@@ -308,6 +303,19 @@ func New(cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// own returns the store's own client like rdb (see rediskv.Conns.Universal),
+// made once and closed with the store: for the subscription and
+// heartbeats with OwnWritesOnly, and the access reports.
+func (s *Store) own(rdb redis.UniversalClient) redis.UniversalClient {
+	if s.ownClient == nil {
+		s.ownClient = s.conns.Universal(rdb)
+		if s.ownClient != rdb {
+			s.closers = append(s.closers, s.ownClient.Close)
+		}
+	}
+	return s.ownClient
+}
+
 // newReader returns the connection the reads of an instance travel on,
 // batched: not the writes' (see rediskv.Config.Reader).
 func newReader(conns *rediskv.Conns, rc *redis.Client) *rediskv.Pipe {
@@ -329,8 +337,8 @@ func (s *Store) settle(d time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	for {
-		changed, cause := s.feed.state()
-		if s.feed.Live() {
+		changed, cause := s.whyNotLive()
+		if cause == nil {
 			return nil
 		}
 		if errors.Is(cause, tierstore.ErrRefused) {
@@ -919,6 +927,19 @@ func (s *Store) failed(key string, st cache.Stamp) {
 // Useful in readiness checks and metrics; Health says why it is false.
 func (s *Store) Live() bool { return s.feed.Live() }
 
+// whyNotLive returns a channel closed when Live or its cause may have
+// changed, and why the store is not Live (nil while it is).
+func (s *Store) whyNotLive() (<-chan struct{}, error) {
+	changed, cause := s.feed.state()
+	if s.feed.Live() {
+		return changed, nil
+	}
+	if cause == nil {
+		cause = errors.New("no heartbeat heard yet")
+	}
+	return changed, cause
+}
+
 // Health returns nil while the store is Live, and otherwise why it is
 // not: the last failure of its subscription or heartbeats (wrapping
 // tierstore.ErrRefused for a permission, a renamed command or
@@ -928,14 +949,10 @@ func (s *Store) Health() error {
 	if s.closed.Load() {
 		return tierstore.ErrClosed
 	}
-	_, cause := s.feed.state()
-	if s.feed.Live() {
-		return nil
+	if _, cause := s.whyNotLive(); cause != nil {
+		return fmt.Errorf("tiered: not live: %w", cause)
 	}
-	if cause == nil {
-		cause = errors.New("no heartbeat heard yet")
-	}
-	return fmt.Errorf("tiered: not live: %w", cause)
+	return nil
 }
 
 // WaitLive blocks until L1 may serve reads (Live is true), ctx is done
@@ -950,8 +967,8 @@ func (s *Store) WaitLive(ctx context.Context) error {
 		if s.closed.Load() {
 			return tierstore.ErrClosed
 		}
-		changed, cause := s.feed.state()
-		if s.feed.Live() {
+		changed, cause := s.whyNotLive()
+		if cause == nil {
 			return nil
 		}
 		select {
@@ -959,9 +976,6 @@ func (s *Store) WaitLive(ctx context.Context) error {
 		case <-s.done:
 			return tierstore.ErrClosed
 		case <-ctx.Done():
-			if cause == nil {
-				cause = errors.New("no heartbeat heard yet")
-			}
 			return fmt.Errorf("tiered: not live: %w (last: %w)", ctx.Err(), cause)
 		}
 	}
@@ -1044,9 +1058,6 @@ func (s *Store) Close() error {
 	}
 	s.conns.Abort()
 	s.l1.Close()
-	if s.access != nil {
-		s.access.close()
-	}
 	return err
 }
 

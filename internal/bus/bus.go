@@ -142,7 +142,6 @@ type Bus struct {
 	beatNow    chan struct{}
 
 	stateMu  sync.Mutex    // guards the fields below
-	liveCh   chan struct{} // closed while live; see Ready
 	changed  chan struct{} // closed and replaced on every change of Live or Cause
 	cause    error         // why the bus is not Live, or the last failure
 	awaited  *beat         // the heartbeat awaited
@@ -197,7 +196,7 @@ func New(cfg Config) (*Bus, error) {
 	b := &Bus{
 		cfg: cfg, id: cfg.ID, start: time.Now(), channels: []string{cfg.Channel},
 		step:    max(cfg.HealthCheckInterval, minStep),
-		beatNow: make(chan struct{}, 1), liveCh: make(chan struct{}), changed: make(chan struct{}),
+		beatNow: make(chan struct{}, 1), changed: make(chan struct{}),
 		cause: errors.New("not subscribed yet"), notLive: time.Now(),
 	}
 	if cfg.BeatChannel != "" {
@@ -230,14 +229,6 @@ func (b *Bus) Message(key string) []byte {
 // Live reports whether the bus currently holds a lease: whether a cache fed
 // by it may serve.
 func (b *Bus) Live() bool { return b.live.Load() }
-
-// Ready returns a channel that is closed once the bus is Live. A gap
-// after that gives later callers a new channel.
-func (b *Bus) Ready() <-chan struct{} {
-	b.stateMu.Lock()
-	defer b.stateMu.Unlock()
-	return b.liveCh
-}
 
 // State returns a channel closed at the next change of Live or of the
 // cause, and why the bus is not Live (nil while it is).
@@ -283,7 +274,6 @@ func (b *Bus) setNotLive(reason string) {
 		b.stateMu.Unlock()
 		return
 	}
-	b.liveCh = make(chan struct{})
 	b.notLive = time.Now()
 	b.cause = errors.New(reason)
 	b.notify()
@@ -561,7 +551,6 @@ func (b *Bus) renew(a *beat) {
 	gained := !b.live.Swap(true)
 	var down time.Duration
 	if gained {
-		close(b.liveCh)
 		b.cause = nil
 		down = time.Since(b.notLive)
 		b.notify()
