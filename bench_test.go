@@ -12,7 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore"
-	"github.com/tierstore/tierstore/internal/redisproc"
+	"github.com/tierstore/tierstore/internal/testenv/redisproc"
 	"github.com/tierstore/tierstore/l1"
 	"github.com/tierstore/tierstore/l2"
 	"github.com/tierstore/tierstore/tiered"

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tierstore/tierstore/internal/redistest"
+	"github.com/tierstore/tierstore/internal/testenv/redistest"
 )
 
 // raceOutcome is the result of one trial of a race scenario.

@@ -23,6 +23,6 @@ for m in adapters/gorillastore benchmarks cmd examples; do
 		{ echo "$m/go.mod does not require github.com/tierstore/tierstore $version" >&2; exit 1; }
 done
 mkdir -p "$out"
-(cd internal/tools && GOWORK=off GOFLAGS=-mod=mod go build -o "$out/.modproxy" ./modproxy)
+(cd tools && GOWORK=off GOFLAGS=-mod=mod go build -o "$out/.modproxy" ./modproxy)
 "$out/.modproxy" -version "$version" -out "$out" . adapters/scsstore adapters/gorillastore >/dev/null
 echo "$version"

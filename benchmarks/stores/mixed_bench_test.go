@@ -11,8 +11,8 @@ import (
 
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/benchmarks/internal/mixed"
-	"github.com/tierstore/tierstore/internal/redistest"
-	"github.com/tierstore/tierstore/internal/workload"
+	"github.com/tierstore/tierstore/internal/testenv/redistest"
+	"github.com/tierstore/tierstore/internal/testenv/workload"
 	"github.com/tierstore/tierstore/l2"
 	"github.com/tierstore/tierstore/tiered"
 )

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/tierstore/tierstore/codec"
-	"github.com/tierstore/tierstore/internal/redistest"
+	"github.com/tierstore/tierstore/internal/testenv/redistest"
 )
 
 // sessionData is an 11-field session, as a web application keeps one.

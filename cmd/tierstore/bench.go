@@ -18,7 +18,7 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"github.com/tierstore/tierstore"
-	"github.com/tierstore/tierstore/internal/workload"
+	"github.com/tierstore/tierstore/internal/testenv/workload"
 	"github.com/tierstore/tierstore/l1"
 	"github.com/tierstore/tierstore/l2"
 	"github.com/tierstore/tierstore/tiered"

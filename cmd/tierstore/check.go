@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tierstore/tierstore/internal/check"
-	"github.com/tierstore/tierstore/internal/redisproc"
+	"github.com/tierstore/tierstore/cmd/tierstore/internal/check"
+	"github.com/tierstore/tierstore/internal/testenv/redisproc"
 )
 
 // errViolations makes the command exit 1 after printing a failing report.

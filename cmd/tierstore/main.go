@@ -21,7 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore"
-	"github.com/tierstore/tierstore/internal/check"
+	"github.com/tierstore/tierstore/cmd/tierstore/internal/check"
 	"github.com/tierstore/tierstore/tiered"
 )
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tierstore/tierstore/internal/redistest"
+	"github.com/tierstore/tierstore/internal/testenv/redistest"
 )
 
 func TestDemoOnEmbeddedMiniredis(t *testing.T) {

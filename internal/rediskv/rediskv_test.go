@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/tierstore/tierstore/internal/rediskv"
-	"github.com/tierstore/tierstore/internal/redistest"
+	"github.com/tierstore/tierstore/internal/testenv/redistest"
 	"go.uber.org/goleak"
 )
 

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/tierstore/tierstore"
-	"github.com/tierstore/tierstore/internal/redistest"
-	"github.com/tierstore/tierstore/internal/workload"
+	"github.com/tierstore/tierstore/internal/testenv/redistest"
+	"github.com/tierstore/tierstore/internal/testenv/workload"
 	"github.com/tierstore/tierstore/tiered"
 )
 

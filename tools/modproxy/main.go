@@ -5,7 +5,7 @@
 // consumer's module against the modules exactly as they would be
 // published.
 //
-//	go run ./internal/tools/modproxy -version v0.1.0 -out /tmp/proxy . adapters/scsstore
+//	go run ./tools/modproxy -version v0.1.0 -out /tmp/proxy . adapters/scsstore
 package main
 
 import (

@@ -17,7 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore"
-	"github.com/tierstore/tierstore/internal/redisproc"
+	"github.com/tierstore/tierstore/internal/testenv/redisproc"
 	"github.com/tierstore/tierstore/l2"
 )
 

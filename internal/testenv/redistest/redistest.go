@@ -16,7 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tierstore/tierstore/internal/redisproc"
+	"github.com/tierstore/tierstore/internal/testenv/redisproc"
 )
 
 // Server is a redis-server process owned by a test.

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/tierstore/tierstore"
-	"github.com/tierstore/tierstore/internal/workload"
+	"github.com/tierstore/tierstore/internal/testenv/workload"
 )
 
 // mapStore is a Store in a map; two of them model instances that never

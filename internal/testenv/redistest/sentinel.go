@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tierstore/tierstore/internal/redisproc"
+	"github.com/tierstore/tierstore/internal/testenv/redisproc"
 )
 
 // Sentinel is a master and its replica watched by one redis-server in

@@ -3,7 +3,7 @@ package redistest
 import (
 	"testing"
 
-	"github.com/tierstore/tierstore/internal/redisproc"
+	"github.com/tierstore/tierstore/internal/testenv/redisproc"
 )
 
 // Proxy is a loopback TCP proxy in front of a server that can black-hole

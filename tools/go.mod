@@ -1,4 +1,4 @@
-module github.com/tierstore/tierstore/internal/tools
+module github.com/tierstore/tierstore/tools
 
 go 1.26.0
 

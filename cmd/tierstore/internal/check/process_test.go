@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tierstore/tierstore/internal/redistest"
+	"github.com/tierstore/tierstore/internal/testenv/redistest"
 )
 
 // TestMain doubles the test binary as a check worker process.
