@@ -64,9 +64,9 @@ func TestKeysCarryPrefixAndRedisExpiry(t *testing.T) {
 	if ttl <= 50*time.Second || ttl > time.Minute {
 		t.Fatalf("PTTL(test:k) = %v, want about 1m", ttl)
 	}
-	_, exp, err := s.GetWithExpiry(ctx, "k")
+	_, _, exp, err := s.GetVersion(ctx, "k", tierstore.NoVersion)
 	if err != nil || time.Until(exp) > time.Minute || time.Until(exp) < 50*time.Second {
-		t.Fatalf("GetWithExpiry expiry in %v, %v; want about 1m", time.Until(exp), err)
+		t.Fatalf("GetVersion expiry in %v, %v; want about 1m", time.Until(exp), err)
 	}
 }
 

@@ -2,9 +2,11 @@ package rediskv_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/rediskv"
 	"github.com/tierstore/tierstore/internal/testenv/redistest"
 	"go.uber.org/goleak"
@@ -43,5 +45,27 @@ func TestTouchPublishesOnlyWhenExpiryMovesEarlier(t *testing.T) {
 	}
 	if ttl := c.PTTL(ctx, "test:k").Val(); ttl > 30*time.Second {
 		t.Fatalf("PTTL after shortening = %v", ttl)
+	}
+}
+
+// Touch's past expiry is a delete, of a key that exists or not.
+func TestTouchToThePastDeletes(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(nil)
+	s, err := rediskv.New(rediskv.Config{Redis: c, KeyPrefix: "test:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.SetAndPublish(ctx, "k", []byte("v"), time.Time{}, rediskv.Notice{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []error{nil, tierstore.ErrNotFound} {
+		if _, err := s.TouchAndPublish(ctx, "k", time.Unix(0, 0), rediskv.Notice{}, nil); !errors.Is(err, want) {
+			t.Fatalf("TouchAndPublish(1970) = %v, want %v", err, want)
+		}
+		if n := c.Exists(ctx, "test:k").Val(); n != 0 {
+			t.Fatalf("EXISTS after TouchAndPublish(1970) = %d, want 0", n)
+		}
 	}
 }
