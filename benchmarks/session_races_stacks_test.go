@@ -386,8 +386,8 @@ func (p *paused) wait() raceResponse { return <-p.done }
 // raceHoldUp bounds how long a scenario waits for a step that the stack
 // may hold up until the paused request goes on (as a per-session lock
 // would): it then lets the paused request go, and the trial counts as
-// serialized, not as a race. A step that is not held up takes about a
-// millisecond (these scenarios run both instances next to Redis).
+// serialized, not as a race. A step that is not held up is a few round
+// trips to a Redis next to both instances, far inside this bound.
 const raceHoldUp = 500 * time.Millisecond
 
 // within reports whether ch is closed within raceHoldUp.

@@ -57,8 +57,8 @@ func (MsgpackCodec) Marshal(v any) ([]byte, error) {
 // Malformed data, including trailing bytes, is an error, never a panic.
 func (MsgpackCodec) Unmarshal(data []byte, v any) (err error) {
 	// msgpack v5.4.1 panics on some malformed input (a nil where a
-	// struct-typed field such as time.Time is expected: found by
-	// FuzzMsgpackDecode). Corrupt bytes must be an error, never a crash.
+	// struct-typed field such as time.Time is expected; FuzzMsgpackDecode
+	// covers it). Corrupt bytes must be an error, never a crash.
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("codec: msgpack decode into %T: malformed input: %v", v, r)
