@@ -1,6 +1,6 @@
 package stores_test
 
-// The seed comparison: memory only (l1) vs Redis only (l2) vs tiered, on a
+// The store comparison: memory only (l1) vs Redis only (l2) vs tiered, on a
 // real redis-server started on a free loopback port, 500-byte values.
 //
 //	cd benchmarks && go test -run '^$' -bench . -benchmem -count 6 ./stores | tee bench.out
