@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/tierstore/tierstore"
-	"github.com/tierstore/tierstore/internal/redistest"
+	"github.com/tierstore/tierstore/internal/testenv/redistest"
 	"github.com/tierstore/tierstore/session"
 	"github.com/tierstore/tierstore/tiered"
 )

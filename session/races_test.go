@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tierstore/tierstore/internal/redistest"
+	"github.com/tierstore/tierstore/internal/testenv/redistest"
 	"github.com/tierstore/tierstore/session"
 	"github.com/tierstore/tierstore/tiered"
 )

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tierstore/tierstore/internal/redistest"
+	"github.com/tierstore/tierstore/internal/testenv/redistest"
 	"github.com/tierstore/tierstore/session"
 	"github.com/tierstore/tierstore/tiered"
 )

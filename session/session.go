@@ -3,10 +3,13 @@
 // absolute and idle timeouts, renewal and destruction.
 //
 // The Store may be memory only (l1), Redis only (l2) or tiered; the Manager
-// uses the Store's optional capabilities when present: tierstore.Toucher to
-// extend an idle deadline without rewriting the session, and
-// tierstore.ExpiryReader to do so only when the deadline moved by at least
-// TouchInterval.
+// uses the Store's optional capabilities when present: tierstore.Versioned
+// to save conditionally, merging concurrent requests' changes (the loop of
+// package session/versioned), and to read the session's expiry, so that an
+// idle deadline is extended only when it moved by at least TouchInterval;
+// tierstore.VersionViewer to recognise an unchanged session without
+// copying it; tierstore.Toucher to extend an idle deadline without
+// rewriting the session.
 package session
 
 import (
@@ -22,6 +25,8 @@ import (
 
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/codec"
+	"github.com/tierstore/tierstore/session/sessionid"
+	"github.com/tierstore/tierstore/session/versioned"
 )
 
 // Defaults for zero Config fields.
@@ -55,7 +60,7 @@ type Config struct {
 	// Store call: a request extends the deadline only if it moves by at
 	// least this much, so sessions may end up to TouchInterval before
 	// IdleTimeout of inactivity. Default IdleTimeout/10. With a Store that
-	// cannot report expiries (no tierstore.ExpiryReader), every request
+	// cannot report expiries (not tierstore.Versioned), every request
 	// extends it.
 	TouchInterval time.Duration
 	// KeyPrefix is prepended to session keys in the Store. Default
@@ -259,7 +264,7 @@ type record struct {
 // Store failure is an error.
 func (m *Manager) load(ctx context.Context, cookie string) (*state, error) {
 	st := &state{m: m}
-	if id, atLeast, ok := parseCookie(cookie); ok {
+	if id, atLeast, ok := sessionid.ParseCookie(cookie); ok {
 		rec, version, expiry, err := m.read(ctx, m.storeKey(id), atLeast)
 		switch {
 		case err == nil:
@@ -282,13 +287,16 @@ func (m *Manager) load(ctx context.Context, cookie string) (*state, error) {
 }
 
 // errGone: the session is not in the Store, or not as a live session this
-// Manager can read (expired, or written by something else).
-var errGone = errors.New("session: gone")
+// Manager can read (expired, or written by something else). It is the
+// save loop's versioned.ErrGone, so that a session found so after a
+// conflict ends the save as a deleted one does.
+var errGone = versioned.ErrGone
 
 // read reads and decodes the session under key, with its version (with a
-// Versioned Store) and expiry (zero if unknown). A caching Store serves its
-// copy only if it is at least atLeast. It returns errGone for a session
-// that is absent, expired or unreadable, and the Store's other errors.
+// Versioned Store) and expiry (zero if unknown: a Store that is not
+// Versioned). A caching Store serves its copy only if it is at least
+// atLeast. It returns errGone for a session that is absent, expired or
+// unreadable, and the Store's other errors.
 func (m *Manager) read(ctx context.Context, key string, atLeast tierstore.Version) (record, tierstore.Version, time.Time, error) {
 	// One variable for what the read returns: the callback below captures
 	// it, and one heap object costs less than one per field.
@@ -312,8 +320,6 @@ func (m *Manager) read(ctx context.Context, key string, atLeast tierstore.Versio
 		})
 	case tierstore.Versioned:
 		got.data, got.version, got.expiry, err = s.GetVersion(ctx, key, atLeast)
-	case tierstore.ExpiryReader:
-		got.data, got.expiry, err = s.GetWithExpiry(ctx, key)
 	default:
 		got.data, err = s.Get(ctx, key)
 	}
@@ -323,24 +329,36 @@ func (m *Manager) read(ctx context.Context, key string, atLeast tierstore.Versio
 	case err != nil:
 		return record{}, 0, time.Time{}, err
 	}
-	if got.decoded == nil {
-		if got.decoded = m.decoded.get(key, got.data); got.decoded == nil {
+	rec, err := m.decode(key, got.data, got.decoded, got.expiry)
+	if err != nil {
+		return record{}, 0, time.Time{}, err
+	}
+	return rec, got.version, got.expiry, nil
+}
+
+// decode returns the live session that data, read under key with this
+// expiry, holds: e's record if the read found it in the decoded-session
+// cache already (e not nil), else the cached one of data or data decoded
+// (and cached). It returns errGone if data is no session this Manager
+// wrote, or one past its deadline or expiry.
+func (m *Manager) decode(key string, data []byte, e *decodedEntry, expiry time.Time) (record, error) {
+	if e == nil {
+		if e = m.decoded.get(key, data); e == nil {
 			var rec record
-			if err := m.codec.Unmarshal(got.data, &rec); err != nil {
-				return record{}, 0, time.Time{}, errGone // not a session this Manager wrote
+			if err := m.codec.Unmarshal(data, &rec); err != nil {
+				return record{}, errGone // not a session this Manager wrote
 			}
 			if m.sizing != sizeByEncoding {
 				rec.size = m.sessionSize(rec.Values)
 			}
-			got.decoded = m.decoded.put(key, got.data, rec)
+			e = m.decoded.put(key, data, rec)
 		}
 	}
-	rec := got.decoded.rec
 	now := m.cfg.Now()
-	if !time.Unix(0, rec.Deadline).After(now) || !got.expiry.IsZero() && !got.expiry.After(now) {
-		return record{}, 0, time.Time{}, errGone
+	if !time.Unix(0, e.rec.Deadline).After(now) || !expiry.IsZero() && !expiry.After(now) {
+		return record{}, errGone
 	}
-	return rec, got.version, got.expiry, nil
+	return e.rec, nil
 }
 
 // idleExpiry is when a session active now should end.
@@ -354,11 +372,9 @@ func (m *Manager) idleExpiry(deadline time.Time) time.Time {
 	return deadline
 }
 
-// maxSaveAttempts bounds the conditional writes of one save: each
-// conflict means another request of the session saved in between, so
-// running out takes that many saves of one session within one save's
-// round trips.
-const maxSaveAttempts = 10
+// errIDTaken: a new session's random ID is in the Store already, which
+// 256 bits from crypto/rand never give but a broken random source would.
+var errIDTaken = errors.New("session: save: a new session's random ID is taken")
 
 // save writes a modified session, or extends an unmodified one's idle
 // deadline, and sets the cookie. It runs once per request, before the
@@ -384,59 +400,55 @@ func (m *Manager) save(ctx context.Context, w http.ResponseWriter, st *state) er
 		st.id = NewID()
 		st.deadline = m.cfg.Now().Add(m.cfg.Lifetime)
 	}
-	vs, versioned := m.cfg.Store.(tierstore.Versioned)
-	for attempt := 1; ; attempt++ {
-		data, err := m.codec.Marshal(record{Deadline: st.deadline.UnixNano(), Values: st.values})
-		if err != nil {
-			return err
-		}
-		key, expiry := m.storeKey(st.id), m.idleExpiry(st.deadline)
-		var version tierstore.Version
-		switch {
-		case !versioned: // last writer wins
-			err = m.cfg.Store.Set(ctx, key, data, expiry)
-		case st.stored:
-			version, err = vs.SetIf(ctx, key, data, expiry, st.version)
-		default:
-			version, err = vs.SetIf(ctx, key, data, expiry, tierstore.NoVersion)
-		}
-		if err == nil {
-			st.stored, st.version = true, version
-			// The next request reads these bytes: spare it decoding them.
-			// From now on st.values is shared (a change after the headers
-			// went out is not saved, but must not reach the cache).
-			m.decoded.put(key, data, record{Deadline: st.deadline.UnixNano(), Values: st.values, size: len(data)})
-			st.shared = m.decoded != nil
-			m.setCookie(w, st.id, version, st.deadline)
-			return nil
-		}
-		if !errors.Is(err, tierstore.ErrConflict) {
-			return err
-		}
-		if attempt == maxSaveAttempts {
-			return fmt.Errorf("session: save: %d conflicting saves of one session in a row: %w", attempt, err)
-		}
-		if !st.stored {
-			st.id = NewID() // a new ID that exists already: never in practice
-			continue
-		}
-		// Another request saved, or deleted, the session since this one
-		// loaded it: merge this request's changes into what it holds now,
-		// read past any cached copy at the version that lost.
-		rec, version, expiry, err := m.read(ctx, key, st.version+1)
-		if errors.Is(err, errGone) {
-			// Logged out (Destroy, Renew) or ended elsewhere: a save
-			// must not bring it back. The request ends logged out; the
-			// cookie is left alone, since a concurrent Renew's response
-			// may be setting the new one.
-			st.drop()
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		st.rebase(rec, version, expiry)
+	key := m.storeKey(st.id)
+	data, err := m.codec.Marshal(record{Deadline: st.deadline.UnixNano(), Values: st.values})
+	if err != nil {
+		return err
 	}
+	var version tierstore.Version
+	if vs, ok := m.cfg.Store.(tierstore.Versioned); ok {
+		// Conditional on the version loaded (NoVersion for a new
+		// session: only if its ID is free). A conflict means another
+		// request saved the session since this one loaded it: this
+		// request's changes are applied again to what the Store holds
+		// now (rebase) and saved on top of that.
+		version, err = versioned.Save(ctx, vs, key, st.version, data, m.idleExpiry(st.deadline),
+			func(current []byte, v tierstore.Version, expiry time.Time) ([]byte, time.Time, bool, error) {
+				if !st.stored {
+					return nil, time.Time{}, false, errIDTaken
+				}
+				rec, err := m.decode(key, current, nil, expiry)
+				if err != nil {
+					return nil, time.Time{}, false, err
+				}
+				st.rebase(rec, v, expiry)
+				data, err = m.codec.Marshal(record{Deadline: st.deadline.UnixNano(), Values: st.values})
+				return data, m.idleExpiry(st.deadline), true, err
+			})
+	} else {
+		err = m.cfg.Store.Set(ctx, key, data, m.idleExpiry(st.deadline)) // last writer wins
+	}
+	switch {
+	case errors.Is(err, errGone):
+		// Logged out (Destroy, Renew) or ended elsewhere: a save must not
+		// bring it back. The request ends logged out; the cookie is left
+		// alone, since a concurrent Renew's response may be setting the
+		// new one.
+		st.drop()
+		return nil
+	case errors.Is(err, tierstore.ErrConflict):
+		return fmt.Errorf("session: save: %w", err)
+	case err != nil:
+		return err
+	}
+	st.stored, st.version = true, version
+	// The next request reads these bytes: spare it decoding them. From
+	// now on st.values is shared (a change after the headers went out is
+	// not saved, but must not reach the cache).
+	m.decoded.put(key, data, record{Deadline: st.deadline.UnixNano(), Values: st.values, size: len(data)})
+	st.shared = m.decoded != nil
+	m.setCookie(w, st.id, version, st.deadline)
+	return nil
 }
 
 // touch extends the idle deadline of an unmodified stored session, if it
@@ -477,7 +489,7 @@ func (m *Manager) touch(ctx context.Context, st *state) error {
 func (m *Manager) setCookie(w http.ResponseWriter, id string, version tierstore.Version, deadline time.Time) {
 	c := &http.Cookie{
 		Name:     m.cfg.Cookie.Name,
-		Value:    formatCookie(id, version),
+		Value:    sessionid.FormatCookie(id, version),
 		Domain:   m.cfg.Cookie.Domain,
 		Path:     m.cfg.Cookie.Path,
 		Secure:   !m.cfg.Cookie.AllowInsecure,

@@ -22,7 +22,9 @@ import (
 	"github.com/tierstore/tierstore/session"
 )
 
-// countingStore wraps a Store, counting calls and failing on demand.
+// countingStore wraps a Versioned Store, counting calls and failing on
+// demand. It has the capabilities every tier has but lending reads, so
+// the Manager reads with GetVersion and saves with SetIf.
 type countingStore struct {
 	tierstore.Store
 	gets, sets, deletes, touches atomic.Int32
@@ -31,17 +33,22 @@ type countingStore struct {
 
 var errDown = errors.New("store down")
 
-func (c *countingStore) Get(ctx context.Context, key string) ([]byte, error) {
-	v, _, err := c.GetWithExpiry(ctx, key)
-	return v, err
-}
+func (c *countingStore) versioned() tierstore.Versioned { return c.Store.(tierstore.Versioned) }
 
-func (c *countingStore) GetWithExpiry(ctx context.Context, key string) ([]byte, time.Time, error) {
+func (c *countingStore) Get(ctx context.Context, key string) ([]byte, error) {
 	c.gets.Add(1)
 	if c.fail.Load() {
-		return nil, time.Time{}, errDown
+		return nil, errDown
 	}
-	return c.Store.(tierstore.ExpiryReader).GetWithExpiry(ctx, key)
+	return c.Store.Get(ctx, key)
+}
+
+func (c *countingStore) GetVersion(ctx context.Context, key string, atLeast tierstore.Version) ([]byte, tierstore.Version, time.Time, error) {
+	c.gets.Add(1)
+	if c.fail.Load() {
+		return nil, 0, time.Time{}, errDown
+	}
+	return c.versioned().GetVersion(ctx, key, atLeast)
 }
 
 func (c *countingStore) Set(ctx context.Context, key string, v []byte, exp time.Time) error {
@@ -52,12 +59,28 @@ func (c *countingStore) Set(ctx context.Context, key string, v []byte, exp time.
 	return c.Store.Set(ctx, key, v, exp)
 }
 
+func (c *countingStore) SetIf(ctx context.Context, key string, v []byte, exp time.Time, want tierstore.Version) (tierstore.Version, error) {
+	c.sets.Add(1)
+	if c.fail.Load() {
+		return 0, errDown
+	}
+	return c.versioned().SetIf(ctx, key, v, exp, want)
+}
+
 func (c *countingStore) Delete(ctx context.Context, key string) error {
 	c.deletes.Add(1)
 	if c.fail.Load() {
 		return errDown
 	}
 	return c.Store.Delete(ctx, key)
+}
+
+func (c *countingStore) DeleteIf(ctx context.Context, key string, want tierstore.Version) error {
+	c.deletes.Add(1)
+	if c.fail.Load() {
+		return errDown
+	}
+	return c.versioned().DeleteIf(ctx, key, want)
 }
 
 func (c *countingStore) Touch(ctx context.Context, key string, exp time.Time) error {
@@ -70,6 +93,20 @@ func (c *countingStore) Touch(ctx context.Context, key string, exp time.Time) er
 
 func (c *countingStore) calls() int32 {
 	return c.gets.Load() + c.sets.Load() + c.deletes.Load() + c.touches.Load()
+}
+
+// plainStore is a countingStore without the Versioned capability: a
+// Store that knows no versions nor expiries (Get, Set, Delete), and can
+// Touch.
+type plainStore struct{ c *countingStore }
+
+func (p plainStore) Get(ctx context.Context, key string) ([]byte, error) { return p.c.Get(ctx, key) }
+func (p plainStore) Set(ctx context.Context, key string, v []byte, exp time.Time) error {
+	return p.c.Set(ctx, key, v, exp)
+}
+func (p plainStore) Delete(ctx context.Context, key string) error { return p.c.Delete(ctx, key) }
+func (p plainStore) Touch(ctx context.Context, key string, exp time.Time) error {
+	return p.c.Touch(ctx, key, exp)
 }
 
 // clock is an injectable clock.
@@ -204,17 +241,18 @@ func TestNewSessionSetsSecureCookieAndHashedKey(t *testing.T) {
 	if !c.HttpOnly || !c.Secure || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || c.MaxAge <= 0 {
 		t.Fatalf("cookie attributes = %+v; want HttpOnly, Secure, SameSite=Lax, Path=/, persistent", c)
 	}
-	if len(c.Value) != 43 {
-		t.Fatalf("ID %q: want 43 base64url characters (32 random bytes)", c.Value)
+	id, version, _ := strings.Cut(c.Value, ".")
+	if len(id) != 43 || version == "" {
+		t.Fatalf("cookie %q: want 43 base64url characters (32 random bytes), a dot and the version saved", c.Value)
 	}
 	if !strings.Contains(resp.Header.Get("Vary"), "Cookie") {
 		t.Fatal("no Vary: Cookie")
 	}
 	ctx := context.Background()
-	if _, err := f.store.Store.Get(ctx, "session:"+c.Value); !errors.Is(err, tierstore.ErrNotFound) {
+	if _, err := f.store.Store.Get(ctx, "session:"+id); !errors.Is(err, tierstore.ErrNotFound) {
 		t.Fatal("the raw ID is a store key: a store dump would leak tokens")
 	}
-	sum := sha256.Sum256([]byte(c.Value))
+	sum := sha256.Sum256([]byte(id))
 	if _, err := f.store.Store.Get(ctx, "session:"+base64.RawURLEncoding.EncodeToString(sum[:])); err != nil {
 		t.Fatalf("session not under the hash of its ID: %v", err)
 	}
@@ -462,6 +500,40 @@ func TestValuesRoundTripWithTheirTypes(t *testing.T) {
 			req.AddCookie(&http.Cookie{Name: "session", Value: id})
 			get.ServeHTTP(httptest.NewRecorder(), req)
 		})
+	}
+}
+
+// A Store that is not Versioned reports no expiry, so the Manager cannot
+// tell how far the idle deadline would move: every request extends it.
+// Its saves are unconditional, and work the same for one request at a
+// time.
+func TestIdleDeadlineOnAStoreThatIsNotVersionedIsExtendedByEveryRequest(t *testing.T) {
+	f := newFixture(t, session.Config{IdleTimeout: 30 * time.Minute, TouchInterval: 5 * time.Minute})
+	f.m, _ = session.New(session.Config{Store: plainStore{f.store}, IdleTimeout: 30 * time.Minute,
+		TouchInterval: 5 * time.Minute, Now: f.clock.Now})
+	f.h = f.m.LoadAndSave(handler(f.m))
+	id := f.login()
+	if got := body(f.do("/put?user=grace", id)); got != "ok" {
+		t.Fatalf("put answered %q", got)
+	}
+	sets, touches := f.store.sets.Load(), f.store.touches.Load()
+	for range 10 {
+		f.clock.Advance(time.Minute)
+		if got := body(f.do("/get?k=user", id)); got != "grace" {
+			t.Fatalf("read %q, want grace", got)
+		}
+	}
+	if got := f.store.touches.Load() - touches; got != 10 {
+		t.Fatalf("%d touches for 10 requests on a Store that reports no expiry, want 10", got)
+	}
+	if f.store.sets.Load() != sets {
+		t.Fatal("extending the idle deadline rewrote the session")
+	}
+	if got := body(f.do("/destroy", id)); got != "" {
+		t.Fatalf("destroy answered %q", got)
+	}
+	if got := body(f.do("/get?k=user", id)); got != "" {
+		t.Fatalf("a destroyed session reads %q", got)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/codec"
+	"github.com/tierstore/tierstore/session/versioned"
 )
 
 type status uint8 // a byte: it packs with the bools of state
@@ -417,27 +418,23 @@ func (m *Manager) deleteStored(ctx context.Context, st *state) error {
 		return nil
 	}
 	key := m.storeKey(st.id)
-	vs, ok := m.cfg.Store.(tierstore.Versioned)
-	for attempt := 1; ok; attempt++ {
-		err := vs.DeleteIf(ctx, key, st.version)
-		if err == nil {
-			st.stored = false
-			return nil
-		}
-		if !errors.Is(err, tierstore.ErrConflict) || attempt == maxSaveAttempts {
-			return fmt.Errorf("session: renew: stored session not deleted: %w", err)
-		}
-		rec, version, expiry, err := m.read(ctx, key, st.version+1)
+	var err error
+	if vs, ok := m.cfg.Store.(tierstore.Versioned); ok {
+		err = versioned.Delete(ctx, vs, key, st.version, func(current []byte, v tierstore.Version, expiry time.Time) error {
+			rec, err := m.decode(key, current, nil, expiry)
+			if err == nil {
+				st.rebase(rec, v, expiry)
+			}
+			return err
+		})
 		if errors.Is(err, errGone) {
 			st.drop() // logged out elsewhere: start empty
 			return nil
 		}
-		if err != nil {
-			return fmt.Errorf("session: renew: stored session not deleted: %w", err)
-		}
-		st.rebase(rec, version, expiry)
+	} else {
+		err = m.cfg.Store.Delete(ctx, key)
 	}
-	if err := m.cfg.Store.Delete(ctx, key); err != nil {
+	if err != nil {
 		return fmt.Errorf("session: renew: stored session not deleted: %w", err)
 	}
 	st.stored = false

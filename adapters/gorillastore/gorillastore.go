@@ -12,7 +12,9 @@
 //
 // On a store that implements tierstore.Versioned (l1, l2 and tiered all
 // do), Save never overwrites what another request wrote since this one
-// loaded the session, and never brings back a session that was deleted:
+// loaded the session, and never brings back a session that was deleted
+// (the conditional save of package session/versioned, which package
+// session and the scs adapter run too):
 //
 //   - Save writes only if the stored session is still the one New loaded
 //     (tierstore.Versioned.SetIf). If another request saved it meanwhile,
@@ -58,13 +60,16 @@
 //     should not turn into a 500. Ended reports it. Every later Save of
 //     that *sessions.Session does the same, unless the handler sets
 //     session.ID to "" to start a new session.
-//   - The cookie carries the version the response saw ("<id>.<version>"),
-//     and New asks the store for at least that version: a request that
-//     starts after the previous response arrived sees that response's
-//     changes, even on an instance whose cached copy was not yet
-//     invalidated. Cookies with the ID alone are accepted too. The
-//     version only chooses where to read from; a client that forges it
-//     can only make its own reads skip the cache.
+//   - The cookie carries the version the response saw ("<id>.<version>",
+//     the form package session writes: the version in lower-case base
+//     36), and New asks the store for at least that version: a request
+//     that starts after the previous response arrived sees that
+//     response's changes, even on an instance whose cached copy was not
+//     yet invalidated. Cookies with the ID alone are accepted too, and so
+//     are versions of 14 to 20 decimal digits, a form this adapter once
+//     wrote, so that the sessions of such cookies go on; a Save sets the
+//     cookie in base 36. The version only chooses where to read from; a
+//     client that forges it can only make its own reads skip the cache.
 //
 // A request that reads while another instance's write is being
 // invalidated may still see the previous values (see docs/consistency.md:
@@ -79,8 +84,6 @@ package gorillastore
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/gob"
 	"errors"
 	"fmt"
@@ -98,7 +101,8 @@ import (
 	"github.com/gorilla/sessions"
 
 	"github.com/tierstore/tierstore"
-	tssession "github.com/tierstore/tierstore/session"
+	"github.com/tierstore/tierstore/session/sessionid"
+	"github.com/tierstore/tierstore/session/versioned"
 )
 
 // Defaults.
@@ -112,9 +116,6 @@ const (
 	// server cannot see).
 	BrowserSessionLifetime = 24 * time.Hour
 )
-
-// maxSaveAttempts bounds the conditional writes of one Save.
-const maxSaveAttempts = 10
 
 // refreshFraction: a Save that changes nothing rewrites the session only
 // to move its expiry by at least lifetime/refreshFraction.
@@ -258,7 +259,7 @@ var errNotLoaded = errors.New("gorillastore: save: the session's ID was not load
 // saveUnconditionally is Save on a store that is not tierstore.Versioned.
 func (s *Store) saveUnconditionally(ctx context.Context, w http.ResponseWriter, session *sessions.Session, expiry time.Time) error {
 	if session.ID == "" {
-		session.ID = tssession.NewID()
+		session.ID = sessionid.New()
 	}
 	b, err := encode(session.Values)
 	if err != nil {
@@ -278,7 +279,7 @@ func (s *Store) create(ctx context.Context, w http.ResponseWriter, vs tierstore.
 	if err != nil {
 		return err
 	}
-	id := tssession.NewID()
+	id := sessionid.New()
 	key := s.key(id)
 	version, err := vs.SetIf(ctx, key, b, expiry, tierstore.NoVersion)
 	if err != nil {
@@ -289,7 +290,7 @@ func (s *Store) create(ctx context.Context, w http.ResponseWriter, vs tierstore.
 	st.mu.Lock()
 	st.key, st.version, st.data, st.expiry, st.ended = key, version, b, expiry, false
 	st.mu.Unlock()
-	http.SetCookie(w, sessions.NewCookie(session.Name(), formatCookie(id, version), session.Options))
+	http.SetCookie(w, sessions.NewCookie(session.Name(), sessionid.FormatCookie(id, version), session.Options))
 	return nil
 }
 
@@ -300,7 +301,8 @@ type change struct {
 }
 
 // update saves a session that New loaded (or an earlier Save wrote), whose
-// state st is locked: conditionally on st.version, merging on a conflict.
+// state st is locked: conditionally on st.version, merging on a conflict
+// (versioned.Save).
 func (s *Store) update(ctx context.Context, w http.ResponseWriter, vs tierstore.Versioned, session *sessions.Session, st *state, expiry time.Time, lifetime time.Duration) error {
 	mine, err := encode(session.Values)
 	if err != nil {
@@ -321,60 +323,61 @@ func (s *Store) update(ctx context.Context, w http.ResponseWriter, vs tierstore.
 		}
 		write = !reflect.DeepEqual(base, values)
 	}
-	out := mine
 	want, data, stored := st.version, st.data, st.expiry
-	var current map[any]any    // data decoded, once it is no longer the base
+	var current map[any]any    // the stored session decoded, once it is no longer the base
 	var changes map[any]change // what this request changed, once needed
-	for attempt := 1; write || !closeEnough(stored, expiry, lifetime); attempt++ {
+	if write || !closeEnough(stored, expiry, lifetime) {
+		out := mine
 		if !write {
 			out = data // only the expiry moves
 		}
-		version, err := vs.SetIf(ctx, st.key, out, expiry, want)
-		if err == nil {
-			want, data, stored = version, out, expiry
-			break
-		}
-		if !errors.Is(err, tierstore.ErrConflict) {
-			return err
-		}
-		if attempt == maxSaveAttempts {
-			return fmt.Errorf("gorillastore: save: the session changed under %d attempts in a row: %w", maxSaveAttempts, err)
-		}
-		// Someone else wrote or deleted the session. Read it from the
-		// source of truth: a cached copy at the version that just lost
-		// is not the current one.
-		b, version, exp, err := vs.GetVersion(ctx, st.key, want+1)
-		if errors.Is(err, tierstore.ErrNotFound) || errors.Is(err, tierstore.ErrCorrupt) {
+		// data and stored are what the store holds at the Version Save
+		// returns: the last value written, or the current one if the
+		// last merge found nothing to write.
+		data, stored = out, expiry
+		want, err = versioned.Save(ctx, vs, st.key, want, out, expiry, func(b []byte, _ tierstore.Version, exp time.Time) ([]byte, time.Time, bool, error) {
+			var err error
+			if current, err = decode(b); err != nil {
+				return nil, time.Time{}, false, versioned.ErrGone // as New: a session this adapter cannot read does not exist
+			}
+			data, stored = b, exp
+			if changes == nil {
+				// Compared as gob stores them: a value set to one that
+				// gob stores alike (an empty slice for a nil one) is no
+				// change.
+				if base == nil {
+					if base, err = decode(st.data); err != nil {
+						return nil, time.Time{}, false, fmt.Errorf("gorillastore: save: decoding the loaded session: %w", err)
+					}
+				}
+				normalized, err := decode(mine)
+				if err != nil {
+					return nil, time.Time{}, false, fmt.Errorf("gorillastore: save: decoding the session just encoded: %w", err)
+				}
+				changes = diff(base, normalized)
+			}
+			merged, differs := apply(changes, current)
+			switch {
+			case differs:
+				if out, err = encode(merged); err != nil {
+					return nil, time.Time{}, false, err
+				}
+			case closeEnough(exp, expiry, lifetime):
+				return nil, time.Time{}, false, nil // the stored session is the one wanted
+			default:
+				out = b // only the expiry moves
+			}
+			data, stored = out, expiry
+			return out, expiry, true, nil
+		})
+		switch {
+		case errors.Is(err, versioned.ErrGone):
 			end(session, st)
 			return nil
-		}
-		if err != nil {
+		case errors.Is(err, tierstore.ErrConflict):
+			return fmt.Errorf("gorillastore: save: %w", err)
+		case err != nil:
 			return err
-		}
-		if current, err = decode(b); err != nil {
-			end(session, st) // as New: a session this adapter cannot read does not exist
-			return nil
-		}
-		want, data, stored = version, b, exp
-		if changes == nil {
-			// Compared as gob stores them: a value set to one that gob
-			// stores alike (an empty slice for a nil one) is no change.
-			if base == nil {
-				if base, err = decode(st.data); err != nil {
-					return fmt.Errorf("gorillastore: save: decoding the loaded session: %w", err)
-				}
-			}
-			normalized, err := decode(mine)
-			if err != nil {
-				return fmt.Errorf("gorillastore: save: decoding the session just encoded: %w", err)
-			}
-			changes = diff(base, normalized)
-		}
-		var merged map[any]any
-		if merged, write = apply(changes, current); write {
-			if out, err = encode(merged); err != nil {
-				return err
-			}
 		}
 	}
 	if current != nil {
@@ -396,7 +399,7 @@ func (s *Store) update(ctx context.Context, w http.ResponseWriter, vs tierstore.
 		}
 	}
 	st.version, st.data, st.expiry = want, data, stored
-	http.SetCookie(w, sessions.NewCookie(session.Name(), formatCookie(session.ID, want), session.Options))
+	http.SetCookie(w, sessions.NewCookie(session.Name(), sessionid.FormatCookie(session.ID, want), session.Options))
 	return nil
 }
 
@@ -500,7 +503,7 @@ func Ended(session *sessions.Session) bool {
 // instance: for logging a user out everywhere from an admin tool. A save
 // in flight does not store it again (on a tierstore.Versioned store).
 func (s *Store) Delete(ctx context.Context, id string) error {
-	if !tssession.ValidID(id) {
+	if !sessionid.Valid(id) {
 		return nil
 	}
 	return s.store.Delete(ctx, s.key(id))
@@ -508,10 +511,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 
 // key is the Store key of a session: a hash of its ID, so that a dump of
 // the store holds no usable token.
-func (s *Store) key(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return s.KeyPrefix + base64.RawURLEncoding.EncodeToString(sum[:])
-}
+func (s *Store) key(id string) string { return sessionid.Key(s.KeyPrefix, id) }
 
 func encode(values map[any]any) ([]byte, error) {
 	if values == nil {
@@ -532,31 +532,30 @@ func decode(b []byte) (map[any]any, error) {
 	return values, nil
 }
 
-// maxVersionDigits is the length of the largest Version in decimal.
-const maxVersionDigits = 20
+// legacyVersionDigits is the length of the largest Version in decimal.
+const legacyVersionDigits = 20
 
-// formatCookie is the cookie value of a session: its ID, a dot and the
-// version the response saw.
-func formatCookie(id string, version tierstore.Version) string {
-	return id + "." + strconv.FormatUint(uint64(version), 10)
-}
-
-// parseCookie parses a cookie value made by formatCookie, or an ID alone
-// (cookies set before versions were added), strictly: anything else is
-// refused, without a Store call.
+// parseCookie parses a cookie value strictly, without a Store call for
+// anything it refuses: the form that package session and this adapter
+// write (sessionid.ParseCookie: "<id>.<version in base 36>", or the ID
+// alone), or "<id>.<version in decimal>", a form this adapter once
+// wrote, so that the sessions of such cookies go on. Only a decimal
+// version of more than sessionid.MaxVersionDigits digits, which base 36
+// never has, reads as decimal: the Versions of l2 and tiered (Redis's
+// clock, in microseconds) have 16. A shorter one reads as base 36, which
+// is never a smaller number, so a request with it can only read past a
+// cache, until a Save sets the cookie anew.
 func parseCookie(value string) (id string, version tierstore.Version, ok bool) {
-	if len(value) > 43+1+maxVersionDigits {
+	if id, version, ok = sessionid.ParseCookie(value); ok {
+		return id, version, true
+	}
+	if len(value) > sessionid.Len+1+legacyVersionDigits {
 		return "", 0, false
 	}
 	id, digits, dotted := strings.Cut(value, ".")
-	if !tssession.ValidID(id) {
-		return "", 0, false
-	}
-	if !dotted {
-		return id, tierstore.NoVersion, true
-	}
-	// Canonical decimal only: no sign, no leading zero, not 0.
-	if digits == "" || digits[0] < '1' || digits[0] > '9' {
+	// Canonical decimal only: no sign, no leading zero; the shorter ones
+	// were base 36 above.
+	if !dotted || len(digits) <= sessionid.MaxVersionDigits || digits[0] < '1' || digits[0] > '9' || !sessionid.Valid(id) {
 		return "", 0, false
 	}
 	v, err := strconv.ParseUint(digits, 10, 64)

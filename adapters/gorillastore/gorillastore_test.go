@@ -112,11 +112,11 @@ func TestGorillaRegistryFlow(t *testing.T) {
 	}
 }
 
-// validCookie reports whether v is "<43-character ID>.<decimal version>".
+// validCookie reports whether v is "<43-character ID>.<base-36 version>".
 func validCookie(v string) bool {
 	id, version, ok := strings.Cut(v, ".")
-	_, err := strconv.ParseUint(version, 10, 64)
-	return ok && len(id) == 43 && err == nil && version[0] != '0'
+	_, err := strconv.ParseUint(version, 36, 64)
+	return ok && len(id) == 43 && err == nil && version[0] != '0' && strings.ToLower(version) == version
 }
 
 func TestStoreFailureIsReported(t *testing.T) {

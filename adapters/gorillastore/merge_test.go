@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ import (
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/adapters/gorillastore"
 	"github.com/tierstore/tierstore/l1"
-	tssession "github.com/tierstore/tierstore/session"
+	"github.com/tierstore/tierstore/session/sessionid"
 )
 
 // The merge logic, on one memory store shared by two gorilla Stores (as
@@ -381,7 +382,7 @@ func TestSaveOfASessionThisStoreDidNotLoadIsRefused(t *testing.T) {
 	f := newMemFixture(t)
 	s := sessions.NewSession(f.store, "sid")
 	s.Options = &sessions.Options{MaxAge: 60}
-	s.ID = tssession.NewID()
+	s.ID = sessionid.New()
 	s.Values["user"] = "mallory"
 	err := s.Save(httptest.NewRequest("GET", "/", nil), httptest.NewRecorder())
 	if err == nil {
@@ -396,18 +397,96 @@ func TestCookieIsParsedStrictly(t *testing.T) {
 	f := newMemFixture(t)
 	cookie := next(nil, must(t, f.h1, "/login", nil))
 	id := idOf(cookie)
-	for _, ok := range []string{cookie.Value, id, id + ".1", id + ".18446744073709551615"} {
+	for _, ok := range []string{
+		cookie.Value, id, id + ".1", id + ".1a", id + ".3w5e11264sgsf", // base 36, as session writes
+		id + ".18446744073709551615", id + ".1764756000000001", // decimal of more than 13 digits, as this adapter wrote
+	} {
 		if got := must(t, f.h1, "/get", &http.Cookie{Name: "sid", Value: ok}).report.Loaded; got != "user=ada" {
 			t.Errorf("cookie %q loads %q, want user=ada", ok, got)
 		}
 	}
 	for _, bad := range []string{
-		id + ".", id + ".0", id + ".01", id + ".+1", id + ".-1", id + ".1.2", id + ".1a", id + ". 1",
-		id + ".18446744073709551616", id + "." + strings.Repeat("9", 30), id + "x.1", "." + id, id[1:] + ".1",
+		id + ".", id + ".0", id + ".01", id + ".+1", id + ".-1", id + ".1.2", id + ".1A", id + ". 1",
+		id + ".3w5e11264sgsg", id + ".18446744073709551616", id + ".01764756000000000", id + "." + strings.Repeat("9", 30),
+		id + ".1764756000000000a", id + "x.1", "." + id, id[1:] + ".1",
 	} {
 		if got := must(t, f.h1, "/get", &http.Cookie{Name: "sid", Value: bad}).report.Loaded; got != "" {
 			t.Errorf("cookie %q loads %q, want nothing", bad, got)
 		}
+	}
+}
+
+// redisClock gives the Versions of its memory store the size that Redis's
+// clock gives l2's and tiered's (microseconds since 1970: 16 decimal
+// digits).
+type redisClock struct{ *l1.Store }
+
+const clockEpoch = 1_764_756_000_000_000
+
+func toClock(v tierstore.Version) tierstore.Version {
+	if v == tierstore.NoVersion {
+		return v
+	}
+	return v + clockEpoch
+}
+
+func fromClock(v tierstore.Version) tierstore.Version {
+	if v <= clockEpoch {
+		return tierstore.NoVersion
+	}
+	return v - clockEpoch
+}
+
+func (c redisClock) GetVersion(ctx context.Context, key string, atLeast tierstore.Version) ([]byte, tierstore.Version, time.Time, error) {
+	b, v, exp, err := c.Store.GetVersion(ctx, key, fromClock(atLeast))
+	return b, toClock(v), exp, err
+}
+
+func (c redisClock) SetIf(ctx context.Context, key string, value []byte, expiry time.Time, want tierstore.Version) (tierstore.Version, error) {
+	v, err := c.Store.SetIf(ctx, key, value, expiry, fromClock(want))
+	return toClock(v), err
+}
+
+func (c redisClock) DeleteIf(ctx context.Context, key string, want tierstore.Version) error {
+	return c.Store.DeleteIf(ctx, key, fromClock(want))
+}
+
+// A cookie in the decimal form this adapter wrote before it took the
+// base-36 form of package session keeps its session, and its version is
+// the one it names: a request with it reads past a stale cache as before.
+// The next Save sets the cookie in base 36.
+func TestDecimalCookieVersionKeepsWorking(t *testing.T) {
+	mem, err := l1.New(l1.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mem.Close() })
+	source := &counting{Store: redisClock{mem}}
+	h1 := rig(gorillastore.New(source))
+	cache := &stickyCache{counting: source, copies: map[string]sticky{}}
+	h := rig(gorillastore.New(cache))
+	before := next(nil, must(t, h1, "/login", nil))
+	must(t, h, "/get", before) // the cache keeps this copy
+	after := next(before, must(t, h1, "/set?set=cart=tea", before))
+	_, v, ok := sessionid.ParseCookie(after.Value)
+	digits := strconv.FormatUint(uint64(v), 10)
+	if !ok || len(digits) <= sessionid.MaxVersionDigits {
+		t.Fatalf("cookie %q names version %d: want more than %d decimal digits, as l2 and tiered give", after.Value, v, sessionid.MaxVersionDigits)
+	}
+	decimal := &http.Cookie{Name: after.Name, Value: idOf(after) + "." + digits}
+	if got := must(t, h, "/get", plain(after)).report.Loaded; got != "user=ada" {
+		t.Fatalf("with an ID-only cookie the cache serves %q, want its stale copy: the test would not test", got)
+	}
+	if got := must(t, h, "/get", decimal).report.Loaded; got != "cart=tea,user=ada" {
+		t.Fatalf("with the decimal cookie of the last save the cache serves %q, want the save's values", got)
+	}
+	res := must(t, h, "/set?set=k=1", decimal)
+	if res.cookie == nil {
+		t.Fatal("the save with a decimal cookie set no cookie")
+	}
+	_, saved, ok := sessionid.ParseCookie(res.cookie.Value)
+	if !ok || saved <= v {
+		t.Fatalf("the save set %q, want the base-36 form of a later version than %d", res.cookie.Value, v)
 	}
 }
 

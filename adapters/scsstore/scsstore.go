@@ -12,7 +12,9 @@
 // implements tierstore.Versioned (l1, l2 and tiered all do), the adapter
 // makes that save conditional on the version the request loaded, so that
 // a save never overwrites what it did not see (for saves it can pair with
-// their load: every save of scs's LoadAndSave; see Pairing below):
+// their load: every save of scs's LoadAndSave; see Pairing below), with
+// the conditional save of package session/versioned, which package
+// session and the gorilla/sessions adapter run too:
 //
 //   - Concurrent requests that change different keys of one session all
 //     keep their changes: a save that finds the session changed since its
@@ -86,14 +88,11 @@ import (
 	"github.com/alexedwards/scs/v2"
 
 	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/session/versioned"
 )
 
 // DefaultKeyPrefix is the default Store.KeyPrefix.
 const DefaultKeyPrefix = "scs:"
-
-// maxCommitAttempts bounds the conditional writes of one commit that meets
-// concurrent saves of its session.
-const maxCommitAttempts = 10
 
 // maxTokensPerRequest bounds the sessions remembered for one request
 // context (a request loads one, two with MergeSession); beyond it the
@@ -319,52 +318,44 @@ func (s *Store) CommitCtx(ctx context.Context, token string, b []byte, expiry ti
 }
 
 // commit writes b under key on the condition that the store holds bs, and
-// on a conflict merges b's changes into the current data and retries. It
-// returns the base for a later save of the same request: gone if the
-// session was deleted, in which case nothing was written.
+// on a conflict merges b's changes into the current data and retries
+// (versioned.Save). It returns the base for a later save of the same
+// request: gone if the session was deleted, in which case nothing was
+// written.
 func (s *Store) commit(ctx context.Context, key string, b []byte, expiry time.Time, bs *base) (*base, error) {
-	want, cur := bs.version, bs.stored
-	for attempt := 1; ; attempt++ {
-		out, exp := b, expiry
-		if cur != nil {
-			var err error
-			if out, exp, err = s.merge(bs.view, b, cur, expiry); err != nil {
-				return nil, err
-			}
-		}
-		v, err := s.versioned.SetIf(ctx, key, out, exp, want)
-		switch {
-		case err == nil && v == tierstore.NoVersion: // an expiry in the past deleted it
-			return &base{gone: true}, nil
-		case err == nil:
-			nb := &base{version: v, view: b}
-			if cur != nil {
-				nb.stored = out
-			}
-			return nb, nil
-		case !errors.Is(err, tierstore.ErrConflict):
+	out, exp := b, expiry
+	if bs.stored != nil {
+		var err error
+		if out, exp, err = s.merge(bs.view, b, bs.stored, expiry); err != nil {
 			return nil, err
-		case attempt == maxCommitAttempts:
-			return nil, fmt.Errorf("scsstore: commit: the session changed under %d attempts: %w", attempt, err)
-		}
-		// Someone else saved or deleted the session since the version
-		// we hold. A tiered store dropped its copy on the conflict; the
-		// atLeast asks it not to serve one at most as old as ours.
-		var version tierstore.Version
-		cur, version, _, err = s.versioned.GetVersion(ctx, key, want+1)
-		switch {
-		case absent(err):
-			return &base{gone: true}, nil
-		case err != nil:
-			return nil, err
-		}
-		want = version
-		if bs.view == nil {
-			// No base to merge with: the whole session, last writer wins,
-			// but only while it exists.
-			cur = nil
 		}
 	}
+	merged := bs.stored != nil // out is a merge, not b
+	v, err := versioned.Save(ctx, s.versioned, key, bs.version, out, exp, func(cur []byte, _ tierstore.Version, _ time.Time) ([]byte, time.Time, bool, error) {
+		if bs.view == nil {
+			// No base to merge with: the whole session, last writer
+			// wins, but only while it exists.
+			out, merged = b, false
+			return b, expiry, true, nil
+		}
+		var err error
+		out, exp, err = s.merge(bs.view, b, cur, expiry)
+		merged = true
+		return out, exp, true, err
+	})
+	switch {
+	case errors.Is(err, versioned.ErrGone), err == nil && v == tierstore.NoVersion: // deleted, or an expiry in the past deleted it
+		return &base{gone: true}, nil
+	case errors.Is(err, tierstore.ErrConflict):
+		return nil, fmt.Errorf("scsstore: commit: %w", err)
+	case err != nil:
+		return nil, err
+	}
+	nb := &base{version: v, view: b}
+	if merged {
+		nb.stored = out
+	}
+	return nb, nil
 }
 
 // merge applies to cur the changes from view to b, the request's own:
@@ -451,9 +442,9 @@ func (s *Store) deleteLoaded(ctx context.Context, key string, bs *base, r *reque
 	if !errors.Is(err, tierstore.ErrConflict) {
 		return err
 	}
-	_, _, _, err = s.versioned.GetVersion(ctx, key, bs.version+1)
+	_, _, _, err = versioned.Current(ctx, s.versioned, key, bs.version)
 	switch {
-	case absent(err):
+	case errors.Is(err, versioned.ErrGone):
 		r.mu.Lock()
 		r.lost = true
 		r.mu.Unlock()
