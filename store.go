@@ -45,23 +45,6 @@ type Toucher interface {
 	Touch(ctx context.Context, key string, expiry time.Time) error
 }
 
-// Viewer is implemented by stores that can lend a value without copying it.
-// fn sees the value only for the duration of the call and must neither
-// modify nor retain it. View returns ErrNotFound without calling fn if the
-// key is absent; otherwise it returns fn's error.
-type Viewer interface {
-	View(ctx context.Context, key string, fn func(value []byte) error) error
-}
-
-// ExpiryReader is implemented by stores that can return a value together
-// with its expiry (zero: none) in one call. The session manager uses it to
-// extend idle deadlines only when they moved enough. A store that caches
-// may report an expiry earlier than the current one (another instance
-// extended it since), never a later one.
-type ExpiryReader interface {
-	GetWithExpiry(ctx context.Context, key string) ([]byte, time.Time, error)
-}
-
 // Lister is implemented by stores that can enumerate their live keys, for
 // administration and for session managers that list sessions. Keys calls
 // fn for each key, in no particular order, until fn returns false. A key
@@ -114,13 +97,14 @@ type Versioned interface {
 	DeleteIf(ctx context.Context, key string, want Version) error
 }
 
-// VersionViewer is implemented by Versioned stores that can lend a value
-// without copying it, as Viewer does: ViewVersion calls fn with the value
-// under key, its Version and its expiry, as GetVersion would return them
-// (with the same atLeast rule), and returns fn's error; or ErrNotFound
-// without calling fn. fn must neither modify nor retain the slice. The
-// session manager uses it to recognise a session it has already decoded
-// without copying its bytes.
+// VersionViewer is the lending read: implemented by Versioned stores that
+// can lend a value without copying it. ViewVersion calls fn with the
+// value under key, its Version and its expiry, as GetVersion would return
+// them (with the same atLeast rule), and returns fn's error; or
+// ErrNotFound without calling fn. fn sees the value only for the duration
+// of the call and must neither modify nor retain it. The session manager
+// uses it to recognise a session it has already decoded, and codec.Typed
+// to decode in place, without copying the bytes.
 type VersionViewer interface {
 	ViewVersion(ctx context.Context, key string, atLeast Version, fn func(value []byte, v Version, expiry time.Time) error) error
 }

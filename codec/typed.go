@@ -37,8 +37,8 @@ func (t Typed[T]) Get(ctx context.Context, key string) (T, error) {
 		return decodeErr
 	}
 	var err error
-	if viewer, ok := t.Store.(tierstore.Viewer); ok {
-		err = viewer.View(ctx, key, decode)
+	if viewer, ok := t.Store.(tierstore.VersionViewer); ok {
+		err = viewer.ViewVersion(ctx, key, tierstore.NoVersion, func(b []byte, _ tierstore.Version, _ time.Time) error { return decode(b) })
 	} else {
 		var b []byte
 		if b, err = t.Store.Get(ctx, key); err == nil {

@@ -1,8 +1,9 @@
-// Package invalidation documents how tiered keeps every instance's
-// in-process cache coherent with Redis. It has no API: the mechanism
-// (Redis's client tracking, the subscription, the lease) is internal to
-// tierstore, so that it can change without breaking users. What users can
-// rely on is this:
+// Package invalidation is the public side of how tiered keeps every
+// instance's in-process cache coherent with Redis: what a user observes
+// (Stats, ErrNotLive) and the promise below. The mechanism (Redis's
+// client tracking, the subscription, the lease) is internal to
+// tierstore, so that it can change without breaking users. What users
+// can rely on is this:
 //
 //   - Every change to a key under tiered.Config.KeyPrefix, by anyone,
 //     reaches every instance: writes through any tiered.Store, l2.Store or
@@ -33,8 +34,10 @@
 //     SUBSCRIBE, credentials) is tiered.New's error, wrapping
 //     tierstore.ErrRefused, when Redis answers; at run time it makes the
 //     instance non-Live, counted and logged (tiered.Store.Health says why).
-//   - tiered.Store.Live reports whether the lease holds, tiered.Store.Stats
-//     counts invalidations received and gaps.
+//   - tiered.Store.Live reports whether the lease holds;
+//     tiered.Store.Health returns an error wrapping ErrNotLive and the
+//     cause while it does not; tiered.Store.Stats().Invalidation counts
+//     invalidations, gaps and heartbeats (Stats).
 //
 // With tiered.Config.OwnWritesOnly (for a Redis that refuses CLIENT
 // TRACKING), only writes through a tiered.Store invalidate, by a pub/sub

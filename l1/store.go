@@ -26,7 +26,7 @@ import (
 // DefaultMaxBytes is the MaxBytes of a zero Config (64 MiB).
 const DefaultMaxBytes = 64 << 20
 
-// EntryOverhead is the cost, in bytes, charged for each entry on top of
+// entryOverhead is the cost, in bytes, charged for each entry on top of
 // its key bytes and its value's allocation: the entry header (two list
 // pointers, the key and value headers, three times: 80 bytes with the
 // allocator's rounding), its slot in the shard's map (24 bytes a slot,
@@ -38,13 +38,14 @@ const DefaultMaxBytes = 64 << 20
 //
 // Go maps do not shrink: a store that once held many small entries keeps
 // their map slots after larger ones replace them, outside this charge.
-const EntryOverhead = 192
+const entryOverhead = 192
 
 // Config configures a Store. Zero fields take the documented defaults.
 type Config struct {
 	// MaxBytes bounds the memory held by entries: for each, its key
 	// bytes, its value's allocation (the value's length rounded up to
-	// the allocator's size class) and EntryOverhead. The shards' fixed
+	// the allocator's size class) and a fixed overhead per entry (192 bytes:
+	// the entry header and its map slot). The shards' fixed
 	// structures (a few KiB) and the garbage collector's headroom come
 	// on top. A write that needs room evicts the least recently used
 	// entries. Default DefaultMaxBytes.
@@ -119,13 +120,12 @@ type Store struct {
 }
 
 var (
-	_ tierstore.Store        = (*Store)(nil)
-	_ tierstore.Toucher      = (*Store)(nil)
-	_ tierstore.Viewer       = (*Store)(nil)
-	_ tierstore.ExpiryReader = (*Store)(nil)
-	_ tierstore.Lister       = (*Store)(nil)
-	_ tierstore.Versioned    = (*Store)(nil)
-	_ io.Closer              = (*Store)(nil)
+	_ tierstore.Store         = (*Store)(nil)
+	_ tierstore.Toucher       = (*Store)(nil)
+	_ tierstore.Lister        = (*Store)(nil)
+	_ tierstore.Versioned     = (*Store)(nil)
+	_ tierstore.VersionViewer = (*Store)(nil)
+	_ io.Closer               = (*Store)(nil)
 )
 
 // anyVersion, as the version a write wants, makes it unconditional.
@@ -220,29 +220,39 @@ func (s *Store) checkWrite(ctx context.Context, key string) error {
 
 // Get returns a copy of the value under key, or tierstore.ErrNotFound.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	v, _, err := s.GetWithExpiry(ctx, key)
-	return v, err
-}
-
-// GetWithExpiry returns a copy of the value under key and its expiry
-// (zero: none). The TTL cap is not an expiry and is not reported.
-func (s *Store) GetWithExpiry(ctx context.Context, key string) ([]byte, time.Time, error) {
-	v, _, t, err := s.GetVersion(ctx, key, tierstore.NoVersion)
-	return v, t, err
+	v, _, _, err := s.lookup(ctx, key)
+	return bytes.Clone(v), err
 }
 
 // GetVersion returns a copy of the value under key, its version and its
-// expiry (zero: none). atLeast is ignored: this store holds the only copy.
+// expiry (zero: none; the TTL cap is not an expiry and is not reported).
+// atLeast is ignored: this store holds the only copy.
 func (s *Store) GetVersion(ctx context.Context, key string, atLeast tierstore.Version) ([]byte, tierstore.Version, time.Time, error) {
 	v, expiry, version, err := s.lookup(ctx, key)
 	if err != nil {
 		return nil, 0, time.Time{}, err
 	}
-	var t time.Time
-	if expiry != 0 {
-		t = time.Unix(0, expiry)
+	return bytes.Clone(v), version, expiryTime(expiry), nil
+}
+
+// ViewVersion calls fn with the value under key, its version and its
+// expiry, as GetVersion returns them, without copying the value, which fn
+// must neither modify nor retain. fn runs without any lock held, so it
+// may use the store.
+func (s *Store) ViewVersion(ctx context.Context, key string, atLeast tierstore.Version, fn func([]byte, tierstore.Version, time.Time) error) error {
+	v, expiry, version, err := s.lookup(ctx, key)
+	if err != nil {
+		return err
 	}
-	return bytes.Clone(v), version, t, nil
+	return fn(v, version, expiryTime(expiry))
+}
+
+// expiryTime is an entry's expiry, kept as Unix ns (0: none).
+func expiryTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }
 
 // View calls fn with the value under key, without copying it. fn runs
@@ -343,7 +353,7 @@ func (s *Store) delete(key string, want tierstore.Version, now int64) error {
 }
 
 func entryCost(key string, value []byte) int64 {
-	return int64(len(key) + cap(value) + EntryOverhead)
+	return int64(len(key) + cap(value) + entryOverhead)
 }
 
 // Delete removes key. Deleting a missing key is not an error.

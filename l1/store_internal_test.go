@@ -100,8 +100,8 @@ func TestExpiryEndsEntryAndZeroMeansNone(t *testing.T) {
 	if err := s.Set(ctx, "k", []byte("v"), exp); err != nil {
 		t.Fatal(err)
 	}
-	if _, got, err := s.GetWithExpiry(ctx, "k"); err != nil || !got.Equal(exp) {
-		t.Fatalf("GetWithExpiry = %v, %v; want %v", got, err, exp)
+	if _, _, got, err := s.GetVersion(ctx, "k", tierstore.NoVersion); err != nil || !got.Equal(exp) {
+		t.Fatalf("GetVersion expiry = %v, %v; want %v", got, err, exp)
 	}
 	if err := s.Set(ctx, "forever", []byte("v"), time.Time{}); err != nil {
 		t.Fatal(err)
@@ -122,8 +122,8 @@ func TestExpiryEndsEntryAndZeroMeansNone(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.advance(time.Hour)
-	if _, got, err := s.GetWithExpiry(ctx, "k"); err != nil || !got.IsZero() {
-		t.Fatalf("after Touch(zero): GetWithExpiry = %v, %v; want no expiry", got, err)
+	if _, _, got, err := s.GetVersion(ctx, "k", tierstore.NoVersion); err != nil || !got.IsZero() {
+		t.Fatalf("after Touch(zero): GetVersion expiry = %v, %v; want no expiry", got, err)
 	}
 }
 
@@ -279,9 +279,9 @@ func TestFarFutureExpiry(t *testing.T) {
 	if err := s.Touch(ctx, "k", far); err != nil {
 		t.Fatal(err)
 	}
-	_, got, err := s.GetWithExpiry(ctx, "k")
+	_, _, got, err := s.GetVersion(ctx, "k", tierstore.NoVersion)
 	if err != nil || got.After(far) || got.Year() < 2262 {
-		t.Fatalf("GetWithExpiry = %v, %v; want an expiry in [2262, %v]", got, err, far)
+		t.Fatalf("GetVersion expiry = %v, %v; want an expiry in [2262, %v]", got, err, far)
 	}
 }
 

@@ -142,9 +142,9 @@ func TestClosedStoreRefusesEveryCall(t *testing.T) {
 	}
 	s.Close()
 	_, err := s.Get(ctx, "k")
-	_, _, err2 := s.GetWithExpiry(ctx, "k")
+	_, _, _, err2 := s.GetVersion(ctx, "k", tierstore.NoVersion)
 	for name, err := range map[string]error{
-		"Get": err, "GetWithExpiry": err2,
+		"Get": err, "GetVersion": err2,
 		"View":   s.View(ctx, "k", func([]byte) error { return nil }),
 		"Set":    s.Set(ctx, "k", []byte("v"), time.Time{}),
 		"Delete": s.Delete(ctx, "k"),

@@ -32,15 +32,9 @@ func entryPoints(s tierstore.Store) []entryPoint {
 		{"Set", func(ctx context.Context, s tierstore.Store, k string) error { return s.Set(ctx, k, []byte("v"), hour) }},
 		{"Delete", func(ctx context.Context, s tierstore.Store, k string) error { return s.Delete(ctx, k) }},
 	}
-	if _, ok := s.(tierstore.Viewer); ok {
-		eps = append(eps, entryPoint{"View", func(ctx context.Context, s tierstore.Store, k string) error {
-			return s.(tierstore.Viewer).View(ctx, k, func([]byte) error { return nil })
-		}})
-	}
-	if _, ok := s.(tierstore.ExpiryReader); ok {
-		eps = append(eps, entryPoint{"GetWithExpiry", func(ctx context.Context, s tierstore.Store, k string) error {
-			_, _, err := s.(tierstore.ExpiryReader).GetWithExpiry(ctx, k)
-			return err
+	if _, ok := s.(tierstore.VersionViewer); ok {
+		eps = append(eps, entryPoint{"ViewVersion", func(ctx context.Context, s tierstore.Store, k string) error {
+			return s.(tierstore.VersionViewer).ViewVersion(ctx, k, tierstore.NoVersion, func([]byte, tierstore.Version, time.Time) error { return nil })
 		}})
 	}
 	if _, ok := s.(tierstore.Toucher); ok {
@@ -130,7 +124,7 @@ func RunBadInput(t *testing.T, newStore func(t *testing.T) tierstore.Store, raw 
 			for _, ep := range entryPoints(s) {
 				err := ep.call(ctx, s, "k")
 				switch ep.name {
-				case "Get", "View", "GetWithExpiry":
+				case "Get", "ViewVersion", "GetVersion":
 					if !errors.Is(err, tierstore.ErrCorrupt) {
 						t.Errorf("%s: %v, want ErrCorrupt", ep.name, err)
 					}

@@ -14,8 +14,8 @@
 //		}, nil)
 //	}
 //
-// The optional capabilities (tierstore.Toucher, Viewer, ExpiryReader,
-// Lister, Versioned) are checked when the store implements them; the subtests of a
+// The optional capabilities (tierstore.Toucher, Lister, Versioned,
+// VersionViewer) are checked when the store implements them; the subtests of a
 // capability it lacks are skipped, saying so.
 package storetest
 
@@ -171,30 +171,34 @@ func Run(t *testing.T, newStore func(t *testing.T) tierstore.Store, opts ...Opti
 		}
 		mustMiss(t, s, "k")
 	})
-	t.Run("ViewLendsValueAndPassesErrors", func(t *testing.T) {
+	t.Run("ViewVersionLendsValueAndPassesErrors", func(t *testing.T) {
 		s := newStore(t)
-		v, ok := s.(tierstore.Viewer)
+		v, ok := s.(tierstore.VersionViewer)
 		if !ok {
-			t.Skip("store does not implement tierstore.Viewer")
+			t.Skip("store does not implement tierstore.VersionViewer")
 		}
 		called := false
-		err := v.View(ctx, "absent", func([]byte) error { called = true; return nil })
+		err := v.ViewVersion(ctx, "absent", tierstore.NoVersion, func([]byte, tierstore.Version, time.Time) error { called = true; return nil })
 		if !errors.Is(err, tierstore.ErrNotFound) || called {
-			t.Fatalf("View(absent) = %v, fn called %v; want ErrNotFound and no call", err, called)
+			t.Fatalf("ViewVersion(absent) = %v, fn called %v; want ErrNotFound and no call", err, called)
 		}
 		mustSet(t, s, "k", []byte("v"), hour())
 		for range 2 { // a miss, then (for cached tiers) a hit
 			var got []byte
-			if err := v.View(ctx, "k", func(b []byte) error { got = bytes.Clone(b); return nil }); err != nil {
+			var version tierstore.Version
+			if err := v.ViewVersion(ctx, "k", tierstore.NoVersion, func(b []byte, ver tierstore.Version, _ time.Time) error {
+				got, version = bytes.Clone(b), ver
+				return nil
+			}); err != nil {
 				t.Fatal(err)
 			}
-			if string(got) != "v" {
-				t.Fatalf("View saw %q, want %q", got, "v")
+			if string(got) != "v" || version == tierstore.NoVersion {
+				t.Fatalf("ViewVersion saw %q, version %d; want %q and a version", got, version, "v")
 			}
 		}
 		boom := errors.New("boom")
-		if err := v.View(ctx, "k", func([]byte) error { return boom }); !errors.Is(err, boom) {
-			t.Fatalf("View error = %v, want fn's error", err)
+		if err := v.ViewVersion(ctx, "k", tierstore.NoVersion, func([]byte, tierstore.Version, time.Time) error { return boom }); !errors.Is(err, boom) {
+			t.Fatalf("ViewVersion error = %v, want fn's error", err)
 		}
 	})
 	t.Run("KeysListsLiveKeys", func(t *testing.T) {
@@ -221,18 +225,22 @@ func Run(t *testing.T, newStore func(t *testing.T) tierstore.Store, opts ...Opti
 			t.Fatalf("Keys with a stopping fn: %d calls, %v; want 1 call", calls, err)
 		}
 	})
-	t.Run("GetWithExpiryReportsExpiry", func(t *testing.T) {
+	t.Run("GetVersionReportsExpiry", func(t *testing.T) {
 		s := newStore(t)
-		er, ok := s.(tierstore.ExpiryReader)
+		vs, ok := s.(tierstore.Versioned)
 		if !ok {
-			t.Skip("store does not implement tierstore.ExpiryReader")
+			t.Skip("store does not implement tierstore.Versioned")
+		}
+		expiryOf := func(key string) ([]byte, time.Time, error) {
+			v, _, exp, err := vs.GetVersion(ctx, key, tierstore.NoVersion)
+			return v, exp, err
 		}
 		exp := time.Now().Add(10 * time.Minute).Truncate(time.Millisecond)
 		mustSet(t, s, "k", []byte("v"), exp)
 		for range 2 { // a miss, then (for cached tiers) a hit
-			v, got, err := er.GetWithExpiry(ctx, "k")
+			v, got, err := expiryOf("k")
 			if err != nil || string(v) != "v" || got.After(exp.Add(slack)) || got.Before(exp.Add(-2*time.Second)) {
-				t.Fatalf("GetWithExpiry = %q, %v, %v; want v, at most %v", v, got, err, exp)
+				t.Fatalf("GetVersion = %q, expiry %v, %v; want v, at most %v", v, got, err, exp)
 			}
 		}
 		tc, ok := s.(tierstore.Toucher)
@@ -243,12 +251,12 @@ func Run(t *testing.T, newStore func(t *testing.T) tierstore.Store, opts ...Opti
 		if err := tc.Touch(ctx, "k", later); err != nil {
 			t.Fatal(err)
 		}
-		if _, got, err := er.GetWithExpiry(ctx, "k"); err != nil || !got.After(exp) || got.After(later.Add(slack)) {
-			t.Fatalf("after Touch, GetWithExpiry expiry = %v, %v; want in (%v, %v]", got, err, exp, later)
+		if _, got, err := expiryOf("k"); err != nil || !got.After(exp) || got.After(later.Add(slack)) {
+			t.Fatalf("after Touch, GetVersion expiry = %v, %v; want in (%v, %v]", got, err, exp, later)
 		}
 		mustSet(t, s, "forever", []byte("v"), time.Time{})
-		if _, got, err := er.GetWithExpiry(ctx, "forever"); err != nil || !got.IsZero() {
-			t.Fatalf("GetWithExpiry(no expiry) = %v, %v; want zero time", got, err)
+		if _, got, err := expiryOf("forever"); err != nil || !got.IsZero() {
+			t.Fatalf("GetVersion(no expiry) expiry = %v, %v; want zero time", got, err)
 		}
 	})
 	runVersioned(t, newStore, slack)

@@ -13,7 +13,7 @@ import (
 // Reads served from L1 never reach Redis, so Redis's LRU or LFU eviction
 // would see the busiest keys as idle and evict them first. The access
 // reporter tells Redis about them: L1 hands it a key at most once per
-// AccessReportInterval per entry (cache.Config.OnAccess), and it sends
+// AccessReportInterval per entry (nearcache.Config.OnAccess), and it sends
 // the keys in batches as TOUCH commands (which update the access time and
 // frequency without changing the key, so they invalidate nothing).
 //

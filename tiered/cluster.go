@@ -20,24 +20,6 @@ import (
 	"github.com/tierstore/tierstore/internal/tracking"
 )
 
-// feed is where a Store's invalidations come from: one bus, or one per
-// master of a Cluster.
-type feed interface {
-	// Live reports whether L1 may serve.
-	Live() bool
-	// state returns a channel closed when the answer may have changed,
-	// and why the feed is not Live (nil if it is, or if no cause is
-	// known).
-	state() (changed <-chan struct{}, cause error)
-	Stats() bus.Stats
-	Close() error
-}
-
-// busFeed is the feed of a single node or Sentinel client.
-type busFeed struct{ *bus.Bus }
-
-func (f busFeed) state() (<-chan struct{}, error) { return f.State() }
-
 // shard is the tracking registration, reads and subscription on one
 // master.
 type shard struct {
@@ -53,14 +35,15 @@ func (sh *shard) close() {
 	sh.reader.Close()
 }
 
-// clusterFeed follows a Cluster's masters: on each, a tracking
+// clusterSource follows a Cluster's masters: on each, a tracking
 // registration for the prefix and a subscriber, so that a change is
 // reported only by the master that owns the key, to each instance once,
 // whatever the number of masters. Writes go to the owning master's
 // registration connection (NOLOOP, as on a single node). A change of the
 // set of masters (failover, a node added or removed) is a gap; L1 serves
 // only while every master's subscription holds its lease.
-type clusterFeed struct {
+type clusterSource struct {
+	reported
 	cc         *redis.ClusterClient
 	conns      *rediskv.Conns
 	prefix     string
@@ -81,25 +64,27 @@ type clusterFeed struct {
 	wg      sync.WaitGroup
 }
 
-func newClusterFeed(cc *redis.ClusterClient, conns *rediskv.Conns, prefix, beatPrefix string, interval time.Duration, onMessage func(bus.Message), onGap func(string), log *statelog.Logger) *clusterFeed {
-	f := &clusterFeed{
-		cc: cc, conns: conns, prefix: prefix, beatPrefix: beatPrefix, interval: interval,
-		onMessage: onMessage, onGap: onGap, log: log,
+// newClusterSource starts following the masters: onMessage and onGap
+// may be called from then on.
+func newClusterSource(w wiring) *clusterSource {
+	f := &clusterSource{
+		cc: w.cfg.Redis.(*redis.ClusterClient), conns: w.conns, prefix: w.cfg.KeyPrefix, beatPrefix: w.beats,
+		interval: w.cfg.HealthCheckInterval, onMessage: w.onMessage, onGap: w.onGap, log: w.log,
 		shards: map[string]*shard{}, refresh: make(chan struct{}, 1),
 	}
 	f.list.Store(&[]*shard{})
 	f.ctx, f.cancel = context.WithCancel(context.Background())
+	f.wg.Add(1)
+	go f.watch()
 	return f
 }
 
-// start starts following the masters: onMessage and onGap may be called
-// from then on.
-func (f *clusterFeed) start() {
-	f.wg.Add(1)
-	go f.watch()
-}
+func (f *clusterSource) writes() rediskv.Runner { return clusterWrites{f} }
+func (f *clusterSource) reads() rediskv.Runner  { return clusterReads{f} }
+func (f *clusterSource) epochKey() string       { return "" }
+func (f *clusterSource) current(string) bool    { return true }
 
-func (f *clusterFeed) Live() bool {
+func (f *clusterSource) live() bool {
 	l := *f.list.Load()
 	for _, sh := range l {
 		if !sh.bus.Live() {
@@ -109,7 +94,7 @@ func (f *clusterFeed) Live() bool {
 	return len(l) > 0
 }
 
-func (f *clusterFeed) state() (<-chan struct{}, error) {
+func (f *clusterSource) state() (<-chan struct{}, error) {
 	l := *f.list.Load()
 	for _, sh := range l {
 		if !sh.bus.Live() {
@@ -127,13 +112,13 @@ func (f *clusterFeed) state() (<-chan struct{}, error) {
 }
 
 // refreshed returns a channel closed after the watcher's next pass.
-func (f *clusterFeed) refreshed() <-chan struct{} {
+func (f *clusterSource) refreshed() <-chan struct{} {
 	ch := make(chan struct{})
 	time.AfterFunc(f.interval/4, func() { close(ch) })
 	return ch
 }
 
-func (f *clusterFeed) Stats() bus.Stats {
+func (f *clusterSource) stats() bus.Stats {
 	var st bus.Stats
 	for _, sh := range *f.list.Load() {
 		b := sh.bus.Stats()
@@ -148,7 +133,7 @@ func (f *clusterFeed) Stats() bus.Stats {
 	return st
 }
 
-func (f *clusterFeed) Close() error {
+func (f *clusterSource) close() error {
 	f.mu.Lock()
 	f.closed = true
 	shards := slices.Collect(maps.Values(f.shards))
@@ -163,30 +148,30 @@ func (f *clusterFeed) Close() error {
 	return nil
 }
 
-// Run implements rediskv.Runner: the call goes to the registration
-// connection of the master that owns its key, or, while the feed does
+// clusterWrites runs the writes: each goes to the registration
+// connection of the master that owns its key, or, while the source does
 // not know that master yet, through the Cluster client (the write's echo
 // then comes back, which only costs a read). A write that the master
 // redirects (MOVED, ASK: a slot moved or moving) or that met a shard
 // being replaced is sent again through the Cluster client, which follows
 // redirects.
-func (f *clusterFeed) Run(ctx context.Context, call rediskv.Call, done func(*redis.Cmd)) *redis.Cmd {
-	return f.route(ctx, call, done, func(sh *shard) rediskv.Runner { return sh.tracker })
+type clusterWrites struct{ f *clusterSource }
+
+func (w clusterWrites) Run(ctx context.Context, call rediskv.Call, done func(*redis.Cmd)) *redis.Cmd {
+	return w.f.route(ctx, call, done, func(sh *shard) rediskv.Runner { return sh.tracker })
 }
 
-// reads returns the Runner of the reads: each on the read connection of
-// the master that owns its key, as Run does for writes.
-func (f *clusterFeed) reads() rediskv.Runner { return clusterReads{f} }
-
-type clusterReads struct{ f *clusterFeed }
+// clusterReads runs the reads: each on the read connection of the master
+// that owns its key, as clusterWrites does for writes.
+type clusterReads struct{ f *clusterSource }
 
 func (r clusterReads) Run(ctx context.Context, call rediskv.Call, done func(*redis.Cmd)) *redis.Cmd {
 	return r.f.route(ctx, call, done, func(sh *shard) rediskv.Runner { return sh.reader })
 }
 
 // route sends call to the connection pick chooses on the master that owns
-// its key, as Run describes.
-func (f *clusterFeed) route(ctx context.Context, call rediskv.Call, done func(*redis.Cmd), pick func(*shard) rediskv.Runner) *redis.Cmd {
+// its key, as clusterWrites describes.
+func (f *clusterSource) route(ctx context.Context, call rediskv.Call, done func(*redis.Cmd), pick func(*shard) rediskv.Runner) *redis.Cmd {
 	if node, err := f.cc.MasterForKey(ctx, call.Key()); err == nil {
 		f.mu.Lock()
 		sh := f.shards[node.Options().Addr]
@@ -228,7 +213,7 @@ func (f *clusterFeed) route(ctx context.Context, call rediskv.Call, done func(*r
 // resend reports whether a write that failed with err on a shard's
 // connection must be sent again through the Cluster client: it was
 // redirected, so not applied, or never sent because the shard closed.
-func (f *clusterFeed) resend(err error) bool {
+func (f *clusterSource) resend(err error) bool {
 	if redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK") {
 		return true
 	}
@@ -240,7 +225,7 @@ func (f *clusterFeed) resend(err error) bool {
 	return !f.closed
 }
 
-func (f *clusterFeed) reload() {
+func (f *clusterSource) reload() {
 	select {
 	case f.refresh <- struct{}{}:
 	default:
@@ -249,7 +234,7 @@ func (f *clusterFeed) reload() {
 
 // watch keeps one shard per master, checking the topology every quarter
 // of the health-check interval and when a write found it moved.
-func (f *clusterFeed) watch() {
+func (f *clusterSource) watch() {
 	defer f.wg.Done()
 	t := time.NewTicker(f.interval / 4)
 	defer t.Stop()
@@ -269,7 +254,7 @@ func (f *clusterFeed) watch() {
 
 // sync makes the shards match the masters; it reports whether it could
 // read them. A change after the first reading is a gap.
-func (f *clusterFeed) sync(first bool) bool {
+func (f *clusterSource) sync(first bool) bool {
 	ctx, cancel := context.WithTimeout(f.ctx, f.interval)
 	defer cancel()
 	f.cc.ReloadState(ctx)
@@ -317,7 +302,7 @@ func (f *clusterFeed) sync(first bool) bool {
 	return true
 }
 
-func (f *clusterFeed) newShard(addr string, node *redis.Client) (*shard, error) {
+func (f *clusterSource) newShard(addr string, node *redis.Client) (*shard, error) {
 	sh := &shard{addr: addr}
 	var err error
 	sh.tracker, err = tracking.New(tracking.Config{
@@ -347,7 +332,7 @@ func (f *clusterFeed) newShard(addr string, node *redis.Client) (*shard, error) 
 // the master at addr, by the Cluster client's view of the slots; "" if
 // it finds none (the heartbeat then fails, and the master's shard is not
 // Live, until the view changes).
-func (f *clusterFeed) hashTag(addr string) string {
+func (f *clusterSource) hashTag(addr string) string {
 	ctx, cancel := context.WithTimeout(f.ctx, f.interval)
 	defer cancel()
 	for i := range 4096 {

@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore"
-	"github.com/tierstore/tierstore/internal/redistest"
+	"github.com/tierstore/tierstore/internal/testenv/redistest"
 	"github.com/tierstore/tierstore/storetest"
 )
 
@@ -204,7 +204,7 @@ func TestClusterWriteToAReplacedShardIsNotErrClosed(t *testing.T) {
 	cluster := redistest.StartCluster(t, 3)
 	cc := cluster.Client(nil)
 	s := newStore(t, cluster.Client(nil), Config{})
-	cf := s.feed.(*clusterFeed)
+	cf := s.src.(*clusterSource)
 	owner, err := cc.MasterForKey(ctx, "test:k")
 	if err != nil {
 		t.Fatal(err)

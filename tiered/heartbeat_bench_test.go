@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tierstore/tierstore/internal/redistest"
+	"github.com/tierstore/tierstore/internal/testenv/redistest"
 )
 
 // BenchmarkHeartbeats measures what the lease costs an idle fleet: the

@@ -6,12 +6,12 @@ import (
 	"time"
 
 	"github.com/tierstore/tierstore"
-	"github.com/tierstore/tierstore/internal/redistest"
+	"github.com/tierstore/tierstore/internal/testenv/redistest"
 )
 
 // BenchmarkHit is one L1 hit of a 200-byte value through each read: what
 // the session layer pays per request for GetVersion with its cookie's
-// version against GetWithExpiry.
+// version against one without.
 func BenchmarkHit(b *testing.B) {
 	ctx := context.Background()
 	srv := redistest.Start(b)
@@ -30,7 +30,6 @@ func BenchmarkHit(b *testing.B) {
 		name string
 		read func() error
 	}{
-		{"GetWithExpiry", func() error { _, _, err := s.GetWithExpiry(ctx, "k"); return err }},
 		{"GetVersion", func() error { _, _, _, err := s.GetVersion(ctx, "k", tierstore.NoVersion); return err }},
 		{"GetVersion-atLeast", func() error { _, _, _, err := s.GetVersion(ctx, "k", v); return err }},
 	}

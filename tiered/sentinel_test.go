@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tierstore/tierstore/internal/redistest"
+	"github.com/tierstore/tierstore/internal/testenv/redistest"
 )
 
 // Through a Sentinel failover client: writes, reads and invalidations.

@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore"
-	"github.com/tierstore/tierstore/internal/redistest"
+	"github.com/tierstore/tierstore/internal/testenv/redistest"
 	"github.com/tierstore/tierstore/l2"
 )
 
@@ -37,7 +37,7 @@ func TestEveryChangeReachesEveryInstance(t *testing.T) {
 	}
 	expiresWithin := func(d time.Duration) func(t *testing.T, s *Store) {
 		return func(t *testing.T, s *Store) {
-			v, exp, err := s.GetWithExpiry(ctx, "k")
+			v, _, exp, err := s.GetVersion(ctx, "k", tierstore.NoVersion)
 			if err != nil || string(v) != "v1" || exp.IsZero() || time.Until(exp) > d {
 				t.Fatalf("read %q, expiry in %v, %v; want v1 expiring within %v", v, time.Until(exp), err, d)
 			}

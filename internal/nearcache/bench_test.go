@@ -1,4 +1,4 @@
-package cache_test
+package nearcache_test
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 
 	"github.com/dgraph-io/ristretto/v2"
 
-	"github.com/tierstore/tierstore/internal/cache"
+	"github.com/tierstore/tierstore/internal/nearcache"
 )
 
 // BenchmarkHit compares a cache hit with a raw ristretto/v2 Get of the
@@ -37,12 +37,12 @@ func BenchmarkHit(b *testing.B) {
 	raw.Wait()
 	rawTTL.Wait()
 
-	s, err := cache.New(cache.Config{TTL: time.Hour})
+	s, err := nearcache.New(nearcache.Config{TTL: time.Hour})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	s.Fill(key, value, cache.Meta{Expiry: time.Now().Add(time.Hour)}, s.Stamp(key))
+	s.Fill(key, value, nearcache.Meta{Expiry: time.Now().Add(time.Hour)}, s.Stamp(key))
 	s.Wait()
 	// Checks instead of sinks: the cases run in parallel too.
 	errShort := errors.New("short value")

@@ -1,4 +1,4 @@
-package cache_test
+package nearcache_test
 
 import (
 	"testing"

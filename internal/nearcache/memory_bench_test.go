@@ -1,4 +1,4 @@
-package cache_test
+package nearcache_test
 
 import (
 	"os"
@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tierstore/tierstore/internal/cache"
+	"github.com/tierstore/tierstore/internal/nearcache"
 )
 
 // rss returns the process's resident set size in bytes (Linux).
@@ -44,7 +44,7 @@ func memory1M(b *testing.B, maxBytes int64, limit float64) {
 			old := debug.SetMemoryLimit(before + int64(limit*float64(maxBytes)))
 			defer debug.SetMemoryLimit(old)
 		}
-		s, err := cache.New(cache.Config{MaxBytes: maxBytes, TTL: time.Hour})
+		s, err := nearcache.New(nearcache.Config{MaxBytes: maxBytes, TTL: time.Hour})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -55,7 +55,7 @@ func memory1M(b *testing.B, maxBytes int64, limit float64) {
 		key := make([]byte, 0, 64)
 		for i := range 1_000_000 {
 			key = strconv.AppendInt(append(key[:0], "session:"...), int64(i), 10)
-			s.Fill(string(key), make([]byte, 500), cache.Meta{}, s.Stamp(string(key)))
+			s.Fill(string(key), make([]byte, 500), nearcache.Meta{}, s.Stamp(string(key)))
 		}
 		s.Wait()
 		runtime.GC()

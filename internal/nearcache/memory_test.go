@@ -1,4 +1,4 @@
-package cache_test
+package nearcache_test
 
 import (
 	"runtime"
@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/tierstore/tierstore"
-	"github.com/tierstore/tierstore/internal/cache"
+	"github.com/tierstore/tierstore/internal/nearcache"
 )
 
 // MaxBytes is a bound on memory, not an abstract cost: with the cache
@@ -29,7 +29,7 @@ func TestMaxBytesBoundsTheLiveHeap(t *testing.T) {
 	sizes := []int{100, 500, 1000, 4096, 4097, 32768, 32769, 40000, 65537, 100000, 1_000_000, tierstore.DefaultMaxValueBytes}
 	for _, size := range sizes {
 		t.Run(strconv.Itoa(size)+"B", func(t *testing.T) {
-			s, err := cache.New(cache.Config{MaxBytes: maxBytes, TTL: time.Hour})
+			s, err := nearcache.New(nearcache.Config{MaxBytes: maxBytes, TTL: time.Hour})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -43,10 +43,10 @@ func TestMaxBytesBoundsTheLiveHeap(t *testing.T) {
 			// flight small.
 			key := func(i int) string { return "session:" + strconv.Itoa(i) }
 			var pending int
-			for i := 0; i*(size+cache.EntryOverhead) < 2*maxBytes; i++ {
+			for i := 0; i*(size+nearcache.EntryOverhead) < 2*maxBytes; i++ {
 				k := key(i)
-				s.Fill(k, make([]byte, size), cache.Meta{}, s.Stamp(k))
-				if pending += size + cache.EntryOverhead; pending >= maxBytes/16 {
+				s.Fill(k, make([]byte, size), nearcache.Meta{}, s.Stamp(k))
+				if pending += size + nearcache.EntryOverhead; pending >= maxBytes/16 {
 					s.Wait()
 					pending = 0
 				}

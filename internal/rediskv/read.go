@@ -35,18 +35,23 @@ func (s *Client) Read(ctx context.Context, key, epochKey string) (Item, error) {
 // called exactly once with the outcome, when Redis has answered, also if
 // ctx ended first (see Runner), possibly on the Runner's goroutine: it
 // must not block. A read refused before it was sent (ctx already done) is
-// an outcome too. Without a Reader it reads on a pooled connection, and
-// done runs before it returns.
+// an outcome too. Without a Reader it reads on a pooled connection: with
+// a done, on a goroutine of its own, without ctx's cancellation (keeping
+// its deadline, or detachedRead if it has none), so that done hears
+// Redis's answer as it does from a Reader; without one, before it returns.
 func (s *Client) ReadAsync(ctx context.Context, key, epochKey string, done func(Item, error)) (Item, error) {
 	if err := ctx.Err(); err != nil || s.reader == nil {
-		var r Item
-		if err == nil {
-			r, err = s.readPipelined(ctx, key, epochKey)
+		if err != nil || done == nil {
+			var r Item
+			if err == nil {
+				r, err = s.readPipelined(ctx, key, epochKey)
+			}
+			if done != nil {
+				done(r, err)
+			}
+			return r, err
 		}
-		if done != nil {
-			done(r, err)
-		}
-		return r, err
+		return s.readDetached(ctx, key, epochKey, done)
 	}
 	start := time.Now()
 	keys := []string{s.prefix + key}
@@ -76,6 +81,36 @@ func (s *Client) ReadAsync(ctx context.Context, key, epochKey string, done func(
 		}
 	})
 	return parse(ctx, cmd)
+}
+
+// detachedRead bounds a pooled read that ReadAsync detached from a
+// context without a deadline.
+const detachedRead = 10 * time.Second
+
+// readDetached is ReadAsync on a pooled connection, with a done.
+func (s *Client) readDetached(ctx context.Context, key, epochKey string, done func(Item, error)) (Item, error) {
+	type result struct {
+		r   Item
+		err error
+	}
+	out := make(chan result, 1)
+	go func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), detachedRead)
+		if deadline, ok := ctx.Deadline(); ok {
+			cancel()
+			rctx, cancel = context.WithDeadline(context.WithoutCancel(ctx), deadline)
+		}
+		defer cancel()
+		r, err := s.readPipelined(rctx, key, epochKey)
+		done(r, err)
+		out <- result{r, err}
+	}()
+	select {
+	case res := <-out:
+		return res.r, res.err
+	case <-ctx.Done():
+		return Item{}, s.WrapError(ctx, "get", key, ctx.Err())
+	}
 }
 
 // readPipelined is Read on a pooled connection: GET and PTTL (and GET of

@@ -1,0 +1,240 @@
+package tiered
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/internal/bus"
+	"github.com/tierstore/tierstore/internal/nearcache"
+	"github.com/tierstore/tierstore/internal/rediskv"
+	"github.com/tierstore/tierstore/internal/statelog"
+	"github.com/tierstore/tierstore/internal/tracking"
+)
+
+// source is where a Store's invalidations come from, and what its reads
+// and writes need of that path. There is one implementation per mode:
+// nodeSource (a single node or Sentinel client, whose changes Redis
+// reports), clusterSource (the same, on every master of a Cluster) and
+// ownWritesSource (invalidations the stores publish themselves). The
+// Store holds one and never asks which it is.
+type source interface {
+	// live reports whether L1 may serve: the source holds its lease.
+	live() bool
+	// state returns a channel closed when live or its cause may have
+	// changed, and why the source is not live (nil if it is, or if no
+	// cause is known yet).
+	state() (changed <-chan struct{}, cause error)
+	stats() bus.Stats
+	// writes and reads run the Store's Redis commands (nil: on the
+	// client's pool). Reads travel apart from writes, so that a write
+	// held by Redis (a write pause) does not hold up the reads.
+	writes() rediskv.Runner
+	reads() rediskv.Runner
+	// epochKey is the key a read returns beside the value ("": none);
+	// current reports whether a value read beside epoch may fill L1.
+	epochKey() string
+	current(epoch string) bool
+	// notice is what a write of key publishes in the same atomic step:
+	// nothing where Redis reports changes itself.
+	notice(key string) rediskv.Notice
+	// touch changes key's expiry in Redis and settles L1's copy.
+	touch(ctx context.Context, s *Store, key string, expiry time.Time) error
+	close() error
+}
+
+// wiring is what New hands a source: the Store's parts it calls back.
+type wiring struct {
+	cfg       Config
+	conns     *rediskv.Conns
+	log       *statelog.Logger
+	id        bus.ID
+	beats     string // the heartbeat keys' prefix, in the tracked modes
+	onMessage func(bus.Message)
+	onGap     func(reason string)
+	own       func() redis.UniversalClient // the Store's own client like cfg.Redis
+}
+
+// reported is the part of the tracked sources where Redis reports every
+// change, the writes of this instance included but for their echo.
+type reported struct{}
+
+func (reported) notice(string) rediskv.Notice { return rediskv.Notice{} }
+
+// touch changes the expiry and drops this instance's copy, which reads
+// the key again on its next use: Redis reports the change to every
+// other instance, but not its echo here, and with it neither a peer's
+// change in the same instant, so the cached copy cannot be kept.
+func (reported) touch(ctx context.Context, s *Store, key string, expiry time.Time) error {
+	st := s.l1.BeginWrite(key)
+	_, err := s.l2.TouchAndPublish(ctx, key, expiry, rediskv.Notice{}, func(err error) {
+		if err != nil {
+			s.errs.Add(1)
+		}
+		s.l1.EndWrite(key, st, nil, nearcache.Meta{})
+	})
+	return err
+}
+
+// nodeSource follows one Redis node (or the master a Sentinel client
+// names): a tracking registration for the key prefix whose reports come
+// to a subscription, writes on the registration connection (NOLOOP hides
+// their echo), reads on a connection of their own.
+type nodeSource struct {
+	reported
+	*bus.Bus
+	tracker *tracking.Tracker
+	reader  *rediskv.Pipe
+	epoch   string // rediskv.EpochKey
+}
+
+func newNodeSource(w wiring) (*nodeSource, error) {
+	rc := w.cfg.Redis.(*redis.Client) // probe refused any other kind
+	n := &nodeSource{epoch: rediskv.EpochKey(w.cfg.KeyPrefix)}
+	t, err := tracking.New(tracking.Config{
+		Redis: rc, Conns: w.conns, Prefix: w.cfg.KeyPrefix, BeatPrefix: w.beats, EpochKey: n.epoch,
+		OnGap: func(reason string) { n.Gap(reason) }, Log: w.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.tracker, n.reader = t, newReader(w.conns, rc)
+	n.Bus, err = bus.New(bus.Config{
+		Redis: t.Subscriber(), Channel: bus.TrackingChannel, KeyPrefix: w.cfg.KeyPrefix,
+		BeatPrefix: w.beats, Beat: t.Beat,
+		ID: w.id, HealthCheckInterval: w.cfg.HealthCheckInterval, Log: w.log,
+		OnMessage: w.onMessage, OnGap: w.onGap,
+	})
+	if err != nil {
+		_ = t.Close()
+		n.reader.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *nodeSource) live() bool                      { return n.Live() }
+func (n *nodeSource) state() (<-chan struct{}, error) { return n.State() }
+func (n *nodeSource) stats() bus.Stats                { return n.Stats() }
+func (n *nodeSource) writes() rediskv.Runner          { return n.tracker }
+func (n *nodeSource) reads() rediskv.Runner           { return n.reader }
+func (n *nodeSource) epochKey() string                { return n.epoch }
+
+// current: the dataset the value comes from must be the one the
+// registration follows (SWAPDB is not reported; it could be swapped back
+// before the next heartbeat's check).
+func (n *nodeSource) current(epoch string) bool {
+	return epoch != "" && epoch == n.tracker.Epoch()
+}
+
+func (n *nodeSource) close() error {
+	err := n.Close()
+	err = errors.Join(err, n.tracker.Close())
+	n.reader.Close()
+	return err
+}
+
+// newReader returns the connection the reads of an instance travel on,
+// batched: not the writes' (see source.reads).
+func newReader(conns *rediskv.Conns, rc *redis.Client) *rediskv.Pipe {
+	return rediskv.NewPipe(conns.Client(rc.Options(), func(o *redis.Options) {
+		o.PoolSize, o.MinIdleConns, o.MaxIdleConns = 1, 0, 1
+		o.ReadTimeout, o.WriteTimeout = max(o.ReadTimeout, 0), max(o.WriteTimeout, 0)
+	}), nil)
+}
+
+// ownWritesSource is Config.OwnWritesOnly: each write publishes its key
+// on Config.Channel in the same atomic step, and the subscription hears
+// them; a heartbeat is a message on a channel of this instance's,
+// subscribed with the shared one. Reads and writes go through the
+// client itself.
+type ownWritesSource struct {
+	*bus.Bus
+}
+
+func newOwnWritesSource(w wiring) (*ownWritesSource, error) {
+	// Subscription and heartbeats on the store's own client, so that
+	// their dials are bounded.
+	own := w.own()
+	beatChannel := w.cfg.Channel + ":heartbeat:" + w.id.String()
+	b, err := bus.New(bus.Config{
+		Redis: own, Channel: w.cfg.Channel, BeatChannel: beatChannel,
+		Beat: func(ctx context.Context, seq uint64) (string, error) {
+			return "", own.Publish(ctx, beatChannel, seq).Err()
+		},
+		ID: w.id, HealthCheckInterval: w.cfg.HealthCheckInterval, Log: w.log,
+		OnMessage: w.onMessage, OnGap: w.onGap,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ownWritesSource{b}, nil
+}
+
+func (o *ownWritesSource) live() bool                      { return o.Live() }
+func (o *ownWritesSource) state() (<-chan struct{}, error) { return o.State() }
+func (o *ownWritesSource) stats() bus.Stats                { return o.Stats() }
+func (o *ownWritesSource) writes() rediskv.Runner          { return nil }
+func (o *ownWritesSource) reads() rediskv.Runner           { return nil }
+func (o *ownWritesSource) epochKey() string                { return "" }
+func (o *ownWritesSource) current(string) bool             { return true }
+func (o *ownWritesSource) close() error                    { return o.Close() }
+
+func (o *ownWritesSource) notice(key string) rediskv.Notice {
+	return rediskv.Notice{Channel: o.Channel(), Payload: o.Message(key)}
+}
+
+// touch publishes only a shorter expiry: moving it later leaves other
+// instances' copies to expire at the old time, and this instance keeps
+// its copy with the new one.
+func (o *ownWritesSource) touch(ctx context.Context, s *Store, key string, expiry time.Time) error {
+	published, err := s.l2.TouchAndPublish(ctx, key, expiry, o.notice(key), nil)
+	switch {
+	case errors.Is(err, tierstore.ErrNotFound):
+		return err
+	case err != nil:
+		// Whether Redis applied it is unknown: treat it as an earlier expiry.
+		s.failed(key, s.l1.BeginWrite(key))
+		return err
+	case published:
+		s.sent.Add(1)
+		s.l1.Invalidate(key)
+	default:
+		s.l1.Extend(key, expiry)
+	}
+	return nil
+}
+
+// probe checks, when Redis answers within a second, what the store's
+// mode needs of it that a first heartbeat does not show: CLIENT TRACKING
+// (on every master of a Cluster) and the commands of reads and writes on
+// the key prefix. It reports whether Redis answered.
+func probe(cfg Config) (reachable bool, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if !cfg.OwnWritesOnly {
+		switch c := cfg.Redis.(type) {
+		case *redis.ClusterClient:
+			err = probeCluster(ctx, c)
+		case *redis.Client:
+			err = tracking.Probe(ctx, c)
+		default:
+			err = fmt.Errorf("server-assisted invalidation needs a *redis.Client or *redis.ClusterClient, not %T: set Config.OwnWritesOnly", cfg.Redis)
+		}
+		if err != nil {
+			return false, fmt.Errorf("tiered: %w", err)
+		}
+	}
+	err = rediskv.Probe(ctx, cfg.Redis, cfg.KeyPrefix, !cfg.OwnWritesOnly)
+	switch {
+	case errors.Is(err, tierstore.ErrRefused):
+		return true, fmt.Errorf("tiered: %w", err)
+	case err != nil:
+		return false, nil // unreachable: New does not wait for Redis
+	}
+	return true, nil
+}

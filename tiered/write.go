@@ -1,0 +1,165 @@
+package tiered
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/internal/nearcache"
+)
+
+// Set stores value under key until expiry (zero: no expiry) in Redis and
+// publishes the invalidation in the same atomic step; then caches it. An
+// expiry that is not in the future deletes the key.
+func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.Time) error {
+	if err := s.checkWrite(ctx, key, value); err != nil {
+		return err
+	}
+	if past(expiry) {
+		return s.Delete(ctx, key)
+	}
+	st := s.l1.BeginWrite(key)
+	cached := bytes.Clone(value)
+	// The outcome is applied to L1 when Redis answers, also if ctx ends
+	// first: a write that left is not a write whose result is unknown.
+	return s.l2.SetAndPublish(ctx, key, value, expiry, s.src.notice(key), func(err error) {
+		if err != nil {
+			s.failed(key, st)
+			return
+		}
+		s.wrote(key)
+		s.l1.EndWrite(key, st, cached, nearcache.Meta{Expiry: expiry})
+	})
+}
+
+// Delete removes key from Redis and from every instance's L1.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := s.checkWrite(ctx, key, nil); err != nil {
+		return err
+	}
+	st := s.l1.BeginWrite(key)
+	_, err := s.l2.DeleteAndPublish(ctx, key, s.src.notice(key), func(err error) {
+		if err != nil {
+			s.failed(key, st)
+			return
+		}
+		s.wrote(key)
+		s.l1.EndWrite(key, st, nil, nearcache.Meta{})
+	})
+	return err
+}
+
+// SetIf stores value under key until expiry, as Set does, only if the
+// key's version in Redis is want (tierstore.NoVersion: absent), checked
+// and written by one script that Redis runs atomically; it returns the new
+// version, or an error wrapping tierstore.ErrConflict. A conflict also
+// drops this instance's copy of key, so that the caller's next read, to
+// merge or retry, comes from Redis.
+//
+// Redis 7.0 reports a script's write to the instance that made it too
+// (NOLOOP covers scripts from 7.2 on), so there this instance reads the key
+// once more after each SetIf.
+func (s *Store) SetIf(ctx context.Context, key string, value []byte, expiry time.Time, want tierstore.Version) (tierstore.Version, error) {
+	if err := s.checkWrite(ctx, key, value); err != nil {
+		return 0, err
+	}
+	if past(expiry) {
+		return 0, s.DeleteIf(ctx, key, want)
+	}
+	st := s.l1.BeginWrite(key)
+	cached := bytes.Clone(value)
+	return s.l2.SetIf(ctx, key, value, expiry, want, s.src.notice(key), func(v tierstore.Version, err error) {
+		if s.endConditional(key, st, err) {
+			s.l1.EndWrite(key, st, cached, nearcache.Meta{Expiry: expiry, Version: v})
+		}
+	})
+}
+
+// DeleteIf removes key from Redis and from every instance's L1 only if
+// its version in Redis is want; otherwise it returns an error wrapping
+// tierstore.ErrConflict and drops this instance's copy, as SetIf does.
+func (s *Store) DeleteIf(ctx context.Context, key string, want tierstore.Version) error {
+	if err := s.checkWrite(ctx, key, nil); err != nil {
+		return err
+	}
+	st := s.l1.BeginWrite(key)
+	return s.l2.DeleteIf(ctx, key, want, s.src.notice(key), func(err error) {
+		if s.endConditional(key, st, err) {
+			s.l1.EndWrite(key, st, nil, nearcache.Meta{})
+		}
+	})
+}
+
+// Touch changes the expiry of key without rewriting its value. A zero
+// expiry removes the expiry; one that is not in the future deletes the
+// key. Where Redis reports changes, it reports this one to every
+// instance, and this one reads the key again on its next use. With
+// OwnWritesOnly, moving the expiry later publishes nothing (other
+// instances' cached copies just expire at the old time), moving it
+// earlier invalidates them, and this instance keeps its copy.
+func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
+	if err := s.checkWrite(ctx, key, nil); err != nil {
+		return err
+	}
+	return s.src.touch(ctx, s, key, expiry)
+}
+
+// checkWrite is the one validation of a write's input: a live context, an
+// open store, a valid key, a value within MaxValueBytes. Redis's client
+// trusts what passes it.
+func (s *Store) checkWrite(ctx context.Context, key string, value []byte) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if err := tierstore.CheckKey(key); err != nil {
+		return err
+	}
+	if len(value) > s.l2.MaxValueBytes() {
+		return fmt.Errorf("tiered: set: %d bytes, limit %d: %w", len(value), s.l2.MaxValueBytes(), tierstore.ErrTooLarge)
+	}
+	return nil
+}
+
+// past reports whether expiry is set and not in the future: a write with
+// it is a delete.
+func past(expiry time.Time) bool {
+	return !expiry.IsZero() && !time.Now().Before(expiry)
+}
+
+// wrote counts a write Redis applied.
+func (s *Store) wrote(key string) {
+	s.sent.Add(1)
+	if h := s.hooks; h != nil && h.afterL2Write != nil {
+		h.afterL2Write(key)
+	}
+}
+
+// endConditional applies to L1 the outcome of a conditional write that
+// did not succeed, and reports whether it succeeded (the caller then
+// caches what it wrote): a conflict drops the key's copy, which was
+// older than Redis's; any other error is a failed write.
+func (s *Store) endConditional(key string, st nearcache.Stamp, err error) bool {
+	switch {
+	case errors.Is(err, tierstore.ErrConflict):
+		s.l1.EndWrite(key, st, nil, nearcache.Meta{})
+	case err != nil:
+		s.failed(key, st)
+	default:
+		s.wrote(key)
+		return true
+	}
+	return false
+}
+
+// failed cleans up after a write that returned an error. Redis may still
+// have applied it (a timeout after sending), so nothing of the key stays
+// cached here, and for a while this instance's own message, should it come,
+// invalidates here too.
+func (s *Store) failed(key string, st nearcache.Stamp) {
+	s.errs.Add(1)
+	s.l1.EndWrite(key, st, nil, nearcache.Meta{})
+	s.ownEchoesUntil.Store(time.Now().Add(ambiguousWriteWindow).UnixNano())
+}
