@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/invalidation"
 )
 
 // Live reports whether L1 may currently serve reads: whether the store
@@ -27,8 +28,8 @@ func (s *Store) whyNotLive() (<-chan struct{}, error) {
 	return changed, cause
 }
 
-// Health returns nil while the store is Live, and otherwise why it is
-// not: the last failure of its subscription or heartbeats (wrapping
+// Health returns nil while the store is Live, and otherwise an error
+// wrapping invalidation.ErrNotLive and why it is not: the last failure of its subscription or heartbeats (wrapping
 // tierstore.ErrRefused for a permission, a renamed command or
 // credentials; tierstore.ErrUnavailable for a Redis that does not
 // answer), or the gap that ended its lease.
@@ -37,7 +38,7 @@ func (s *Store) Health() error {
 		return tierstore.ErrClosed
 	}
 	if _, cause := s.whyNotLive(); cause != nil {
-		return fmt.Errorf("tiered: not live: %w", cause)
+		return fmt.Errorf("tiered: %w: %w", invalidation.ErrNotLive, cause)
 	}
 	return nil
 }
@@ -63,7 +64,7 @@ func (s *Store) WaitLive(ctx context.Context) error {
 		case <-s.done:
 			return tierstore.ErrClosed
 		case <-ctx.Done():
-			return fmt.Errorf("tiered: not live: %w (last: %w)", ctx.Err(), cause)
+			return fmt.Errorf("tiered: %w: %w (last: %w)", invalidation.ErrNotLive, ctx.Err(), cause)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/invalidation"
 	"github.com/tierstore/tierstore/internal/testenv/redistest"
 	"github.com/tierstore/tierstore/l2"
 )
@@ -192,8 +193,8 @@ func TestChannelPermissionWithdrawnAtRunTime(t *testing.T) {
 		}
 	}
 	redistest.Eventually(t, "the refusal is counted", func() bool { return a.Stats().Refusals > 0 })
-	if err := a.Health(); !errors.Is(err, tierstore.ErrRefused) {
-		t.Fatalf("Health: %v, want ErrRefused", err)
+	if err := a.Health(); !errors.Is(err, tierstore.ErrRefused) || !errors.Is(err, invalidation.ErrNotLive) {
+		t.Fatalf("Health: %v, want ErrNotLive and ErrRefused", err)
 	}
 	if out := logs.String(); !strings.Contains(out, "refused") || !strings.Contains(out, "not live") {
 		t.Fatalf("log:\n%s\nwant a refusal and the loss of Live", out)
