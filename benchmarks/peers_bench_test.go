@@ -41,9 +41,9 @@ func BenchmarkHitPeers(b *testing.B) {
 		b.Fatal(err)
 	}
 	redistest.Eventually(b, "the value is in L1", func() bool {
-		hits := tier.Stats().L1Hits
+		hits := tier.Stats().L1.Hits
 		_, _ = tier.Get(ctx, "hit")
-		return tier.Stats().L1Hits > hits
+		return tier.Stats().L1.Hits > hits
 	})
 
 	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr()}, DisableRetry: true})

@@ -78,7 +78,7 @@ func raceStacks() []raceStack {
 			}
 			tb.Cleanup(func() { s.Close() })
 			redistest.WaitLive(tb, s)
-			return raceInstance{app(tb, s), func() uint64 { return s.Stats().L1Hits }}
+			return raceInstance{app(tb, s), func() uint64 { return s.Stats().L1.Hits }}
 		}
 	}
 	onL2 := func(app func(testing.TB, tierstore.Store) http.Handler) func(testing.TB, string, string) raceInstance {

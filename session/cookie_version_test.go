@@ -13,7 +13,7 @@ import (
 // redisReads is how many reads in has sent to Redis (found or not).
 func (in *instance) redisReads() uint64 {
 	s := in.store.Stats()
-	return s.L2Hits + s.L2Misses
+	return s.Redis.Hits + s.Redis.Misses
 }
 
 // withVersion is cookie naming the same session at version v.

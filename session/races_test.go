@@ -164,11 +164,11 @@ func login(t *testing.T, a, b *racer) string {
 func (r *racer) warm(t *testing.T, cookie string) {
 	t.Helper()
 	for i := 0; ; i++ {
-		hits := r.store.Stats().L1Hits
+		hits := r.store.Stats().L1.Hits
 		if got := r.user(t, cookie); got != "ada" {
 			t.Fatalf("B reads user %q", got)
 		}
-		if r.store.Stats().L1Hits > hits {
+		if r.store.Stats().L1.Hits > hits {
 			return
 		}
 		if i == 1000 {

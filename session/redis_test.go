@@ -48,7 +48,7 @@ func (in *instance) do(t *testing.T, path, cookie string) *http.Response {
 // one more invalidation than before it.
 func afterInvalidation(t *testing.T, in *instance, write func()) {
 	t.Helper()
-	redistest.AfterGrowth(t, "the invalidation arrives", func() uint64 { return in.store.Stats().InvalidationsReceived }, write)
+	redistest.AfterGrowth(t, "the invalidation arrives", func() uint64 { return in.store.Stats().Invalidation.Received }, write)
 }
 
 func TestLogoutOnOneInstanceIsRejectedOnTheOther(t *testing.T) {
@@ -107,12 +107,12 @@ func TestOperatorDeleteLogsOutEverywhere(t *testing.T) {
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("keys in Redis: %q, %v", keys, err)
 	}
-	ra, rb := a.store.Stats().InvalidationsReceived, b.store.Stats().InvalidationsReceived
+	ra, rb := a.store.Stats().Invalidation.Received, b.store.Stats().Invalidation.Received
 	if err := c.Del(ctx, keys...).Err(); err != nil {
 		t.Fatal(err)
 	}
 	redistest.Eventually(t, "both instances hear the delete", func() bool {
-		return a.store.Stats().InvalidationsReceived > ra && b.store.Stats().InvalidationsReceived > rb
+		return a.store.Stats().Invalidation.Received > ra && b.store.Stats().Invalidation.Received > rb
 	})
 	for name, in := range map[string]*instance{"A": a, "B": b} {
 		if got := body(in.do(t, "/get?k=user", id)); got != "" {

@@ -82,7 +82,7 @@ type Config struct {
 	// DecodedSessions is how many decoded sessions the Manager keeps, each
 	// beside the bytes it was decoded from, so that a request whose Store
 	// read returns the same bytes (an unchanged session, from L1) skips
-	// decoding it: about a microsecond per request for a few small values.
+	// decoding it (see docs/benchmarks.md, session load).
 	// Each costs its bytes and its decoded values in memory. Default 4096;
 	// negative: none.
 	DecodedSessions int

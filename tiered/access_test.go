@@ -33,8 +33,8 @@ func TestL1HitsAreReportedToRedisAtMostOncePerInterval(t *testing.T) {
 	if n := rarely.access.queued.Load() + rarely.access.dropped.Load(); n != 0 {
 		t.Fatalf("%d reports of a key filled less than an hour ago, want 0", n)
 	}
-	if got := often.Stats().AccessReports; got == 0 {
-		t.Fatal("Stats().AccessReports = 0 after a report")
+	if got := often.Stats().Redis.AccessReports; got == 0 {
+		t.Fatal("Stats().Redis.AccessReports = 0 after a report")
 	}
 }
 

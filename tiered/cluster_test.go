@@ -85,11 +85,11 @@ func TestClusterChangesByAnyoneReachEveryInstance(t *testing.T) {
 	}
 	// B hears each of A's writes once, from the key's master; the masters'
 	// reports are not ordered with each other, so wait for all of them.
-	redistest.Eventually(t, "B hears A's writes", func() bool { return b.Stats().InvalidationsReceived >= uint64(len(keys)) })
-	if got := a.Stats().InvalidationsReceived; got != 0 {
+	redistest.Eventually(t, "B hears A's writes", func() bool { return b.Stats().Invalidation.Received >= uint64(len(keys)) })
+	if got := a.Stats().Invalidation.Received; got != 0 {
 		t.Fatalf("A heard %d invalidations of its own writes", got)
 	}
-	before := b.Stats().InvalidationsReceived
+	before := b.Stats().Invalidation.Received
 	if before != uint64(len(keys)) {
 		t.Fatalf("B heard %d invalidations for A's %d writes", before, len(keys))
 	}
@@ -105,7 +105,7 @@ func TestClusterChangesByAnyoneReachEveryInstance(t *testing.T) {
 	}
 	// One message per change, whatever the number of masters (B holds
 	// every key; A's own reads refilled nothing it was told of twice).
-	if got := b.Stats().InvalidationsReceived - before; got != uint64(len(keys)) {
+	if got := b.Stats().Invalidation.Received - before; got != uint64(len(keys)) {
 		t.Fatalf("B heard %d invalidations for %d deletes", got, len(keys))
 	}
 	// A flush of one master flushes both instances.
@@ -115,7 +115,7 @@ func TestClusterChangesByAnyoneReachEveryInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	redistest.AfterGrowth(t, "B flushes", func() uint64 { return b.Stats().Gaps }, func() {
+	redistest.AfterGrowth(t, "B flushes", func() uint64 { return b.Stats().Invalidation.Gaps }, func() {
 		if err := owner.FlushAll(ctx).Err(); err != nil {
 			t.Fatal(err)
 		}
@@ -140,9 +140,9 @@ func TestClusterMasterKilledIsAGap(t *testing.T) {
 	}
 	cluster.Nodes[0].Kill()
 	redistest.Eventually(t, "B stops serving from L1", func() bool { return !b.Live() })
-	misses := b.Stats().L1Misses
+	misses := b.Stats().L1.Misses
 	_, _ = b.Get(ctx, keys[1])
-	if b.Stats().L1Misses != misses+1 {
+	if b.Stats().L1.Misses != misses+1 {
 		t.Fatal("B served from L1 while a master was down")
 	}
 	cluster.Nodes[0].Restart()

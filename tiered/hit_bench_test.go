@@ -21,7 +21,7 @@ func BenchmarkHit(b *testing.B) {
 		b.Fatal(err)
 	}
 	// Its own echo drops the writer's copy: read until L1 serves it.
-	for hits := s.Stats().L1Hits; s.Stats().L1Hits < hits+10; {
+	for hits := s.Stats().L1.Hits; s.Stats().L1.Hits < hits+10; {
 		if _, _, _, err := s.GetVersion(ctx, "k", tierstore.NoVersion); err != nil {
 			b.Fatal(err)
 		}
@@ -35,14 +35,14 @@ func BenchmarkHit(b *testing.B) {
 	}
 	for _, r := range reads {
 		b.Run(r.name, func(b *testing.B) {
-			hits := s.Stats().L1Hits
+			hits := s.Stats().L1.Hits
 			b.ReportAllocs()
 			for b.Loop() {
 				if err := r.read(); err != nil {
 					b.Fatal(err)
 				}
 			}
-			if s.Stats().L1Hits-hits < uint64(b.N) {
+			if s.Stats().L1.Hits-hits < uint64(b.N) {
 				b.Fatal("not every read was an L1 hit")
 			}
 		})

@@ -14,8 +14,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore"
-	"github.com/tierstore/tierstore/invalidation"
 	"github.com/tierstore/tierstore/internal/testenv/redistest"
+	"github.com/tierstore/tierstore/invalidation"
 	"github.com/tierstore/tierstore/l2"
 )
 
@@ -192,7 +192,7 @@ func TestChannelPermissionWithdrawnAtRunTime(t *testing.T) {
 			t.Fatalf("A served %q after B wrote v2, while it could not hear invalidations", got)
 		}
 	}
-	redistest.Eventually(t, "the refusal is counted", func() bool { return a.Stats().Refusals > 0 })
+	redistest.Eventually(t, "the refusal is counted", func() bool { return a.Stats().Invalidation.Refusals > 0 })
 	if err := a.Health(); !errors.Is(err, tierstore.ErrRefused) || !errors.Is(err, invalidation.ErrNotLive) {
 		t.Fatalf("Health: %v, want ErrNotLive and ErrRefused", err)
 	}
@@ -362,7 +362,7 @@ func TestHeldSubscriptionLosesTheLease(t *testing.T) {
 	redistest.Eventually(t, "A's lease expires while its subscription is held", func() bool { return !a.Live() })
 	// Heartbeats go on, acknowledged by Redis; none may bring the lease
 	// back while the subscription is held.
-	for beats := a.Stats().Heartbeats; a.Stats().Heartbeats < beats+8; {
+	for beats := a.Stats().Invalidation.Heartbeats; a.Stats().Invalidation.Heartbeats < beats+8; {
 		if a.Live() {
 			t.Fatal("A is Live again while its subscription is held: a heartbeat renewed the lease without arriving")
 		}

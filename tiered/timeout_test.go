@@ -70,7 +70,7 @@ func TestCancelledMissIsNotARedisError(t *testing.T) {
 		s.hooks.beforeL2Read = func(ctx context.Context, _ string) { close(reading); <-ctx.Done() }
 		ctx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
-		before := s.Stats().Errors
+		before := s.Stats().Redis.Errors
 		go func() { _, err := s.Get(ctx, "k"); errc <- err }()
 		<-reading
 		cancel()
@@ -79,7 +79,7 @@ func TestCancelledMissIsNotARedisError(t *testing.T) {
 		if !errors.Is(err, context.Canceled) || errors.Is(err, tierstore.ErrUnavailable) {
 			t.Fatalf("round %d: cancelled Get = %v, want context.Canceled and not ErrUnavailable", i, err)
 		}
-		if n := s.Stats().Errors - before; n != 0 {
+		if n := s.Stats().Redis.Errors - before; n != 0 {
 			t.Fatalf("round %d: a Get its caller cancelled counted %d Redis errors (%v)", i, n, err)
 		}
 	}

@@ -135,14 +135,14 @@ func TestEveryChangeReachesEveryInstance(t *testing.T) {
 					t.Fatalf("cached %q, want v1", got)
 				}
 			}
-			gaps := map[*Store]uint64{a: a.Stats().Gaps, b: b.Stats().Gaps}
+			gaps := map[*Store]uint64{a: a.Stats().Invalidation.Gaps, b: b.Stats().Invalidation.Gaps}
 			ch.do(t, srv, c)
 			for name, s := range map[string]*Store{"A": a, "B": b} {
 				// Its copy of k gone, a read goes to Redis, which has
 				// applied the change. (A count of invalidations heard
 				// could grow with a late report of an earlier write.)
 				redistest.Eventually(t, name+" drops its copy of k", func() bool { return lookupL1(s, "k") == "" })
-				if ch.gap && s.Stats().Gaps == gaps[s] {
+				if ch.gap && s.Stats().Invalidation.Gaps == gaps[s] {
 					t.Fatalf("%s dropped k after %s without a gap", name, ch.name)
 				}
 				if ch.check != nil {
@@ -175,15 +175,15 @@ func TestOwnWritesAreNotEchoed(t *testing.T) {
 	// B's write of another key reaches A after any echo of A's write
 	// would have: Redis sends each instance's invalidations in order.
 	redistest.AfterGrowth(t, "A hears B's write", received(a), func() { set(t, b, "theirs", "x") })
-	if st := a.Stats(); st.InvalidationsReceived != 1 {
-		t.Fatalf("A received %d invalidations, want 1 (B's): %+v", st.InvalidationsReceived, st)
+	if st := a.Stats(); st.Invalidation.Received != 1 {
+		t.Fatalf("A received %d invalidations, want 1 (B's): %+v", st.Invalidation.Received, st)
 	}
-	hits, reads := a.Stats().L1Hits, a.Stats().L2Hits
-	if got := get(t, a, "mine"); got != "v1" || a.Stats().L1Hits != hits+1 || a.Stats().L2Hits != reads {
+	hits, reads := a.Stats().L1.Hits, a.Stats().Redis.Hits
+	if got := get(t, a, "mine"); got != "v1" || a.Stats().L1.Hits != hits+1 || a.Stats().Redis.Hits != reads {
 		t.Fatalf("A read %q: its own write was not served from L1 (%+v)", got, a.Stats())
 	}
-	if st := b.Stats(); st.InvalidationsReceived != 1 {
-		t.Fatalf("B received %d invalidations for A's one write: %+v", st.InvalidationsReceived, st)
+	if st := b.Stats(); st.Invalidation.Received != 1 {
+		t.Fatalf("B received %d invalidations for A's one write: %+v", st.Invalidation.Received, st)
 	}
 }
 
@@ -214,7 +214,7 @@ func TestLostRegistrationIsAGap(t *testing.T) {
 			set(t, a, "k", "v1")
 			cached(t, b, "k")
 			id := trackingClientID(t, c, victim == "subscriber")
-			redistest.AfterGrowth(t, "B flushes after losing its "+victim, func() uint64 { return b.Stats().Gaps }, func() {
+			redistest.AfterGrowth(t, "B flushes after losing its "+victim, func() uint64 { return b.Stats().Invalidation.Gaps }, func() {
 				for _, i := range id {
 					srv.Do("CLIENT", "KILL", "ID", i)
 				}
@@ -305,15 +305,15 @@ func TestSwapDBAndBackBetweenChecksCachesNothingForeign(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Act right after a check+ping, so the next check is ~2s away.
-	redistest.AfterGrowth(t, "a ping", func() uint64 { return a.Stats().Heartbeats }, func() {})
+	redistest.AfterGrowth(t, "a ping", func() uint64 { return a.Stats().Invalidation.Heartbeats }, func() {})
 	srv.Do("SWAPDB", 0, 1)
 	if got := get(t, a, "k"); got != "from-db1" {
 		t.Fatalf("read %q while swapped", got)
 	}
 	srv.Do("SWAPDB", 0, 1)
 	// Two more checks and pongs: well past any check that could notice.
-	p := a.Stats().HeartbeatsHeard
-	redistest.Eventually(t, "two more pongs", func() bool { return a.Stats().HeartbeatsHeard >= p+2 })
+	p := a.Stats().Invalidation.HeartbeatsHeard
+	redistest.Eventually(t, "two more pongs", func() bool { return a.Stats().Invalidation.HeartbeatsHeard >= p+2 })
 	inRedis, err := db0.Get(ctx, "k")
 	if err != nil || string(inRedis) != "from-db0" {
 		t.Fatalf("Redis holds %q, %v", inRedis, err)
@@ -350,8 +350,8 @@ func TestReadOnlyReplyDropsTheRegistration(t *testing.T) {
 	}
 	// The synced dataset has no epoch key: a check now tries to create it
 	// and gets READONLY too.
-	pings := a.Stats().Heartbeats
-	redistest.Eventually(t, "a check on the replica", func() bool { return a.Stats().Heartbeats > pings || !a.Live() })
+	pings := a.Stats().Invalidation.Heartbeats
+	redistest.Eventually(t, "a check on the replica", func() bool { return a.Stats().Invalidation.Heartbeats > pings || !a.Live() })
 	srv.Do("REPLICAOF", "NO", "ONE")
 	redistest.WaitLive(t, a)
 	redistest.Eventually(t, "A writes again", func() bool {
@@ -375,16 +375,16 @@ func TestFullNoevictionRedisKeepsL1(t *testing.T) {
 	if err := s.Set(context.Background(), "other", []byte("x"), time.Time{}); err == nil {
 		t.Fatal("Redis is not full: a write succeeded")
 	}
-	gaps := s.Stats().Gaps
+	gaps := s.Stats().Invalidation.Gaps
 	// Three more checks+pings (each check runs before a ping).
-	p := s.Stats().Heartbeats
+	p := s.Stats().Invalidation.Heartbeats
 	redistest.Eventually(t, "three pings or a gap", func() bool {
 		st := s.Stats()
-		return st.Heartbeats >= p+3 || st.Gaps > gaps
+		return st.Invalidation.Heartbeats >= p+3 || st.Invalidation.Gaps > gaps
 	})
 	st := s.Stats()
-	if st.Gaps != gaps || !st.Live {
-		t.Fatalf("full Redis (reads fine, nothing changed): %d gaps, Live=%v; L1 is disabled", st.Gaps-gaps, st.Live)
+	if st.Invalidation.Gaps != gaps || !st.Invalidation.Live {
+		t.Fatalf("full Redis (reads fine, nothing changed): %d gaps, Live=%v; L1 is disabled", st.Invalidation.Gaps-gaps, st.Invalidation.Live)
 	}
 	if got := lookupL1(s, "k"); got != "v1" {
 		t.Fatalf("L1 no longer serves k (%q)", got)

@@ -39,12 +39,12 @@ func (p *heldPeer) hold(t *testing.T, c *redis.Client) (release func()) {
 func (p *heldPeer) cached(t *testing.T, key string) tierstore.Version {
 	t.Helper()
 	for i := 0; ; i++ {
-		hits := p.Stats().L1Hits
+		hits := p.Stats().L1.Hits
 		_, v, _, err := p.GetVersion(context.Background(), key, tierstore.NoVersion)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.Stats().L1Hits > hits {
+		if p.Stats().L1.Hits > hits {
 			return v
 		}
 		if i == 1000 {
@@ -156,7 +156,7 @@ func TestGetVersionAboveTheStoredOneReadsRedisOnce(t *testing.T) {
 			t.Fatalf("GetVersion: version %d, %v; want the stored %d", got, err, v)
 		}
 		after := s.Stats()
-		if n := after.L2Hits + after.L2Misses - before.L2Hits - before.L2Misses; n != 1 {
+		if n := after.Redis.Hits + after.Redis.Misses - before.Redis.Hits - before.Redis.Misses; n != 1 {
 			t.Fatalf("GetVersion above the stored version read Redis %d times, want 1", n)
 		}
 	}

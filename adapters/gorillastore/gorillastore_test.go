@@ -158,7 +158,7 @@ func TestLogoutOnOneInstanceIsRejectedOnTheOther(t *testing.T) {
 		t.Fatalf("B reads %q", got)
 	}
 	do(t, a, "/whoami", cookie) // A holds it in L1 too
-	redistest.AfterGrowth(t, "A receives the invalidation", func() uint64 { return storeA.Stats().InvalidationsReceived },
+	redistest.AfterGrowth(t, "A receives the invalidation", func() uint64 { return storeA.Stats().Invalidation.Received },
 		func() { do(t, b, "/logout", cookie) })
 	if got, _ := do(t, a, "/whoami", cookie); got != "" {
 		t.Fatalf("A still serves a session logged out on B: %q", got)

@@ -45,7 +45,7 @@ func BenchmarkClusterInvalidation(b *testing.B) {
 				ctx := context.Background()
 				value := make([]byte, benchValueSize)
 				busBefore, cpuBefore := clusterBusPublishes(b, cluster), clusterCPU(cluster)
-				heardBefore := other.Stats().InvalidationsReceived
+				heardBefore := other.Stats().Invalidation.Received
 				i := 0
 				for b.Loop() {
 					if err := a.Set(ctx, "k"+strconv.Itoa(i), value, time.Now().Add(time.Hour)); err != nil {
@@ -54,11 +54,11 @@ func BenchmarkClusterInvalidation(b *testing.B) {
 					i++
 				}
 				redistest.Eventually(b, "B hears every write", func() bool {
-					return other.Stats().InvalidationsReceived-heardBefore >= uint64(i)
+					return other.Stats().Invalidation.Received-heardBefore >= uint64(i)
 				})
 				n := float64(i)
 				b.ReportMetric(float64(clusterBusPublishes(b, cluster)-busBefore)/n, "bus-msgs/write")
-				b.ReportMetric(float64(other.Stats().InvalidationsReceived-heardBefore)/n, "received/write")
+				b.ReportMetric(float64(other.Stats().Invalidation.Received-heardBefore)/n, "received/write")
 				b.ReportMetric(float64((clusterCPU(cluster)-cpuBefore).Microseconds())/n, "server-cpu-µs/write")
 			})
 		}

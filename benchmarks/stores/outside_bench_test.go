@@ -93,9 +93,9 @@ func BenchmarkOutsideChange(b *testing.B) {
 					}
 					for _, s := range []*tiered.Store{a, other} {
 						redistest.Eventually(b, "k cached", func() bool {
-							before := s.Stats().L1Hits
+							before := s.Stats().L1.Hits
 							v, _ := s.Get(ctx, "k")
-							return string(v) == "v1" && s.Stats().L1Hits > before
+							return string(v) == "v1" && s.Stats().L1.Hits > before
 						})
 					}
 					c := srv.Client(nil)

@@ -42,9 +42,9 @@ func BenchmarkSessionLoad(b *testing.B) {
 		b.Fatal(err)
 	}
 	redistest.Eventually(b, "the session is in L1", func() bool {
-		hits := store.Stats().L1Hits
+		hits := store.Stats().L1.Hits
 		_, _ = store.Get(ctx, "s")
-		return store.Stats().L1Hits > hits
+		return store.Stats().L1.Hits > hits
 	})
 	b.Run("decode-only", func(b *testing.B) {
 		b.ReportAllocs()

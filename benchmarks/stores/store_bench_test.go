@@ -61,11 +61,11 @@ func warm(b *testing.B, s tierstore.Store, key string, value []byte) {
 	}
 	t, ok := s.(*tiered.Store)
 	for i := 0; ok && i < 1000; i++ {
-		hits := t.Stats().L1Hits
+		hits := t.Stats().L1.Hits
 		if _, err := s.Get(ctx, key); err != nil {
 			b.Fatal(err)
 		}
-		if t.Stats().L1Hits > hits {
+		if t.Stats().L1.Hits > hits {
 			return
 		}
 		time.Sleep(time.Millisecond)

@@ -174,11 +174,11 @@ func demo(ctx context.Context, opts *redis.Options, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "  %-52s %s\n", "  B sees", v)
 
-	received := b.Stats().InvalidationsReceived
+	received := b.Stats().Invalidation.Received
 	if err := step(`A.Set  session = {user: grace}, publishes invalidation`, func() error { return a.Set(ctx, key, []byte(`{"user":"grace"}`), expiry) }); err != nil {
 		return err
 	}
-	if b.Stats().InvalidationsReceived > received {
+	if b.Stats().Invalidation.Received > received {
 		fmt.Fprintln(out, "    B had dropped its copy before A's Set returned")
 	} else {
 		start := time.Now()
@@ -190,7 +190,7 @@ func demo(ctx context.Context, opts *redis.Options, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "  %-52s %s\n", "  B sees", v)
 
-	received = b.Stats().InvalidationsReceived
+	received = b.Stats().Invalidation.Received
 	if err := step("A.Delete session", func() error { return a.Delete(ctx, key) }); err != nil {
 		return err
 	}
@@ -203,14 +203,14 @@ func demo(ctx context.Context, opts *redis.Options, out io.Writer) error {
 
 	sa, sb := a.Stats(), b.Stats()
 	fmt.Fprintf(out, "\nInvalidations: A sent %d, B received %d; subscription gaps (each flushes L1): A %d, B %d\n",
-		sa.InvalidationsSent, sb.InvalidationsReceived, sa.Gaps, sb.Gaps)
+		sa.Invalidation.Sent, sb.Invalidation.Received, sa.Invalidation.Gaps, sb.Invalidation.Gaps)
 	return nil
 }
 
 // waitReceived waits until s has applied an invalidation beyond the
 // first n.
 func waitReceived(s *tiered.Store, n uint64) {
-	for s.Stats().InvalidationsReceived <= n {
+	for s.Stats().Invalidation.Received <= n {
 		time.Sleep(5 * time.Microsecond)
 	}
 }
@@ -219,8 +219,8 @@ func waitReceived(s *tiered.Store, n uint64) {
 // applies new keys asynchronously), so the next read shows a hit.
 func waitCached(ctx context.Context, s *tiered.Store, key string) {
 	for range 100 {
-		hits := s.Stats().L1Hits
-		if _, err := s.Get(ctx, key); err == nil && s.Stats().L1Hits > hits {
+		hits := s.Stats().L1.Hits
+		if _, err := s.Get(ctx, key); err == nil && s.Stats().L1.Hits > hits {
 			return
 		}
 		time.Sleep(time.Millisecond)

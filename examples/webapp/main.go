@@ -256,9 +256,9 @@ func Walkthrough(out io.Writer, a, b *Instance, urlA, urlB string) error {
 			// The cache admits new entries asynchronously: like a user
 			// reloading, try a few times before calling it a miss.
 			for range 50 {
-				hits := b.Store.Stats().L1Hits
+				hits := b.Store.Stats().L1.Hits
 				p, err := page(urlB)
-				if err != nil || b.Store.Stats().L1Hits > hits {
+				if err != nil || b.Store.Stats().L1.Hits > hits {
 					return p, err
 				}
 			}

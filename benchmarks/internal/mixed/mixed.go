@@ -31,7 +31,7 @@ func Run(b *testing.B, srv *redistest.Server, instances []tierstore.Store, cfg w
 		for _, s := range instances {
 			if t, ok := s.(TieredStats); ok {
 				st := t.Stats()
-				n += st.L2Hits + st.L2Misses
+				n += st.Redis.Hits + st.Redis.Misses
 			}
 		}
 		return n

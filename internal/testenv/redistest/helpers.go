@@ -73,7 +73,7 @@ func RawWriter(c *redis.Client, prefix string) func(t *testing.T, key, kind stri
 // AfterGrowth runs do, then waits until count exceeds what it was before
 // do ran, failing t after 10 seconds: for "write on one instance, then wait
 // until the other has applied the invalidation", with count reading the
-// other's Stats().InvalidationsReceived.
+// other's Stats().Invalidation.Received.
 func AfterGrowth(t testing.TB, what string, count func() uint64, do func()) {
 	t.Helper()
 	before := count()

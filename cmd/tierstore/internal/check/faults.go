@@ -115,7 +115,7 @@ func describe(s instState) string {
 	if health == "" {
 		health = "live"
 	}
-	return fmt.Sprintf("%d refusals, %d subscriptions; %s", s.Refusals, s.Subscriptions, health)
+	return fmt.Sprintf("%d refusals, %d gaps; %s", s.Refusals, s.Gaps, health)
 }
 
 // outage is how long a withdrawn permission or a black hole lasts once
@@ -217,7 +217,7 @@ func outputBuffer(ctx context.Context, e Env) error {
 	if err != nil {
 		return err
 	}
-	subs := st.Subscriptions
+	gaps := st.Gaps
 	if err := victim.pauseReads(true); err != nil {
 		return err
 	}
@@ -255,7 +255,7 @@ func outputBuffer(ctx context.Context, e Env) error {
 		if err != nil {
 			return err
 		}
-		if st.Subscriptions > subs && victim.probe(ctx) == nil {
+		if st.Gaps > gaps && victim.probe(ctx) == nil {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -88,9 +88,9 @@ func failureOf(err error) Failure {
 type instState struct {
 	Live bool
 	// Refused: Health wraps tierstore.ErrRefused.
-	Refused                 bool
-	Subscriptions, Refusals uint64
-	Health                  string // why the instance is not Live; empty while it is
+	Refused        bool
+	Gaps, Refusals uint64
+	Health         string // why the instance is not Live; empty while it is
 }
 
 // load is what a worker is told to do: the part of Config it needs.
@@ -202,7 +202,7 @@ func (w *worker) close() {
 
 func (w *worker) state() instState {
 	st := w.store.Stats()
-	is := instState{Live: st.Live, Subscriptions: st.Subscriptions, Refusals: st.Refusals}
+	is := instState{Live: st.Invalidation.Live, Gaps: st.Invalidation.Gaps, Refusals: st.Invalidation.Refusals}
 	if err := w.store.Health(); err != nil {
 		is.Health, is.Refused = err.Error(), errors.Is(err, tierstore.ErrRefused)
 	}
