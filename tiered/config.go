@@ -10,15 +10,14 @@ import (
 
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/bus"
-	"github.com/tierstore/tierstore/internal/nearcache"
 	"github.com/tierstore/tierstore/internal/rediskv"
 )
 
 // Defaults for zero Config fields.
 const (
 	DefaultL1TTL                = time.Minute
-	DefaultL1MaxBytes           = nearcache.DefaultMaxBytes // 64 MiB
-	DefaultHealthCheckInterval  = bus.DefaultHealthCheckInterval
+	DefaultL1MaxBytes           = 64 << 20 // 64 MiB
+	DefaultHealthCheckInterval  = time.Second
 	DefaultAccessReportInterval = time.Second
 )
 
@@ -115,6 +114,9 @@ func (cfg Config) resolved() (Config, error) {
 	}
 	if cfg.HealthCheckInterval == 0 {
 		cfg.HealthCheckInterval = DefaultHealthCheckInterval
+	}
+	if cfg.L1MaxBytes == 0 {
+		cfg.L1MaxBytes = DefaultL1MaxBytes
 	}
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = rediskv.DefaultKeyPrefix
