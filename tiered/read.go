@@ -118,7 +118,7 @@ func (s *Store) fetch(ctx context.Context, key string) (o nearcache.Outcome, fre
 	start := time.Now()
 	for {
 		f, started := s.l1.Flight(key, s.src.live())
-		if h := s.hooks; h != nil && h.afterFlightJoin != nil {
+		if h := hooksOf(s); h != nil && h.afterFlightJoin != nil {
 			h.afterFlightJoin(key)
 		}
 		o, starterLeft, err := s.await(ctx, f, started)
@@ -175,7 +175,7 @@ func (s *Store) await(ctx context.Context, f *nearcache.Flight, start bool) (nea
 // whether or not this caller still waits, and lands it for every waiter.
 func (s *Store) fly(ctx context.Context, f *nearcache.Flight) {
 	key := f.Key()
-	if h := s.hooks; h != nil && h.beforeL2Read != nil {
+	if h := hooksOf(s); h != nil && h.beforeL2Read != nil {
 		h.beforeL2Read(ctx, key)
 	}
 	_, _ = s.l2.ReadAsync(ctx, key, s.src.epochKey(), func(r rediskv.Item, err error) {
@@ -187,7 +187,7 @@ func (s *Store) fly(ctx context.Context, f *nearcache.Flight) {
 // under the stamp f took before the read, if the source lets the value's
 // dataset fill it. ctx is the starter's.
 func (s *Store) land(ctx context.Context, f *nearcache.Flight, r rediskv.Item, err error) {
-	if h := s.hooks; h != nil && h.afterL2Read != nil {
+	if h := hooksOf(s); h != nil && h.afterL2Read != nil {
 		h.afterL2Read(f.Key())
 	}
 	switch {

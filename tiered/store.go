@@ -50,8 +50,6 @@ type Store struct {
 
 	bypassed, l2Hits, l2Misses, errs atomic.Uint64
 	sent, received, ignoredOwn       atomic.Uint64
-
-	hooks *hooks // nil but in tests (see hooks)
 }
 
 var (

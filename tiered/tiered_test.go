@@ -36,7 +36,7 @@ func newStore(t testing.TB, c redis.UniversalClient, cfg Config) *Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	redistest.WaitLive(t, s)
-	return withHooks(s)
+	return withHooks(t, s)
 }
 
 func get(t testing.TB, s *Store, key string) string {
@@ -224,7 +224,7 @@ func TestFillRaceIsClosed(t *testing.T) {
 	// B misses and reads v1 from Redis; before it fills L1, A writes v2
 	// and B receives the invalidation, which finds nothing to drop.
 	paused, resume := make(chan struct{}), make(chan struct{})
-	b.hooks.afterL2Read = func(string) {
+	b.hooks().afterL2Read = func(string) {
 		close(paused)
 		<-resume
 	}
@@ -236,7 +236,7 @@ func TestFillRaceIsClosed(t *testing.T) {
 	if got := <-done; got != "v1" {
 		t.Fatalf("the racing read returned %q, want v1 (it began before the write)", got)
 	}
-	b.hooks.afterL2Read = nil
+	b.hooks().afterL2Read = nil
 	b.l1.Wait()
 	if got := get(t, b, "k"); got != "v2" {
 		t.Fatalf("B read %q after the race: the late fill of v1 was served", got)
@@ -248,7 +248,7 @@ func TestLocalWriteRacingForeignWriteIsNotCached(t *testing.T) {
 	// A's write reaches Redis; before A caches it, B writes a newer value
 	// and A receives B's invalidation.
 	paused, resume := make(chan struct{}), make(chan struct{})
-	a.hooks.afterL2Write = func(string) {
+	a.hooks().afterL2Write = func(string) {
 		close(paused)
 		<-resume
 	}
@@ -260,7 +260,7 @@ func TestLocalWriteRacingForeignWriteIsNotCached(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	a.hooks.afterL2Write = nil
+	a.hooks().afterL2Write = nil
 	a.l1.Wait()
 	if got := get(t, a, "k"); got != "newer" {
 		t.Fatalf("A read %q: its own older write shadows B's newer one", got)
@@ -275,7 +275,7 @@ func TestGetAfterLocalWriteDoesNotJoinOlderRead(t *testing.T) {
 	// A read of "old" is in flight when this instance writes "new".
 	paused, resume := make(chan struct{}), make(chan struct{})
 	var first atomic.Bool
-	s.hooks.afterL2Read = func(string) {
+	s.hooks().afterL2Read = func(string) {
 		if first.CompareAndSwap(false, true) { // later reads pass
 			close(paused)
 			<-resume
@@ -308,10 +308,10 @@ func TestConcurrentMissesShareOneRedisRead(t *testing.T) {
 	c.AddHook(countGets{&reads})
 
 	release := make(chan struct{})
-	s.hooks.afterL2Read = func(string) { <-release }
+	s.hooks().afterL2Read = func(string) { <-release }
 	const n = 20
 	joined := make(chan struct{}, n)
-	s.hooks.afterFlightJoin = func(string) { joined <- struct{}{} }
+	s.hooks().afterFlightJoin = func(string) { joined <- struct{}{} }
 	var wg sync.WaitGroup
 	results := make([][]byte, n)
 	for i := range n {
@@ -446,8 +446,8 @@ func TestCancelledReadReturnsPromptlyWhileFlightContinues(t *testing.T) {
 	s.l1.InvalidateAll()
 	release := make(chan struct{})
 	reading := make(chan struct{})
-	s.hooks.beforeL2Read = func(context.Context, string) { close(reading) }
-	s.hooks.afterL2Read = func(string) { <-release }
+	s.hooks().beforeL2Read = func(context.Context, string) { close(reading) }
+	s.hooks().afterL2Read = func(string) { <-release }
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error)
 	go func() { _, err := s.Get(ctx, "k"); errc <- err }()
@@ -590,10 +590,10 @@ func TestJoinedReadOutlivesTheFirstCallersDeadline(t *testing.T) {
 	short, cancelShort := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancelShort()
 	joined := make(chan struct{}, 2)
-	s.hooks.afterFlightJoin = func(string) { joined <- struct{}{} }
+	s.hooks().afterFlightJoin = func(string) { joined <- struct{}{} }
 	bothJoined := make(chan struct{})
 	var reads atomic.Int32
-	s.hooks.beforeL2Read = func(ctx context.Context, _ string) {
+	s.hooks().beforeL2Read = func(ctx context.Context, _ string) {
 		if reads.Add(1) == 1 {
 			// The first shared read starts once both callers are in it,
 			// after the first caller's deadline passed: once the read's
@@ -696,14 +696,14 @@ func TestJoinedReadOutlivesTheFirstCallersCancellation(t *testing.T) {
 
 	writing, releaseWrite := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	s.hooks.afterL2Write = func(string) { // on the connection's goroutine: it holds every read and write
+	s.hooks().afterL2Write = func(string) { // on the connection's goroutine: it holds every read and write
 		once.Do(func() { close(writing); <-releaseWrite })
 	}
 	go func() { _ = s.Set(context.Background(), "other", []byte("x"), time.Time{}) }()
 	<-writing
 
 	joined := make(chan struct{}, 2)
-	s.hooks.afterFlightJoin = func(string) { joined <- struct{}{} }
+	s.hooks().afterFlightJoin = func(string) { joined <- struct{}{} }
 	ctx, cancel := context.WithCancel(context.Background())
 	firstErr := make(chan error, 1)
 	go func() { _, err := s.Get(ctx, "k"); firstErr <- err }()

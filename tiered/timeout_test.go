@@ -35,7 +35,7 @@ func TestNetworkTimeoutIsNotReadAgain(t *testing.T) {
 	s := newStore(t, srv.Client(opts), Config{})
 	t.Cleanup(func() { blackhole.Store(false) })
 	var reads atomic.Int64
-	s.hooks.beforeL2Read = func(context.Context, string) { reads.Add(1) }
+	s.hooks().beforeL2Read = func(context.Context, string) { reads.Add(1) }
 
 	blackhole.Store(true)
 	srv.Do("CLIENT", "KILL", "TYPE", "normal") // the store's connection must be dialled again
@@ -67,7 +67,7 @@ func TestCancelledMissIsNotARedisError(t *testing.T) {
 	for i := range 10 {
 		s.l1.InvalidateAll()
 		reading := make(chan struct{})
-		s.hooks.beforeL2Read = func(ctx context.Context, _ string) { close(reading); <-ctx.Done() }
+		s.hooks().beforeL2Read = func(ctx context.Context, _ string) { close(reading); <-ctx.Done() }
 		ctx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
 		before := s.Stats().Redis.Errors
@@ -75,7 +75,7 @@ func TestCancelledMissIsNotARedisError(t *testing.T) {
 		<-reading
 		cancel()
 		err := <-errc
-		s.hooks.beforeL2Read = nil
+		s.hooks().beforeL2Read = nil
 		if !errors.Is(err, context.Canceled) || errors.Is(err, tierstore.ErrUnavailable) {
 			t.Fatalf("round %d: cancelled Get = %v, want context.Canceled and not ErrUnavailable", i, err)
 		}

@@ -27,7 +27,7 @@ func TestGetVersionAtLeastDoesNotJoinAnOlderRead(t *testing.T) {
 
 	paused, resume := make(chan struct{}), make(chan struct{})
 	var first atomic.Bool
-	b.hooks.afterL2Read = func(key string) {
+	b.hooks().afterL2Read = func(key string) {
 		if key == "k" && first.CompareAndSwap(false, true) {
 			close(paused)
 			<-resume
@@ -35,7 +35,7 @@ func TestGetVersionAtLeastDoesNotJoinAnOlderRead(t *testing.T) {
 	}
 	var joins atomic.Int32
 	joined := make(chan struct{})
-	b.hooks.afterFlightJoin = func(key string) {
+	b.hooks().afterFlightJoin = func(key string) {
 		if key == "k" && joins.Add(1) == 2 {
 			close(joined)
 		}

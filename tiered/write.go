@@ -132,7 +132,7 @@ func past(expiry time.Time) bool {
 // wrote counts a write Redis applied.
 func (s *Store) wrote(key string) {
 	s.sent.Add(1)
-	if h := s.hooks; h != nil && h.afterL2Write != nil {
+	if h := hooksOf(s); h != nil && h.afterL2Write != nil {
 		h.afterL2Write(key)
 	}
 }
