@@ -15,7 +15,7 @@ import (
 // same 500 bytes under the same key, configured alike: the cost of
 // validity stamps, deadlines, stats and the close gate.
 //
-//	go test -run '^$' -bench Hit -count 6 ./internal/cache | tee hit.out && benchstat hit.out
+//	go test -run '^$' -bench Hit -count 6 ./internal/nearcache | tee hit.out && benchstat hit.out
 func BenchmarkHit(b *testing.B) {
 	const key = "session:0123456789abcdef0123456789abcdef01234"
 	value := bytes.Repeat([]byte("v"), 500)

@@ -28,7 +28,7 @@ func rss(b *testing.B) int64 {
 // memory limit (GOMEMLIMIT) of 1.5 x MaxBytes over the RSS before the
 // cache. Run it alone:
 //
-//	go test -run '^$' -bench Memory1M -benchtime 1x ./internal/cache
+//	go test -run '^$' -bench Memory1M -benchtime 1x ./internal/nearcache
 func BenchmarkMemory1M(b *testing.B) {
 	const maxBytes = 64 << 20
 	b.Run("gc=default", func(b *testing.B) { memory1M(b, maxBytes, 0) })
