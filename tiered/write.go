@@ -15,11 +15,11 @@ import (
 // publishes the invalidation in the same atomic step; then caches it. An
 // expiry that is not in the future deletes the key.
 func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.Time) error {
-	if err := s.checkWrite(ctx, key, value); err != nil {
-		return err
-	}
 	if past(expiry) {
 		return s.Delete(ctx, key)
+	}
+	if err := s.checkWrite(ctx, key, value); err != nil {
+		return err
 	}
 	st := s.l1.BeginWrite(key)
 	cached := bytes.Clone(value)
@@ -63,11 +63,11 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // (NOLOOP covers scripts from 7.2 on), so there this instance reads the key
 // once more after each SetIf.
 func (s *Store) SetIf(ctx context.Context, key string, value []byte, expiry time.Time, want tierstore.Version) (tierstore.Version, error) {
-	if err := s.checkWrite(ctx, key, value); err != nil {
-		return 0, err
-	}
 	if past(expiry) {
 		return 0, s.DeleteIf(ctx, key, want)
+	}
+	if err := s.checkWrite(ctx, key, value); err != nil {
+		return 0, err
 	}
 	st := s.l1.BeginWrite(key)
 	cached := bytes.Clone(value)
@@ -109,7 +109,8 @@ func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
 
 // checkWrite is the one validation of a write's input: a live context, an
 // open store, a valid key, a value within MaxValueBytes. Redis's client
-// trusts what passes it.
+// trusts what passes it. A Set or SetIf with a past expiry is a delete
+// first (its value is never stored, whatever its size), as in l2.
 func (s *Store) checkWrite(ctx context.Context, key string, value []byte) error {
 	if err := s.check(ctx); err != nil {
 		return err

@@ -20,7 +20,14 @@ type cells struct {
 const cellCount = 8
 
 // add adds d to one cell: only the sum has a meaning.
-func (s *cells) add(d int64) { s.c[rand.Uint32()%cellCount].n.Add(d) }
+func (s *cells) add(d int64) { s.addAt(s.pick(), d) }
+
+// pick returns a cell at random, for a caller that must undo in the
+// same cell what it added (see gate.enter).
+func (s *cells) pick() uint32 { return rand.Uint32() % cellCount }
+
+// addAt adds d to cell i.
+func (s *cells) addAt(i uint32, d int64) { s.c[i].n.Add(d) }
 
 // sum returns the sum of the cells: exact once the adds it should count
 // have returned.

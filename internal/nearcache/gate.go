@@ -10,8 +10,13 @@ import (
 //
 // Invariant: a call that entered (its increment happened before its load
 // of shut saw false) is counted until it leaves; every increment made
-// after shut was set is undone before touching ristretto. So once shut is
-// set and the cells sum to zero, no call is inside and none will enter.
+// after shut was set is undone, in the same cell, before touching
+// ristretto. So once shut is set and the cells sum to zero, no call is
+// inside and none will enter. The undo must use the increment's cell:
+// close reads the cells one at a time, and an undo in another cell could
+// be read without its increment, a -1 that hides a call still inside.
+// A leave may use any cell, since its call's increment is visible to
+// close once it has entered.
 type gate struct {
 	shut   atomic.Bool
 	inside cells
@@ -20,9 +25,10 @@ type gate struct {
 // enter reports whether the caller may use ristretto; if it returns true
 // the caller must call leave when done.
 func (g *gate) enter() bool {
-	g.inside.add(1)
+	cell := g.inside.pick()
+	g.inside.addAt(cell, 1)
 	if g.shut.Load() {
-		g.inside.add(-1)
+		g.inside.addAt(cell, -1)
 		return false
 	}
 	return true
