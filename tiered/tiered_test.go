@@ -218,25 +218,24 @@ func TestLeaseExpiryStopsL1(t *testing.T) {
 }
 
 func TestFillRaceIsClosed(t *testing.T) {
-	a, b, _ := pair(t, Config{})
+	srv := redistest.Start(t)
+	hold := redistest.NewReplyHold(t, srv.Addr())
+	a := newStore(t, srv.Client(nil), Config{})
+	b := newStore(t, redis.NewClient(&redis.Options{Addr: hold.Addr()}), Config{})
 	set(t, a, "k", "v1")
 
-	// B misses and reads v1 from Redis; before it fills L1, A writes v2
-	// and B receives the invalidation, which finds nothing to drop.
-	paused, resume := make(chan struct{}), make(chan struct{})
-	b.hooks().afterL2Read = func(string) {
-		close(paused)
-		<-resume
-	}
+	// B misses and Redis answers its read with v1; before the reply
+	// reaches B (a slow network on B's read connection), A writes v2 and
+	// B receives the invalidation, which finds nothing to drop.
+	held, release := hold.Arm("test:k")
 	done := make(chan string)
 	go func() { v, _ := b.Get(context.Background(), "k"); done <- string(v) }()
-	<-paused
+	<-held
 	redistest.AfterGrowth(t, "B receives the invalidation", received(b), func() { set(t, a, "k", "v2") })
-	close(resume) // now B fills L1 with v1
+	release() // now v1 reaches B, which tries to fill L1 with it
 	if got := <-done; got != "v1" {
 		t.Fatalf("the racing read returned %q, want v1 (it began before the write)", got)
 	}
-	b.hooks().afterL2Read = nil
 	b.l1.Wait()
 	if got := get(t, b, "k"); got != "v2" {
 		t.Fatalf("B read %q after the race: the late fill of v1 was served", got)
@@ -268,22 +267,18 @@ func TestLocalWriteRacingForeignWriteIsNotCached(t *testing.T) {
 }
 
 func TestGetAfterLocalWriteDoesNotJoinOlderRead(t *testing.T) {
-	_, c := redistest.Miniredis(t)
-	s := newStore(t, c, Config{OwnWritesOnly: true})
+	m, _ := redistest.Miniredis(t)
+	hold := redistest.NewReplyHold(t, m.Addr())
+	s := newStore(t, redis.NewClient(&redis.Options{Addr: hold.Addr()}), Config{OwnWritesOnly: true})
 	set(t, s, "k", "old")
 	s.l1.InvalidateAll()
-	// A read of "old" is in flight when this instance writes "new".
-	paused, resume := make(chan struct{}), make(chan struct{})
-	var first atomic.Bool
-	s.hooks().afterL2Read = func(string) {
-		if first.CompareAndSwap(false, true) { // later reads pass
-			close(paused)
-			<-resume
-		}
-	}
+	// A read of "old" is in flight (its reply held) when this instance
+	// writes "new".
+	held, resume := hold.Arm("test:k")
+	defer resume()
 	done := make(chan string)
 	go func() { v, _ := s.Get(context.Background(), "k"); done <- string(v) }()
-	<-paused
+	<-held
 	set(t, s, "k", "new")
 	got := make(chan string)
 	go func() { got <- get(t, s, "k") }()
@@ -295,20 +290,23 @@ func TestGetAfterLocalWriteDoesNotJoinOlderRead(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Get after Set waited for a read that began before the Set")
 	}
-	close(resume)
+	resume()
 	<-done
 }
 
 func TestConcurrentMissesShareOneRedisRead(t *testing.T) {
-	_, c := redistest.Miniredis(t)
+	m, _ := redistest.Miniredis(t)
+	hold := redistest.NewReplyHold(t, m.Addr())
+	c := redis.NewClient(&redis.Options{Addr: hold.Addr()})
+	t.Cleanup(func() { c.Close() })
 	s := newStore(t, c, Config{OwnWritesOnly: true})
 	set(t, s, "k", "v")
 	s.l1.InvalidateAll()
 	var reads atomic.Int32
 	c.AddHook(countGets{&reads})
 
-	release := make(chan struct{})
-	s.hooks().afterL2Read = func(string) { <-release }
+	held, release := hold.Arm("test:k")
+	defer release()
 	const n = 20
 	joined := make(chan struct{}, n)
 	s.hooks().afterFlightJoin = func(string) { joined <- struct{}{} }
@@ -323,10 +321,11 @@ func TestConcurrentMissesShareOneRedisRead(t *testing.T) {
 			results[i] = v
 		})
 	}
-	for range n { // every caller is in the flight, which is held in afterL2Read
+	for range n { // every caller is in the flight, whose reply is held
 		<-joined
 	}
-	close(release)
+	<-held
+	release()
 	wg.Wait()
 	if got := reads.Load(); got != 1 {
 		t.Fatalf("%d concurrent misses made %d Redis reads, want 1", n, got)
@@ -440,24 +439,23 @@ func TestClosedStoreRefusesOperations(t *testing.T) {
 }
 
 func TestCancelledReadReturnsPromptlyWhileFlightContinues(t *testing.T) {
-	_, c := redistest.Miniredis(t)
-	s := newStore(t, c, Config{OwnWritesOnly: true})
+	m, _ := redistest.Miniredis(t)
+	hold := redistest.NewReplyHold(t, m.Addr())
+	s := newStore(t, redis.NewClient(&redis.Options{Addr: hold.Addr()}), Config{OwnWritesOnly: true})
 	set(t, s, "k", "v")
 	s.l1.InvalidateAll()
-	release := make(chan struct{})
-	reading := make(chan struct{})
-	s.hooks().beforeL2Read = func(context.Context, string) { close(reading) }
-	s.hooks().afterL2Read = func(string) { <-release }
+	held, release := hold.Arm("test:k")
+	defer release()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error)
 	go func() { _, err := s.Get(ctx, "k"); errc <- err }()
-	<-reading // the shared read is under way, and will be held after Redis answers
+	<-held // Redis has answered the shared read; its reply is held
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Get = %v, want context.Canceled", err)
 	}
 	// The flight continues for others: it fills L1 once released.
-	close(release)
+	release()
 	redistest.Eventually(t, "the flight fills L1", func() bool { return lookupL1(s, "k") == "v" })
 }
 
