@@ -18,7 +18,7 @@ type ReplyHold struct {
 	ln net.Listener
 	to string
 
-	mu     sync.Mutex
+	mu      sync.Mutex
 	marker  []byte        // armed: hold the connection that sends it
 	held    chan struct{} // closed when a held reply has arrived
 	free    chan struct{} // closed by release
