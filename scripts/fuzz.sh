@@ -22,4 +22,8 @@ FuzzMsgpackDecode ./codec
 FuzzDecode ./internal/bus
 FuzzUnframe ./internal/rediskv
 FuzzLoadAndSaveCookie ./session
+FuzzRequestCookie ./session
+FuzzMsgpackString ./session
+FuzzMerge ./session
+FuzzParseCookie ./session/sessionid
 TARGETS
