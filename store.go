@@ -82,7 +82,10 @@ type Versioned interface {
 	// only if that copy's Version is at least atLeast (a Version the
 	// caller knows was written, for example by a previous request of the
 	// same browser on another instance), and otherwise reads the source
-	// of truth; NoVersion accepts any copy.
+	// of truth; NoVersion accepts any copy. A store that caches may
+	// report an expiry earlier than the current one (another instance
+	// extended it since), never a later one: the session manager extends
+	// idle deadlines by it only when they moved enough.
 	GetVersion(ctx context.Context, key string, atLeast Version) ([]byte, Version, time.Time, error)
 	// SetIf stores value under key until expiry, as Set does, only if the
 	// key's current Version is want (NoVersion: only if the key is
