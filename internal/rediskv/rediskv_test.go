@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/rediskv"
 	"github.com/tierstore/tierstore/internal/testenv/redistest"
@@ -14,13 +16,20 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestTouchPublishesOnlyWhenExpiryMovesEarlier(t *testing.T) {
-	srv := redistest.Start(t)
-	c := srv.Client(nil)
+// newClient returns a Client with the prefix "test:" on a real
+// redis-server, and a plain client to look at what it wrote.
+func newClient(t *testing.T) (*redis.Client, *rediskv.Client) {
+	t.Helper()
+	c := redistest.Start(t).Client(nil)
 	s, err := rediskv.New(rediskv.Config{Redis: c, KeyPrefix: "test:"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, s
+}
+
+func TestTouchPublishesOnlyWhenExpiryMovesEarlier(t *testing.T) {
+	c, s := newClient(t)
 	ctx := context.Background()
 	sub := c.Subscribe(ctx, "ch")
 	defer sub.Close()
@@ -50,12 +59,7 @@ func TestTouchPublishesOnlyWhenExpiryMovesEarlier(t *testing.T) {
 
 // Touch's past expiry is a delete, of a key that exists or not.
 func TestTouchToThePastDeletes(t *testing.T) {
-	srv := redistest.Start(t)
-	c := srv.Client(nil)
-	s, err := rediskv.New(rediskv.Config{Redis: c, KeyPrefix: "test:"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, s := newClient(t)
 	ctx := context.Background()
 	if err := s.SetAndPublish(ctx, "k", []byte("v"), time.Time{}, rediskv.Notice{}, nil); err != nil {
 		t.Fatal(err)

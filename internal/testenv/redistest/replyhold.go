@@ -77,8 +77,8 @@ func (h *ReplyHold) accept() {
 		h.mu.Unlock()
 		var hold holdState
 		h.wg.Add(2)
-		go func() { defer h.wg.Done(); h.requests(s, c, &hold) }()
-		go func() { defer h.wg.Done(); h.replies(c, s, &hold) }()
+		go func() { defer h.wg.Done(); forward(s, c, h.mark(&hold)) }()
+		go func() { defer h.wg.Done(); forward(c, s, hold.wait) }()
 	}
 }
 
@@ -89,48 +89,44 @@ type holdState struct {
 	held, free chan struct{}
 }
 
-// requests forwards client bytes to the server, and holds the
-// connection when they carry the armed marker.
-func (h *ReplyHold) requests(dst, src net.Conn, st *holdState) {
-	defer dst.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			h.mu.Lock()
-			if h.marker != nil && bytes.Contains(buf[:n], h.marker) {
-				st.mu.Lock()
-				st.held, st.free = h.held, h.free
-				st.mu.Unlock()
-				h.marker = nil
-			}
-			h.mu.Unlock()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
+// mark returns what requests pass through: it holds the connection when
+// they carry the armed marker, and disarms.
+func (h *ReplyHold) mark(st *holdState) func([]byte) {
+	return func(b []byte) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.marker != nil && bytes.Contains(b, h.marker) {
+			st.mu.Lock()
+			st.held, st.free = h.held, h.free
+			st.mu.Unlock()
+			h.marker = nil
 		}
 	}
 }
 
-// replies forwards server bytes to the client, holding them while the
-// connection is held.
-func (h *ReplyHold) replies(dst, src net.Conn, st *holdState) {
+// wait, before a reply is forwarded, holds it while the connection is
+// held, saying so once.
+func (st *holdState) wait([]byte) {
+	st.mu.Lock()
+	held, free := st.held, st.free
+	st.held, st.free = nil, nil
+	st.mu.Unlock()
+	if held != nil {
+		close(held)
+		<-free
+	}
+}
+
+// forward copies src to dst until either ends, calling before with each
+// chunk before it is written: a request is marked before Redis can
+// answer it, a reply held before the client sees it.
+func forward(dst, src net.Conn, before func([]byte)) {
 	defer dst.Close()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			st.mu.Lock()
-			held, free := st.held, st.free
-			st.held, st.free = nil, nil
-			st.mu.Unlock()
-			if held != nil {
-				close(held)
-				<-free
-			}
+			before(buf[:n])
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
 			}
