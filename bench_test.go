@@ -13,6 +13,7 @@ import (
 
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/testenv/redisproc"
+	"github.com/tierstore/tierstore/invalidation"
 	"github.com/tierstore/tierstore/l1"
 	"github.com/tierstore/tierstore/l2"
 	"github.com/tierstore/tierstore/tiered"
@@ -22,7 +23,7 @@ import (
 // (tiered), each through the Store interface, on the core module's own
 // dependencies. Redis is a real redis-server started on a free loopback
 // port when one is on PATH, else an embedded miniredis (slower, and
-// without client tracking, so tiered runs with OwnWritesOnly there); each
+// without client tracking, so tiered runs with invalidation.OwnWrites there); each
 // benchmark's name says which.
 //
 //	go test -run '^$' -bench . -benchtime 100x .
@@ -66,7 +67,7 @@ func benchStores(b *testing.B) (names []string, stores []tierstore.Store) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	both, err := tiered.New(tiered.Config{Redis: c, KeyPrefix: "bench-tiered:", OwnWritesOnly: kind == "miniredis"})
+	both, err := tiered.New(tiered.Config{Redis: c, KeyPrefix: "bench-tiered:", Invalidation: modeOf(kind)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -133,4 +134,13 @@ func BenchmarkStores(b *testing.B) {
 			})
 		}
 	}
+}
+
+// modeOf is the invalidation mode tiered runs with on a server kind:
+// miniredis has no client tracking.
+func modeOf(kind string) invalidation.Mode {
+	if kind == "miniredis" {
+		return invalidation.OwnWrites
+	}
+	return invalidation.PerKey
 }

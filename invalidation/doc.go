@@ -39,7 +39,7 @@
 //     cause while it does not; tiered.Store.Stats().Invalidation counts
 //     invalidations, gaps and heartbeats (Stats).
 //
-// With tiered.Config.OwnWritesOnly (for a Redis that refuses CLIENT
+// With tiered.Config.Invalidation = invalidation.OwnWrites (for a Redis that refuses CLIENT
 // TRACKING), only writes through a tiered.Store invalidate, by a pub/sub
 // message published in the same atomic step as the write; a change made
 // any other way reaches an instance's cache only when its entry expires

@@ -13,7 +13,7 @@ var ErrNotLive = errors.New("tierstore: not live")
 // (tiered.Stats.Invalidation). All counters are cumulative.
 type Stats struct {
 	// Sent counts the writes this instance made: Redis reports each to
-	// the others (with OwnWritesOnly, each published its invalidation).
+	// the others (with invalidation.OwnWrites, each published its invalidation).
 	Sent uint64
 	// Received counts the invalidations applied to this instance's
 	// memory: changes made by others, as Redis reported them.

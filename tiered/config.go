@@ -11,6 +11,7 @@ import (
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/bus"
 	"github.com/tierstore/tierstore/internal/rediskv"
+	"github.com/tierstore/tierstore/invalidation"
 )
 
 // Defaults for zero Config fields.
@@ -27,15 +28,15 @@ type Config struct {
 	// client or *redis.ClusterClient (reading from masters). The Store
 	// never closes it. It makes connections of its own from the client's
 	// options (address, credentials, database, TLS, timeouts, OnConnect),
-	// which hooks added with AddHook do not see; with OwnWritesOnly it
-	// reads and writes through the client itself (see
+	// which hooks added with AddHook do not see; with invalidation.OwnWrites
+	// it reads and writes through the client itself (see
 	// docs/architecture.md).
 	Redis redis.UniversalClient
 	// KeyPrefix is prepended to every key in Redis. Default "tierstore:".
 	// Instances share data (and invalidations) only if they share it.
 	KeyPrefix string
 	// Channel is the pub/sub channel of the invalidations that stores
-	// publish with OwnWritesOnly (unused otherwise: Redis reports the
+	// publish with invalidation.OwnWrites (unused otherwise: Redis reports the
 	// changes itself). Default "tierstore:invalidate:" + KeyPrefix.
 	Channel string
 	// L1TTL is the longest an entry stays in memory, whatever its expiry.
@@ -64,17 +65,20 @@ type Config struct {
 	// eviction). Redis's LRU clock counts whole seconds, which is why the
 	// default is DefaultAccessReportInterval (1s). Negative: never report.
 	AccessReportInterval time.Duration
-	// OwnWritesOnly turns off server-assisted invalidation. By default
-	// every change to a key under KeyPrefix reaches every instance,
-	// whoever makes it (another program, an operator's DEL, expiry,
-	// eviction, FLUSHDB, a resync): Redis reports them (CLIENT TRACKING,
-	// see docs/consistency.md). With OwnWritesOnly, only writes through
-	// tiered stores publish invalidations: a change made any other way,
-	// including through l2.Store, is seen by an instance holding the key
-	// only when its L1 entry ends (L1TTL). Set it for a Redis that
-	// refuses CLIENT TRACKING (some managed services; New then fails
-	// with tierstore.ErrRefused) or has no tracking (miniredis).
-	OwnWritesOnly bool
+	// Invalidation is how changes reach this instance: invalidation.PerKey
+	// (the default), invalidation.Broadcast or invalidation.OwnWrites. In
+	// the first two every change to a key under KeyPrefix reaches every
+	// instance that holds it, whoever makes it (another program, an
+	// operator's DEL, expiry, eviction, FLUSHDB, a resync): Redis reports
+	// them (CLIENT TRACKING; PerKey only to the instances that read the
+	// key, Broadcast to all; see docs/consistency.md). With OwnWrites,
+	// only writes through tiered stores publish invalidations: a change
+	// made any other way, including through l2.Store, is seen by an
+	// instance holding the key only when its L1 entry ends (L1TTL). Use
+	// it for a Redis that refuses CLIENT TRACKING (some managed services;
+	// New then fails with tierstore.ErrRefused) or has no tracking
+	// (miniredis).
+	Invalidation invalidation.Mode
 	// Logger, if set, records the store's state changes: Live gained and
 	// lost (with the cause), gaps and why, re-registrations, refused
 	// permissions, replaced subscriptions. At most one record per kind
@@ -108,6 +112,9 @@ func (cfg Config) resolved() (Config, error) {
 	// one per master, where an error could only be retried.
 	if d := cfg.HealthCheckInterval; d < 0 || (d > 0 && d < bus.MinHealthCheckInterval) {
 		return cfg, fmt.Errorf("tiered: HealthCheckInterval %v: want 0 (the default) or at least %v", d, bus.MinHealthCheckInterval)
+	}
+	if cfg.Invalidation < invalidation.PerKey || cfg.Invalidation > invalidation.OwnWrites {
+		return cfg, fmt.Errorf("tiered: unknown Invalidation %v", cfg.Invalidation)
 	}
 	if cfg.L1TTL == 0 {
 		cfg.L1TTL = DefaultL1TTL

@@ -8,6 +8,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tierstore/tierstore/invalidation"
 	"github.com/tierstore/tierstore/tiered"
 )
 
@@ -23,7 +24,7 @@ func Example() {
 		L1TTL:     time.Minute,
 		// miniredis has no CLIENT TRACKING: only tiered's own writes
 		// invalidate. Against a real Redis, leave this false.
-		OwnWritesOnly: true,
+		Invalidation: invalidation.OwnWrites,
 	})
 	if err != nil {
 		panic(err)

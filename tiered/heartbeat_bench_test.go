@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tierstore/tierstore/internal/testenv/redistest"
+	"github.com/tierstore/tierstore/invalidation"
 )
 
 // BenchmarkHeartbeats measures what the lease costs an idle fleet: the
@@ -27,7 +28,7 @@ func BenchmarkHeartbeats(b *testing.B) {
 				srv := redistest.Start(b)
 				stores := make([]*Store, n)
 				for i := range stores {
-					stores[i] = newStore(b, srv.Client(nil), Config{OwnWritesOnly: own, HealthCheckInterval: DefaultHealthCheckInterval, AccessReportInterval: -1})
+					stores[i] = newStore(b, srv.Client(nil), Config{Invalidation: invalidation.ModeIf(own), HealthCheckInterval: DefaultHealthCheckInterval, AccessReportInterval: -1})
 				}
 				redistest.WaitLive(b, toLivers(stores)...)
 				cmds0, out0 := commandsAndOutput(b, srv)

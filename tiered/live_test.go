@@ -58,7 +58,7 @@ func TestTheDocumentedACLIsEnough(t *testing.T) {
 	}
 }
 
-// With OwnWritesOnly: the keys, the channels under the invalidation
+// With OwnWrites: the keys, the channels under the invalidation
 // channel (the shared one and each instance's heartbeat channel), and
 // the commands of reads, writes and pub/sub; nothing of CLIENT. This is
 // the ACL of docs/operations.md.
@@ -66,11 +66,11 @@ var ownWritesACL = []string{"~test:*", "&tierstore:invalidate:test:*",
 	"+get", "+set", "+del", "+pttl", "+evalsha", "+eval", "+publish", "+touch", "+info", "+scan",
 	"+subscribe", "+unsubscribe"}
 
-// A user with exactly the documented OwnWritesOnly ACL gets a Live store
+// A user with exactly the documented OwnWrites ACL gets a Live store
 // that hears its peers; one permission less is refused at New.
 func TestTheDocumentedOwnWritesACLIsEnough(t *testing.T) {
 	srv := redistest.Start(t)
-	cfg := Config{OwnWritesOnly: true}
+	cfg := Config{Invalidation: invalidation.OwnWrites}
 	a := newStore(t, appUser(t, srv, ownWritesACL...), cfg)
 	b := newStore(t, srv.Client(nil), cfg)
 	set(t, b, "k", "v1")
@@ -86,7 +86,7 @@ func TestTheDocumentedOwnWritesACLIsEnough(t *testing.T) {
 				rules = append(rules, r)
 			}
 		}
-		s, err := New(Config{Redis: appUser(t, srv, rules...), KeyPrefix: "test:", OwnWritesOnly: true, HealthCheckInterval: testInterval})
+		s, err := New(Config{Redis: appUser(t, srv, rules...), KeyPrefix: "test:", Invalidation: invalidation.OwnWrites, HealthCheckInterval: testInterval})
 		if err == nil {
 			s.Close()
 			t.Fatalf("without %s: New succeeded", drop)
@@ -117,7 +117,7 @@ func TestMissingPermissionIsRefusedAtNew(t *testing.T) {
 	}{
 		{"no channel permission (Redis 7's default resetchannels)", without("&__redis__:invalidate"), "subscribe"},
 		{"no SUBSCRIBE", without("+subscribe"), "subscribe"},
-		{"no CLIENT TRACKING", without("+client|tracking"), "OwnWritesOnly"},
+		{"no CLIENT TRACKING", without("+client|tracking"), "OwnWrites"},
 		{"no heartbeat keys", without("~test;heartbeat:*"), "heartbeat"},
 		{"no RENAME", without("+rename"), "heartbeat"},
 		{"no EVALSHA", without("+evalsha"), "read script"},
@@ -141,8 +141,8 @@ func TestMissingPermissionIsRefusedAtNew(t *testing.T) {
 			if !errors.Is(err, tierstore.ErrRefused) || !strings.Contains(err.Error(), c.says) {
 				t.Fatalf("New: %v; want ErrRefused mentioning %q", err, c.says)
 			}
-			if c.says != "OwnWritesOnly" && strings.Contains(err.Error(), "OwnWritesOnly") {
-				t.Fatalf("New: %v; advises OwnWritesOnly, which would not help", err)
+			if c.says != "OwnWrites" && strings.Contains(err.Error(), "OwnWrites") {
+				t.Fatalf("New: %v; advises OwnWrites, which would not help", err)
 			}
 		})
 	}
@@ -214,16 +214,16 @@ func TestUserWithoutPingIsLive(t *testing.T) {
 }
 
 // Wrong or missing credentials are an auth error that says so, with or
-// without OwnWritesOnly, and never advise OwnWritesOnly.
+// without OwnWrites, and never advise OwnWrites.
 func TestAuthErrorSaysAuth(t *testing.T) {
 	srv := redistest.Start(t)
 	srv.Do("ACL", "SETUSER", "app", "on", ">pw", "+@all", "~*", "&*")
 	srv.Do("CONFIG", "SET", "requirepass", "secret") // the default user's; srv.Do no longer works
 	for _, own := range []bool{false, true} {
 		for _, login := range []redis.Options{{}, {Password: "wrong"}, {Username: "app", Password: "wrong"}} {
-			_, err := New(Config{Redis: srv.Client(&login), OwnWritesOnly: own})
-			if !errors.Is(err, tierstore.ErrRefused) || !strings.Contains(err.Error(), "auth") || strings.Contains(err.Error(), "OwnWritesOnly") {
-				t.Errorf("OwnWritesOnly=%v, user %q password %q: New: %v; want ErrRefused saying auth, without OwnWritesOnly advice", own, login.Username, login.Password, err)
+			_, err := New(Config{Redis: srv.Client(&login), Invalidation: invalidation.ModeIf(own)})
+			if !errors.Is(err, tierstore.ErrRefused) || !strings.Contains(err.Error(), "auth") || strings.Contains(err.Error(), "OwnWrites") {
+				t.Errorf("own writes=%v, user %q password %q: New: %v; want ErrRefused saying auth, without OwnWrites advice", own, login.Username, login.Password, err)
 			}
 		}
 	}
@@ -241,7 +241,7 @@ func TestWaitLiveSaysWhy(t *testing.T) {
 	for _, own := range []bool{false, true} {
 		rdb := redis.NewClient(&redis.Options{Addr: addr})
 		defer rdb.Close()
-		s, err := New(Config{Redis: rdb, OwnWritesOnly: own, HealthCheckInterval: testInterval})
+		s, err := New(Config{Redis: rdb, Invalidation: invalidation.ModeIf(own), HealthCheckInterval: testInterval})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,7 +250,7 @@ func TestWaitLiveSaysWhy(t *testing.T) {
 		cancel()
 		s.Close()
 		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, tierstore.ErrUnavailable) || !strings.Contains(err.Error(), "connection refused") {
-			t.Errorf("OwnWritesOnly=%v: WaitLive: %v; want the deadline, ErrUnavailable and the refused dial", own, err)
+			t.Errorf("own writes=%v: WaitLive: %v; want the deadline, ErrUnavailable and the refused dial", own, err)
 		}
 	}
 }
@@ -266,7 +266,7 @@ func TestBlackHoledRedisRecoversAndCloses(t *testing.T) {
 		dialer := &net.Dialer{} // no timeout of its own: only its context
 		rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr(), Dialer: dialer.DialContext})
 		t.Cleanup(func() { rdb.Close() })
-		s := newStore(t, rdb, Config{OwnWritesOnly: own})
+		s := newStore(t, rdb, Config{Invalidation: invalidation.ModeIf(own)})
 		set(t, s, "k", "v1")
 		cached(t, s, "k")
 		proxy.BlackHole()
@@ -274,7 +274,7 @@ func TestBlackHoledRedisRecoversAndCloses(t *testing.T) {
 		proxy.Heal()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := s.WaitLive(ctx); err != nil {
-			t.Fatalf("OwnWritesOnly=%v: not Live again after the network healed: %v", own, err)
+			t.Fatalf("own writes=%v: not Live again after the network healed: %v", own, err)
 		}
 		cancel()
 		proxy.BlackHole()
@@ -284,7 +284,7 @@ func TestBlackHoledRedisRecoversAndCloses(t *testing.T) {
 		select {
 		case <-closed:
 		case <-time.After(10 * time.Second):
-			t.Fatalf("OwnWritesOnly=%v: Close hangs while Redis is black-holed", own)
+			t.Fatalf("own writes=%v: Close hangs while Redis is black-holed", own)
 		}
 		proxy.Heal()
 	}
@@ -405,7 +405,7 @@ func TestRefusedLoginOnReconnectRecovers(t *testing.T) {
 
 // A Redis that cannot serve for now (BUSY running a script, LOADING a
 // dataset) is not a refusal: New does not fail with ErrRefused and the
-// OwnWritesOnly advice.
+// OwnWrites advice.
 func TestBusyRedisIsNotRefused(t *testing.T) {
 	srv := redistest.Start(t)
 	srv.Do("CONFIG", "SET", "busy-reply-threshold", "10")

@@ -14,6 +14,7 @@ import (
 	"github.com/tierstore/tierstore/internal/rediskv"
 	"github.com/tierstore/tierstore/internal/statelog"
 	"github.com/tierstore/tierstore/internal/tracking"
+	"github.com/tierstore/tierstore/invalidation"
 )
 
 // source is where a Store's invalidations come from, and what its reads
@@ -147,7 +148,7 @@ func newReader(conns *rediskv.Conns, rc *redis.Client) *rediskv.Pipe {
 	}), nil)
 }
 
-// ownWritesSource is Config.OwnWritesOnly: each write publishes its key
+// ownWritesSource is Config.Invalidation = invalidation.OwnWrites: each write publishes its key
 // on Config.Channel in the same atomic step, and the subscription hears
 // them; a heartbeat is a message on a channel of this instance's,
 // subscribed with the shared one. Reads and writes go through the
@@ -216,20 +217,20 @@ func (o *ownWritesSource) touch(ctx context.Context, s *Store, key string, expir
 func probe(cfg Config) (reachable bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if !cfg.OwnWritesOnly {
+	if cfg.Invalidation != invalidation.OwnWrites {
 		switch c := cfg.Redis.(type) {
 		case *redis.ClusterClient:
 			err = probeCluster(ctx, c)
 		case *redis.Client:
 			err = tracking.Probe(ctx, c)
 		default:
-			err = fmt.Errorf("server-assisted invalidation needs a *redis.Client or *redis.ClusterClient, not %T: set Config.OwnWritesOnly", cfg.Redis)
+			err = fmt.Errorf("server-assisted invalidation needs a *redis.Client or *redis.ClusterClient, not %T: set Config.Invalidation to invalidation.OwnWrites", cfg.Redis)
 		}
 		if err != nil {
 			return false, fmt.Errorf("tiered: %w", err)
 		}
 	}
-	err = rediskv.Probe(ctx, cfg.Redis, cfg.KeyPrefix, !cfg.OwnWritesOnly)
+	err = rediskv.Probe(ctx, cfg.Redis, cfg.KeyPrefix, cfg.Invalidation != invalidation.OwnWrites)
 	switch {
 	case errors.Is(err, tierstore.ErrRefused):
 		return true, fmt.Errorf("tiered: %w", err)

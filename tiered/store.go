@@ -24,6 +24,7 @@ import (
 	"github.com/tierstore/tierstore/internal/rediskv"
 	"github.com/tierstore/tierstore/internal/statelog"
 	"github.com/tierstore/tierstore/internal/tracking"
+	"github.com/tierstore/tierstore/invalidation"
 )
 
 // Store is the tiered tierstore.Store. It is safe for concurrent use; Close
@@ -133,7 +134,7 @@ func (s *Store) build(cfg Config) error {
 	}
 	_, isCluster := cfg.Redis.(*redis.ClusterClient)
 	switch {
-	case cfg.OwnWritesOnly:
+	case cfg.Invalidation == invalidation.OwnWrites:
 		s.src, err = newOwnWritesSource(w)
 	case isCluster:
 		s.src = newClusterSource(w)
@@ -154,7 +155,7 @@ func (s *Store) build(cfg Config) error {
 
 // own returns the store's own client like rdb (see rediskv.Conns.Universal),
 // made once and closed with the store: for the subscription and
-// heartbeats with OwnWritesOnly, and the access reports.
+// heartbeats with invalidation.OwnWrites, and the access reports.
 func (s *Store) own(rdb redis.UniversalClient) redis.UniversalClient {
 	if s.ownClient == nil {
 		s.ownClient = s.conns.Universal(rdb)

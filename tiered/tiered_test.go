@@ -15,6 +15,7 @@ import (
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/rediskv"
 	"github.com/tierstore/tierstore/internal/testenv/redistest"
+	"github.com/tierstore/tierstore/invalidation"
 	"github.com/tierstore/tierstore/storetest"
 )
 
@@ -83,7 +84,7 @@ func lookupL1(s *Store, key string) string {
 func TestConformanceMiniredis(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) tierstore.Store {
 		_, c := redistest.Miniredis(t)
-		return newStore(t, c, Config{OwnWritesOnly: true})
+		return newStore(t, c, Config{Invalidation: invalidation.OwnWrites})
 	}, storetest.FrozenTTLs)
 }
 
@@ -143,7 +144,7 @@ func TestGetAfterForeignDeleteMisses(t *testing.T) {
 }
 
 func TestOwnInvalidationsAreIgnored(t *testing.T) {
-	a, _, _ := pair(t, Config{OwnWritesOnly: true})
+	a, _, _ := pair(t, Config{Invalidation: invalidation.OwnWrites})
 	set(t, a, "k", "v1")
 	redistest.Eventually(t, "A's own message comes back", func() bool { return a.ignoredOwn.Load() > 0 })
 	if st := a.Stats(); st.Invalidation.Received != 0 {
@@ -184,10 +185,10 @@ func writeBehindTheBus(t *testing.T, s *Store, c *redis.Client, key, value strin
 	}
 }
 
-// With tracking, Redis reports every write: only OwnWritesOnly can write
+// With tracking, Redis reports every write: only OwnWrites can write
 // behind the bus. (TestLostRegistrationIsAGap covers tracking's gaps.)
 func TestSubscriptionGapFlushesL1(t *testing.T) {
-	a, b, srv := pair(t, Config{OwnWritesOnly: true})
+	a, b, srv := pair(t, Config{Invalidation: invalidation.OwnWrites})
 	set(t, a, "k", "v1")
 	cached(t, b, "k")
 	writeBehindTheBus(t, a, nil, "k", "v2") // an invalidation lost...
@@ -269,7 +270,7 @@ func TestLocalWriteRacingForeignWriteIsNotCached(t *testing.T) {
 func TestGetAfterLocalWriteDoesNotJoinOlderRead(t *testing.T) {
 	m, _ := redistest.Miniredis(t)
 	hold := redistest.NewReplyHold(t, m.Addr())
-	s := newStore(t, redis.NewClient(&redis.Options{Addr: hold.Addr()}), Config{OwnWritesOnly: true})
+	s := newStore(t, redis.NewClient(&redis.Options{Addr: hold.Addr()}), Config{Invalidation: invalidation.OwnWrites})
 	set(t, s, "k", "old")
 	s.l1.InvalidateAll()
 	// A read of "old" is in flight (its reply held) when this instance
@@ -299,7 +300,7 @@ func TestConcurrentMissesShareOneRedisRead(t *testing.T) {
 	hold := redistest.NewReplyHold(t, m.Addr())
 	c := redis.NewClient(&redis.Options{Addr: hold.Addr()})
 	t.Cleanup(func() { c.Close() })
-	s := newStore(t, c, Config{OwnWritesOnly: true})
+	s := newStore(t, c, Config{Invalidation: invalidation.OwnWrites})
 	set(t, s, "k", "v")
 	s.l1.InvalidateAll()
 	var reads atomic.Int32
@@ -365,7 +366,7 @@ func TestL1NeverOutlivesTheValue(t *testing.T) {
 }
 
 func TestL1TTLBoundsStalenessWithoutMessages(t *testing.T) {
-	a, b, _ := pair(t, Config{OwnWritesOnly: true, L1TTL: 300 * time.Millisecond})
+	a, b, _ := pair(t, Config{Invalidation: invalidation.OwnWrites, L1TTL: 300 * time.Millisecond})
 	set(t, a, "k", "v1")
 	cached(t, b, "k")
 	writeBehindTheBus(t, a, nil, "k", "v2")
@@ -422,7 +423,7 @@ func TestCorruptValueIsNotCached(t *testing.T) {
 
 func TestClosedStoreRefusesOperations(t *testing.T) {
 	_, c := redistest.Miniredis(t)
-	s := newStore(t, c, Config{OwnWritesOnly: true})
+	s := newStore(t, c, Config{Invalidation: invalidation.OwnWrites})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -441,7 +442,7 @@ func TestClosedStoreRefusesOperations(t *testing.T) {
 func TestCancelledReadReturnsPromptlyWhileFlightContinues(t *testing.T) {
 	m, _ := redistest.Miniredis(t)
 	hold := redistest.NewReplyHold(t, m.Addr())
-	s := newStore(t, redis.NewClient(&redis.Options{Addr: hold.Addr()}), Config{OwnWritesOnly: true})
+	s := newStore(t, redis.NewClient(&redis.Options{Addr: hold.Addr()}), Config{Invalidation: invalidation.OwnWrites})
 	set(t, s, "k", "v")
 	s.l1.InvalidateAll()
 	held, release := hold.Arm("test:k")
@@ -470,7 +471,7 @@ func TestCloseDuringCallsNeverPanics(t *testing.T) {
 	for range 300 {
 		// A small L1: closing ristretto clears its counters, which for
 		// the default size costs more than the rest of a round.
-		s, err := New(Config{Redis: c, OwnWritesOnly: true, KeyPrefix: "close:", L1MaxBytes: 1 << 20})
+		s, err := New(Config{Redis: c, Invalidation: invalidation.OwnWrites, KeyPrefix: "close:", L1MaxBytes: 1 << 20})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -521,7 +522,7 @@ func TestCloseDuringCallsNeverPanics(t *testing.T) {
 // until Close has returned.
 func TestCloseWhileWritesWaitForRedis(t *testing.T) {
 	_, c := redistest.Miniredis(t)
-	s := newStore(t, c, Config{OwnWritesOnly: true})
+	s := newStore(t, c, Config{Invalidation: invalidation.OwnWrites})
 	ctx := context.Background()
 	set(t, s, "k", "v")
 	held := make(chan struct{}, 3)
@@ -581,7 +582,7 @@ func (holdScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 // first one's: it reads again.
 func TestJoinedReadOutlivesTheFirstCallersDeadline(t *testing.T) {
 	_, c := redistest.Miniredis(t)
-	s := newStore(t, c, Config{OwnWritesOnly: true})
+	s := newStore(t, c, Config{Invalidation: invalidation.OwnWrites})
 	set(t, s, "k", "v")
 	s.l1.InvalidateAll()
 
@@ -627,7 +628,7 @@ func TestWaiterDeadlineIsUnavailable(t *testing.T) {
 	// Redis 100ms away: a read takes 200ms, far past the caller's deadline.
 	c := redis.NewClient(&redis.Options{Addr: redistest.Latency(t, m.Addr(), 100*time.Millisecond)})
 	t.Cleanup(func() { c.Close() })
-	s := newStore(t, c, Config{OwnWritesOnly: true, HealthCheckInterval: time.Minute})
+	s := newStore(t, c, Config{Invalidation: invalidation.OwnWrites, HealthCheckInterval: time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	_, err := s.Get(ctx, "k")
@@ -638,11 +639,11 @@ func TestWaiterDeadlineIsUnavailable(t *testing.T) {
 
 func TestWaitLiveAfterCloseIsErrClosed(t *testing.T) {
 	_, c := redistest.Miniredis(t)
-	s := newStore(t, c, Config{OwnWritesOnly: true})
+	s := newStore(t, c, Config{Invalidation: invalidation.OwnWrites})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	waiting := make(chan error, 1)
-	s2, err := New(Config{Redis: c, OwnWritesOnly: true, KeyPrefix: "other:", HealthCheckInterval: time.Hour})
+	s2, err := New(Config{Redis: c, Invalidation: invalidation.OwnWrites, KeyPrefix: "other:", HealthCheckInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -660,7 +661,7 @@ func TestWaitLiveAfterCloseIsErrClosed(t *testing.T) {
 func TestTinyHealthCheckIntervalIsAnError(t *testing.T) {
 	_, c := redistest.Miniredis(t)
 	for _, d := range []time.Duration{-time.Second, time.Nanosecond, 3 * time.Nanosecond, time.Millisecond} {
-		if s, err := New(Config{Redis: c, OwnWritesOnly: true, HealthCheckInterval: d}); err == nil {
+		if s, err := New(Config{Redis: c, Invalidation: invalidation.OwnWrites, HealthCheckInterval: d}); err == nil {
 			s.Close()
 			t.Errorf("New with HealthCheckInterval %v succeeded", d)
 		}
@@ -671,7 +672,7 @@ func TestTinyHealthCheckIntervalIsAnError(t *testing.T) {
 // at L1 again before asking Redis.
 func TestOneRedisReadIsOneMiss(t *testing.T) {
 	_, c := redistest.Miniredis(t)
-	s := newStore(t, c, Config{OwnWritesOnly: true})
+	s := newStore(t, c, Config{Invalidation: invalidation.OwnWrites})
 	set(t, s, "k", "v")
 	s.l1.InvalidateAll()
 	before := s.Stats()

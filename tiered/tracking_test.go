@@ -12,6 +12,7 @@ import (
 
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/testenv/redistest"
+	"github.com/tierstore/tierstore/invalidation"
 	"github.com/tierstore/tierstore/l2"
 )
 
@@ -270,10 +271,10 @@ func trackingClientID(t *testing.T, c *redis.Client, subscribers bool) []int64 {
 func TestTrackingRefusedIsAClearError(t *testing.T) {
 	srv := redistest.Start(t, "--rename-command", "CLIENT", "")
 	_, err := New(Config{Redis: srv.Client(nil)})
-	if !errors.Is(err, tierstore.ErrRefused) || !strings.Contains(err.Error(), "OwnWritesOnly") {
-		t.Fatalf("New: %v, want ErrRefused naming OwnWritesOnly", err)
+	if !errors.Is(err, tierstore.ErrRefused) || !strings.Contains(err.Error(), "OwnWrites") {
+		t.Fatalf("New: %v, want ErrRefused naming OwnWrites", err)
 	}
-	s, err := New(Config{Redis: srv.Client(nil), OwnWritesOnly: true})
+	s, err := New(Config{Redis: srv.Client(nil), Invalidation: invalidation.OwnWrites})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func (s *Store) DeleteIf(ctx context.Context, key string, want tierstore.Version
 // expiry removes the expiry; one that is not in the future deletes the
 // key. Where Redis reports changes, it reports this one to every
 // instance, and this one reads the key again on its next use. With
-// OwnWritesOnly, moving the expiry later publishes nothing (other
+// invalidation.OwnWrites, moving the expiry later publishes nothing (other
 // instances' cached copies just expire at the old time), moving it
 // earlier invalidates them, and this instance keeps its copy.
 func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/testenv/redistest"
+	"github.com/tierstore/tierstore/invalidation"
 )
 
 // A past expiry makes a write a delete before its value is looked at, as
@@ -15,7 +16,7 @@ import (
 func TestPastExpiryDeletesWhateverTheValueSize(t *testing.T) {
 	ctx := context.Background()
 	_, c := redistest.Miniredis(t)
-	s := newStore(t, c, Config{OwnWritesOnly: true, MaxValueBytes: 10})
+	s := newStore(t, c, Config{Invalidation: invalidation.OwnWrites, MaxValueBytes: 10})
 	big, past := make([]byte, 11), time.Now().Add(-time.Hour)
 	set(t, s, "k", "v")
 	if err := s.Set(ctx, "k", big, past); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore/internal/testenv/redistest"
+	"github.com/tierstore/tierstore/invalidation"
 	"github.com/tierstore/tierstore/tiered"
 )
 
@@ -22,7 +23,7 @@ import (
 // cluster_stats_messages_publish_sent, summed over the nodes), the
 // invalidations B received, and the CPU of all nodes. With tracking
 // (the default) a write is reported by the master that owns the key
-// alone; with OwnWritesOnly it is a PUBLISH, which every node forwards.
+// alone; with invalidation.OwnWrites it is a PUBLISH, which every node forwards.
 func BenchmarkClusterInvalidation(b *testing.B) {
 	for _, masters := range []int{3, 6} {
 		cluster := redistest.StartCluster(b, masters)
@@ -32,7 +33,7 @@ func BenchmarkClusterInvalidation(b *testing.B) {
 				open := func() *tiered.Store {
 					s, err := tiered.New(tiered.Config{
 						Redis: cluster.Client(&redis.ClusterOptions{ContextTimeoutEnabled: true}), KeyPrefix: prefix,
-						OwnWritesOnly: mode == "publish",
+						Invalidation: invalidation.ModeIf(mode == "publish"),
 					})
 					if err != nil {
 						b.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/tierstore/tierstore/benchmarks/internal/mixed"
 	"github.com/tierstore/tierstore/internal/testenv/redistest"
 	"github.com/tierstore/tierstore/internal/testenv/workload"
+	"github.com/tierstore/tierstore/invalidation"
 	"github.com/tierstore/tierstore/l2"
 	"github.com/tierstore/tierstore/tiered"
 )
@@ -43,7 +44,7 @@ func dial(b *testing.B, addr string) *redis.Client {
 
 // twoInstances returns two instances of a service using the Redis at addr
 // through store ("redis": l2, "tiered", or "tiered-ownwrites": tiered with
-// OwnWritesOnly), with the workload's keys preloaded.
+// invalidation.OwnWrites), with the workload's keys preloaded.
 func twoInstances(b *testing.B, store, addr string) []tierstore.Store {
 	b.Helper()
 	prefix := "mixed-" + store + ":"
@@ -54,7 +55,7 @@ func twoInstances(b *testing.B, store, addr string) []tierstore.Store {
 			instances = append(instances, newTiered(b, addr, prefix))
 			continue
 		case "tiered-ownwrites":
-			instances = append(instances, newTieredConfig(b, addr, tiered.Config{KeyPrefix: prefix, OwnWritesOnly: true}))
+			instances = append(instances, newTieredConfig(b, addr, tiered.Config{KeyPrefix: prefix, Invalidation: invalidation.OwnWrites}))
 			continue
 		}
 		s, err := l2.New(l2.Config{Redis: dial(b, addr), KeyPrefix: prefix})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tierstore/tierstore/internal/testenv/redistest"
 	"github.com/tierstore/tierstore/internal/testenv/workload"
+	"github.com/tierstore/tierstore/invalidation"
 	"github.com/tierstore/tierstore/l2"
 	"github.com/tierstore/tierstore/tiered"
 )
@@ -20,7 +21,7 @@ import (
 // outside tiered, how long after the change returned two instances
 // holding the key in L1 still served the old value (L1TTL 5 s, so 5 s
 // means "until the entry ended"). One b.N iteration is one change; run
-// with -benchtime 20x. mode=publish is OwnWritesOnly, for comparison.
+// with -benchtime 20x. mode=publish is invalidation.OwnWrites, for comparison.
 func BenchmarkOutsideChange(b *testing.B) {
 	ctx := context.Background()
 	type change struct {
@@ -78,7 +79,7 @@ func BenchmarkOutsideChange(b *testing.B) {
 					b.StopTimer()
 					srv := redistest.Start(b)
 					open := func() *tiered.Store {
-						s, err := tiered.New(tiered.Config{Redis: srv.Client(nil), KeyPrefix: "o:", L1TTL: 5 * time.Second, OwnWritesOnly: mode == "publish"})
+						s, err := tiered.New(tiered.Config{Redis: srv.Client(nil), KeyPrefix: "o:", L1TTL: 5 * time.Second, Invalidation: invalidation.ModeIf(mode == "publish")})
 						if err != nil {
 							b.Fatal(err)
 						}

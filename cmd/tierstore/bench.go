@@ -19,6 +19,7 @@ import (
 
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/testenv/workload"
+	"github.com/tierstore/tierstore/invalidation"
 	"github.com/tierstore/tierstore/l1"
 	"github.com/tierstore/tierstore/l2"
 	"github.com/tierstore/tierstore/tiered"
@@ -69,7 +70,7 @@ func runBench(args []string, out io.Writer) error {
 		c := client()
 		s, err := tiered.New(tiered.Config{
 			Redis: c, KeyPrefix: "tierstore-bench:tiered:", L1TTL: *ttl, L1MaxBytes: *l1Size,
-			OnInvalidate: onInvalidate, OwnWritesOnly: opts.Addr == embeddedAddr,
+			OnInvalidate: onInvalidate, Invalidation: invalidation.ModeIf(opts.Addr == embeddedAddr),
 		})
 		if err != nil {
 			return nil, err

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/cmd/tierstore/internal/check"
+	"github.com/tierstore/tierstore/invalidation"
 	"github.com/tierstore/tierstore/tiered"
 )
 
@@ -91,7 +92,7 @@ func run(args []string, out io.Writer) error {
 }
 
 // embeddedAddr is the address of the miniredis redisOptions started, if
-// any: it has no CLIENT TRACKING, so stores on it run OwnWritesOnly.
+// any: it has no CLIENT TRACKING, so stores on it run invalidation.OwnWrites.
 var embeddedAddr string
 
 // redisOptions returns client options for addr, starting a miniredis when
@@ -125,7 +126,7 @@ func demo(ctx context.Context, opts *redis.Options, out io.Writer) error {
 	newInstance := func() (*tiered.Store, func(), error) {
 		o := *opts
 		rdb := redis.NewClient(&o)
-		s, err := tiered.New(tiered.Config{Redis: rdb, KeyPrefix: "tierstore-demo:", OwnWritesOnly: o.Addr == embeddedAddr})
+		s, err := tiered.New(tiered.Config{Redis: rdb, KeyPrefix: "tierstore-demo:", Invalidation: invalidation.ModeIf(o.Addr == embeddedAddr)})
 		if err != nil {
 			rdb.Close()
 			return nil, nil, err

@@ -28,6 +28,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tierstore/tierstore/invalidation"
 	"github.com/tierstore/tierstore/session"
 	"github.com/tierstore/tierstore/tiered"
 )
@@ -60,11 +61,11 @@ type Instance struct {
 
 // NewInstance builds an instance on its own Redis client. embedded says
 // the server is miniredis, which has no CLIENT TRACKING: then only the
-// store's own writes invalidate (tiered.Config.OwnWritesOnly).
+// store's own writes invalidate (tiered.Config.Invalidation = invalidation.OwnWrites).
 func NewInstance(name, redisAddr string, embedded bool) (*Instance, error) {
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, ContextTimeoutEnabled: true})
 	invalidated := make(chan struct{}, 64)
-	store, err := tiered.New(tiered.Config{Redis: rdb, KeyPrefix: "webapp:", OwnWritesOnly: embedded, OnInvalidate: func(string) {
+	store, err := tiered.New(tiered.Config{Redis: rdb, KeyPrefix: "webapp:", Invalidation: invalidation.ModeIf(embedded), OnInvalidate: func(string) {
 		select {
 		case invalidated <- struct{}{}:
 		default:

@@ -204,7 +204,7 @@ func Probe(ctx context.Context, rdb redis.UniversalClient) error {
 		if auth(err) {
 			return fmt.Errorf("auth: %v: %w", err, tierstore.ErrRefused)
 		}
-		return fmt.Errorf("%v refused (%v): server-assisted invalidation needs it; set Config.OwnWritesOnly to run without it: %w", args[:2], err, tierstore.ErrRefused)
+		return fmt.Errorf("%v refused (%v): server-assisted invalidation needs it; set Config.Invalidation to invalidation.OwnWrites to run without it: %w", args[:2], err, tierstore.ErrRefused)
 	}
 	return nil
 }
