@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -45,9 +46,13 @@ func runBench(args []string, out io.Writer) error {
 		l1Size   = fs.Int64("l1-size", tiered.DefaultL1MaxBytes, "L1 size in bytes (memory store and tiered)")
 		samples  = fs.Int("delay-samples", 1000, "writes measured for the invalidation delay")
 		outDir   = fs.String("out", "", "directory to write results.md and chart.svg to")
+		fleetN   = fs.Int("instances", 0, "instead of the two-instance comparison, run the fleet workload (benchmarks' BenchmarkFleet) at this many instances of each store; needs -redis")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *fleetN > 0 && *addr == "" {
+		return errors.New("bench: -instances needs -redis: miniredis has no client tracking")
 	}
 	opts, cleanup, err := redisOptions(*addr, out)
 	if err != nil {
@@ -55,6 +60,22 @@ func runBench(args []string, out io.Writer) error {
 	}
 	defer cleanup()
 	ctx := context.Background()
+	if *fleetN > 0 {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		cfg := FleetConfig{
+			Instances: *fleetN, ReadShare: *reads, ValueSize: *size, L1TTL: *ttl, L1MaxBytes: *l1Size,
+			KeyPrefix: "tierstore-bench:fleet:",
+		}
+		// The fleet's own defaults (100k keys, 32 goroutines) unless given.
+		if set["keys"] {
+			cfg.Keys = *keys
+		}
+		if set["concurrency"] {
+			cfg.Goroutines = *conc
+		}
+		return runFleetBench(ctx, opts, cfg, *duration, *outDir, out)
+	}
 	cfg := workload.Config{Keys: *keys, ReadShare: *reads, ValueSize: *size, Concurrency: *conc, Duration: *duration}
 	fmt.Fprintf(out, "workload: %d keys, %.0f%% reads, %d-byte values, %d goroutines, %v per store\n\n",
 		*keys, 100**reads, *size, *conc, *duration)
