@@ -28,7 +28,7 @@ package benchmarks
 // operations); %hit, reads served from the instance's memory (tiered's L1,
 // rueidis's cache); %stale, as in package workload.
 //
-// Run (2 cores: about 25 minutes for every size, both key modes, 3 runs):
+// Run (2 cores: about 20 minutes for every size, both key modes, 3 runs):
 //
 //	cd benchmarks && go test -run '^$' -bench Fleet -benchtime 300000x -count 3 . | tee fleet.out
 //
