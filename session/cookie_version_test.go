@@ -42,13 +42,19 @@ func versionOf(t *testing.T, cookie string) uint64 {
 func (w *instance) save(t *testing.T, reader *instance, path, cookie string) string {
 	t.Helper()
 	var set string
-	afterInvalidation(t, reader, func() {
+	save := func() {
 		c := sessionCookie(w.do(t, path, cookie))
 		if c == nil {
 			t.Fatalf("%s set no cookie", path)
 		}
 		set = c.Value
-	})
+	}
+	if cookie == "" {
+		save() // a new session: reader holds nothing of it
+		return set
+	}
+	reader.do(t, "/get?k=user", cookie) // followed by reader, in per-key mode
+	afterInvalidation(t, reader, save)
 	return set
 }
 
@@ -121,6 +127,7 @@ func TestCookieOfASaveRedisLostIsCorrectedAfterOneRead(t *testing.T) {
 	if versionOf(t, second) <= versionOf(t, first) {
 		t.Fatalf("the second save's cookie %q does not name a later version than %q", second, first)
 	}
+	in.do(t, "/get?k=user", second) // followed by in, in per-key mode
 	afterInvalidation(t, in, func() {
 		if err := c.RestoreReplace(ctx, keys[0], 0, backup).Err(); err != nil {
 			t.Fatal(err)

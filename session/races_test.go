@@ -124,6 +124,7 @@ func (r *racer) hold(t *testing.T, path, cookie string) (finish func() (string, 
 func (r *racer) holdInvalidations(t *testing.T, c *redis.Client) (release func()) {
 	t.Helper()
 	return r.inv.Hold(t, func(marker string) {
+		_, _ = r.store.Get(context.Background(), marker) // followed, in per-key mode
 		if err := c.Set(context.Background(), r.prefix+marker, "x", 0).Err(); err != nil {
 			t.Fatal(err)
 		}

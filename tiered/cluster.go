@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/tierstore/tierstore/internal/rediskv"
 	"github.com/tierstore/tierstore/internal/statelog"
 	"github.com/tierstore/tierstore/internal/tracking"
+	"github.com/tierstore/tierstore/invalidation"
 )
 
 // shard is the tracking registration, reads and subscription on one
@@ -25,14 +27,12 @@ import (
 type shard struct {
 	addr    string
 	tracker *tracking.Tracker
-	reader  *rediskv.Pipe
 	bus     *bus.Bus
 }
 
 func (sh *shard) close() {
 	_ = sh.bus.Close()
 	_ = sh.tracker.Close()
-	sh.reader.Close()
 }
 
 // clusterSource follows a Cluster's masters: on each, a tracking
@@ -48,9 +48,11 @@ type clusterSource struct {
 	conns      *rediskv.Conns
 	prefix     string
 	beatPrefix string
+	perKey     bool
 	interval   time.Duration
 	onMessage  func(bus.Message)
 	onGap      func(reason string)
+	forget     func(key string)
 	log        *statelog.Logger
 
 	mu     sync.Mutex // guards shards and closed
@@ -70,6 +72,7 @@ func newClusterSource(w wiring) *clusterSource {
 	f := &clusterSource{
 		cc: w.cfg.Redis.(*redis.ClusterClient), conns: w.conns, prefix: w.cfg.KeyPrefix, beatPrefix: w.beats,
 		interval: w.cfg.HealthCheckInterval, onMessage: w.onMessage, onGap: w.onGap, log: w.log,
+		perKey: w.cfg.Invalidation == invalidation.PerKey, forget: w.forget,
 		shards: map[string]*shard{}, refresh: make(chan struct{}, 1),
 	}
 	f.list.Store(&[]*shard{})
@@ -81,8 +84,15 @@ func newClusterSource(w wiring) *clusterSource {
 
 func (f *clusterSource) writes() rediskv.Runner { return clusterWrites{f} }
 func (f *clusterSource) reads() rediskv.Runner  { return clusterReads{f} }
-func (f *clusterSource) epochKey() string       { return "" }
-func (f *clusterSource) current(string) bool    { return true }
+
+func (f *clusterSource) refreshes() rediskv.Runner {
+	if f.perKey {
+		return clusterWrites{f}
+	}
+	return clusterReads{f}
+}
+func (f *clusterSource) epochKey() string    { return "" }
+func (f *clusterSource) current(string) bool { return true }
 
 func (f *clusterSource) live() bool {
 	l := *f.list.Load()
@@ -166,7 +176,7 @@ func (w clusterWrites) Run(ctx context.Context, call rediskv.Call, done func(*re
 type clusterReads struct{ f *clusterSource }
 
 func (r clusterReads) Run(ctx context.Context, call rediskv.Call, done func(*redis.Cmd)) *redis.Cmd {
-	return r.f.route(ctx, call, done, func(sh *shard) rediskv.Runner { return sh.reader })
+	return r.f.route(ctx, call, done, func(sh *shard) rediskv.Runner { return sh.tracker.Reader() })
 }
 
 // route sends call to the connection pick chooses on the master that owns
@@ -193,6 +203,7 @@ func (f *clusterSource) route(ctx context.Context, call rediskv.Call, done func(
 				go func() {
 					cmd := call.Run(context.WithoutCancel(ctx), f.cc)
 					done(cmd)
+					f.untracked(call)
 					final <- cmd
 				}()
 			})
@@ -207,7 +218,19 @@ func (f *clusterSource) route(ctx context.Context, call rediskv.Call, done func(
 	f.reload()
 	cmd := call.Run(ctx, f.cc)
 	done(cmd)
+	f.untracked(call)
 	return cmd
+}
+
+// untracked forgets what a call sent through the Cluster client, not a
+// shard's connection, brought into L1: in per-key mode no registration
+// follows the key on the master that answered (a slot moved there), so
+// its next change would not be reported. In broadcast mode every master's
+// registration follows the whole prefix.
+func (f *clusterSource) untracked(call rediskv.Call) {
+	if f.perKey {
+		f.forget(strings.TrimPrefix(call.Key(), f.prefix))
+	}
 }
 
 // resend reports whether a write that failed with err on a shard's
@@ -307,22 +330,20 @@ func (f *clusterSource) newShard(addr string, node *redis.Client) (*shard, error
 	var err error
 	sh.tracker, err = tracking.New(tracking.Config{
 		Redis: node, Conns: f.conns, Prefix: f.prefix, BeatPrefix: f.beatPrefix,
-		HashTag: func() string { return f.hashTag(addr) },
-		OnGap:   func(reason string) { sh.bus.Gap(reason) }, Log: f.log.With("node", addr),
+		HashTag: func() string { return f.hashTag(addr) }, PerKey: f.perKey,
+		OnGap: func(reason string) { sh.bus.Gap(reason) }, Log: f.log.With("node", addr),
 	})
 	if err != nil {
 		return nil, err
 	}
-	sh.reader = newReader(f.conns, node)
 	sh.bus, err = bus.New(bus.Config{
 		Redis: sh.tracker.Subscriber(), Channel: bus.TrackingChannel, KeyPrefix: f.prefix,
-		BeatPrefix: f.beatPrefix, Beat: sh.tracker.Beat,
+		BeatPrefix: f.beatPrefix, BeatReports: sh.tracker.BeatReports(), Beat: sh.tracker.Beat,
 		HealthCheckInterval: f.interval, OnMessage: f.onMessage, OnGap: f.onGap,
 		Log: f.log.With("node", addr),
 	})
 	if err != nil {
 		_ = sh.tracker.Close()
-		sh.reader.Close()
 		return nil, err
 	}
 	return sh, nil

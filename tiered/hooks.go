@@ -11,6 +11,7 @@ type hooks struct {
 	afterL2Read     func(key string)                      // Redis answered a read; L1 is not filled yet
 	afterL2Write    func(key string)                      // Redis applied a write; L1 is not settled yet
 	afterFlightJoin func(key string)                      // a miss joined or started its flight
+	afterRefresh    func(key string)                      // a refresh (see Store.refresh) landed
 }
 
 // hooksOf returns the hooks of s: none outside tests, whose

@@ -357,7 +357,7 @@ func TestHeldSubscriptionLosesTheLease(t *testing.T) {
 	b := newStore(t, srv.Client(nil), Config{})
 	set(t, b, "k", "v1")
 	cached(t, a, "k")
-	release := hold.Hold(t, func(marker string) { set(t, b, marker, "x") })
+	release := hold.Hold(t, func(marker string) { get(t, a, marker); set(t, b, marker, "x") })
 	set(t, b, "k", "v2") // its report waits behind the hold
 	redistest.Eventually(t, "A's lease expires while its subscription is held", func() bool { return !a.Live() })
 	// Heartbeats go on, acknowledged by Redis; none may bring the lease

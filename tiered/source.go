@@ -36,6 +36,12 @@ type source interface {
 	// held by Redis (a write pause) does not hold up the reads.
 	writes() rediskv.Runner
 	reads() rediskv.Runner
+	// refreshes runs the read of a key whose copy this instance wrote and
+	// lost to a report of its own write (nil: none is needed): on the
+	// writes' connection in per-key mode, which follows what it wrote
+	// already, so that the reads' connection does not follow it again
+	// and have the next write reported back too.
+	refreshes() rediskv.Runner
 	// epochKey is the key a read returns beside the value ("": none);
 	// current reports whether a value read beside epoch may fill L1.
 	epochKey() string
@@ -57,6 +63,7 @@ type wiring struct {
 	beats     string // the heartbeat keys' prefix, in the tracked modes
 	onMessage func(bus.Message)
 	onGap     func(reason string)
+	forget    func(key string)             // drops key's copy, kills its fills in flight
 	own       func() redis.UniversalClient // the Store's own client like cfg.Redis
 }
 
@@ -82,37 +89,36 @@ func (reported) touch(ctx context.Context, s *Store, key string, expiry time.Tim
 }
 
 // nodeSource follows one Redis node (or the master a Sentinel client
-// names): a tracking registration for the key prefix whose reports come
-// to a subscription, writes on the registration connection (NOLOOP hides
-// their echo), reads on a connection of their own.
+// names): tracking registrations whose reports come to a subscription,
+// writes on one registered connection (NOLOOP hides their echo), reads on
+// another (see package tracking).
 type nodeSource struct {
 	reported
 	*bus.Bus
 	tracker *tracking.Tracker
-	reader  *rediskv.Pipe
+	perKey  bool
 	epoch   string // rediskv.EpochKey
 }
 
 func newNodeSource(w wiring) (*nodeSource, error) {
 	rc := w.cfg.Redis.(*redis.Client) // probe refused any other kind
-	n := &nodeSource{epoch: rediskv.EpochKey(w.cfg.KeyPrefix)}
+	n := &nodeSource{epoch: rediskv.EpochKey(w.cfg.KeyPrefix), perKey: w.cfg.Invalidation == invalidation.PerKey}
 	t, err := tracking.New(tracking.Config{
 		Redis: rc, Conns: w.conns, Prefix: w.cfg.KeyPrefix, BeatPrefix: w.beats, EpochKey: n.epoch,
-		OnGap: func(reason string) { n.Gap(reason) }, Log: w.log,
+		PerKey: n.perKey, OnGap: func(reason string) { n.Gap(reason) }, Log: w.log,
 	})
 	if err != nil {
 		return nil, err
 	}
-	n.tracker, n.reader = t, newReader(w.conns, rc)
+	n.tracker = t
 	n.Bus, err = bus.New(bus.Config{
 		Redis: t.Subscriber(), Channel: bus.TrackingChannel, KeyPrefix: w.cfg.KeyPrefix,
-		BeatPrefix: w.beats, Beat: t.Beat,
+		BeatPrefix: w.beats, BeatReports: t.BeatReports(), Beat: t.Beat,
 		ID: w.id, HealthCheckInterval: w.cfg.HealthCheckInterval, Log: w.log,
 		OnMessage: w.onMessage, OnGap: w.onGap,
 	})
 	if err != nil {
 		_ = t.Close()
-		n.reader.Close()
 		return nil, err
 	}
 	return n, nil
@@ -122,7 +128,7 @@ func (n *nodeSource) live() bool                      { return n.Live() }
 func (n *nodeSource) state() (<-chan struct{}, error) { return n.State() }
 func (n *nodeSource) stats() bus.Stats                { return n.Stats() }
 func (n *nodeSource) writes() rediskv.Runner          { return n.tracker }
-func (n *nodeSource) reads() rediskv.Runner           { return n.reader }
+func (n *nodeSource) reads() rediskv.Runner           { return n.tracker.Reader() }
 func (n *nodeSource) epochKey() string                { return n.epoch }
 
 // current: the dataset the value comes from must be the one the
@@ -134,18 +140,14 @@ func (n *nodeSource) current(epoch string) bool {
 
 func (n *nodeSource) close() error {
 	err := n.Close()
-	err = errors.Join(err, n.tracker.Close())
-	n.reader.Close()
-	return err
+	return errors.Join(err, n.tracker.Close())
 }
 
-// newReader returns the connection the reads of an instance travel on,
-// batched: not the writes' (see source.reads).
-func newReader(conns *rediskv.Conns, rc *redis.Client) *rediskv.Pipe {
-	return rediskv.NewPipe(conns.Client(rc.Options(), func(o *redis.Options) {
-		o.PoolSize, o.MinIdleConns, o.MaxIdleConns = 1, 0, 1
-		o.ReadTimeout, o.WriteTimeout = max(o.ReadTimeout, 0), max(o.WriteTimeout, 0)
-	}), nil)
+func (n *nodeSource) refreshes() rediskv.Runner {
+	if n.perKey {
+		return n.tracker
+	}
+	return n.tracker.Reader()
 }
 
 // ownWritesSource is Config.Invalidation = invalidation.OwnWrites: each write publishes its key
@@ -181,9 +183,12 @@ func (o *ownWritesSource) state() (<-chan struct{}, error) { return o.State() }
 func (o *ownWritesSource) stats() bus.Stats                { return o.Stats() }
 func (o *ownWritesSource) writes() rediskv.Runner          { return nil }
 func (o *ownWritesSource) reads() rediskv.Runner           { return nil }
-func (o *ownWritesSource) epochKey() string                { return "" }
-func (o *ownWritesSource) current(string) bool             { return true }
-func (o *ownWritesSource) close() error                    { return o.Close() }
+
+// refreshes: none, as no write's own message invalidates here.
+func (o *ownWritesSource) refreshes() rediskv.Runner { return nil }
+func (o *ownWritesSource) epochKey() string          { return "" }
+func (o *ownWritesSource) current(string) bool       { return true }
+func (o *ownWritesSource) close() error              { return o.Close() }
 
 func (o *ownWritesSource) notice(key string) rediskv.Notice {
 	return rediskv.Notice{Channel: o.Channel(), Payload: o.Message(key)}

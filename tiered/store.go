@@ -51,6 +51,7 @@ type Store struct {
 
 	bypassed, l2Hits, l2Misses, errs atomic.Uint64
 	sent, received, ignoredOwn       atomic.Uint64
+	refreshes                        atomic.Uint64 // see refresh
 }
 
 var (
@@ -130,7 +131,8 @@ func (s *Store) build(cfg Config) error {
 		cfg: cfg, conns: s.conns, log: s.log, id: id,
 		beats:     tracking.BeatPrefix(cfg.KeyPrefix, id.String()),
 		onMessage: s.onMessage, onGap: s.onGap,
-		own: func() redis.UniversalClient { return s.own(cfg.Redis) },
+		forget: func(key string) { s.l1.Invalidate(key) },
+		own:    func() redis.UniversalClient { return s.own(cfg.Redis) },
 	}
 	_, isCluster := cfg.Redis.(*redis.ClusterClient)
 	switch {
@@ -148,7 +150,7 @@ func (s *Store) build(cfg Config) error {
 
 	s.l2, err = rediskv.New(rediskv.Config{
 		Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, MaxValueBytes: cfg.MaxValueBytes, Op: "tiered",
-		Runner: s.src.writes(), Reader: s.src.reads(),
+		Runner: s.src.writes(), Reader: s.src.reads(), Follow: cfg.Invalidation == invalidation.PerKey,
 	})
 	return err
 }
@@ -197,8 +199,12 @@ func (s *Store) onMessage(m bus.Message) {
 		s.ignoredOwn.Add(1)
 		return
 	}
-	s.received.Add(1)
-	s.l1.Invalidate(m.Key)
+	if s.l1.Invalidate(m.Key) {
+		// Maybe the report of this instance's own write, which it would
+		// rather keep serving: read the key again (see refresh).
+		s.refresh(m.Key)
+	}
+	s.received.Add(1) // after the refresh it may start: see Stats
 	if s.onInvalidate != nil {
 		s.onInvalidate(m.Key)
 	}

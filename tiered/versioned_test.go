@@ -29,6 +29,7 @@ func newHeldPeer(t *testing.T, c redis.UniversalClient) *heldPeer {
 // hold makes p apply no invalidation until release.
 func (p *heldPeer) hold(t *testing.T, c *redis.Client) (release func()) {
 	return p.inv.Hold(t, func(marker string) {
+		_, _ = p.Get(context.Background(), marker) // followed, in per-key mode
 		if err := c.Set(context.Background(), "test:"+marker, "x", 0).Err(); err != nil {
 			t.Fatal(err)
 		}
@@ -145,10 +146,15 @@ func TestGetVersionAboveTheStoredOneReadsRedisOnce(t *testing.T) {
 	srv := redistest.Start(t)
 	s := newStore(t, srv.Client(nil), Config{})
 	ctx := context.Background()
+	refreshed := make(chan struct{}, 4)
+	s.hooks().afterRefresh = func(string) { refreshed <- struct{}{} }
 	v, err := s.SetIf(ctx, "k", []byte("v"), time.Time{}, tierstore.NoVersion)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Redis reports the save back (per-key mode: the script read the key
+	// before writing it), and s reads it again once.
+	<-refreshed
 	for range 3 {
 		before := s.Stats()
 		_, got, _, err := s.GetVersion(ctx, "k", v+1000)

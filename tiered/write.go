@@ -9,6 +9,7 @@ import (
 
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/nearcache"
+	"github.com/tierstore/tierstore/internal/rediskv"
 )
 
 // Set stores value under key until expiry (zero: no expiry) in Redis and
@@ -31,7 +32,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.T
 			return
 		}
 		s.wrote(key)
-		s.l1.EndWrite(key, st, cached, nearcache.Meta{Expiry: expiry})
+		s.endWrite(key, st, cached, nearcache.Meta{Expiry: expiry, Own: true})
 	})
 }
 
@@ -58,10 +59,6 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // version, or an error wrapping tierstore.ErrConflict. A conflict also
 // drops this instance's copy of key, so that the caller's next read, to
 // merge or retry, comes from Redis.
-//
-// Redis 7.0 reports a script's write to the instance that made it too
-// (NOLOOP covers scripts from 7.2 on), so there this instance reads the key
-// once more after each SetIf.
 func (s *Store) SetIf(ctx context.Context, key string, value []byte, expiry time.Time, want tierstore.Version) (tierstore.Version, error) {
 	if past(expiry) {
 		return 0, s.DeleteIf(ctx, key, want)
@@ -73,7 +70,7 @@ func (s *Store) SetIf(ctx context.Context, key string, value []byte, expiry time
 	cached := bytes.Clone(value)
 	return s.l2.SetIf(ctx, key, value, expiry, want, s.src.notice(key), func(v tierstore.Version, err error) {
 		if s.endConditional(key, st, err) {
-			s.l1.EndWrite(key, st, cached, nearcache.Meta{Expiry: expiry, Version: v})
+			s.endWrite(key, st, cached, nearcache.Meta{Expiry: expiry, Version: v, Own: true})
 		}
 	})
 }
@@ -136,6 +133,48 @@ func (s *Store) wrote(key string) {
 	if h := hooksOf(s); h != nil && h.afterL2Write != nil {
 		h.afterL2Write(key)
 	}
+}
+
+// endWrite caches value, which this instance just wrote to key, if no
+// report of key (or of its stripe) came since st; if one came, it may be
+// the report of this very write, and the key is read again (see refresh).
+func (s *Store) endWrite(key string, st nearcache.Stamp, value []byte, m nearcache.Meta) {
+	if !s.l1.EndWrite(key, st, value, m) {
+		s.refresh(key)
+	}
+}
+
+// refresh reads key again, off the caller's path, when this instance's
+// copy of what it wrote was dropped (or never cached) because of a report
+// that may be the report of that very write: Redis reports a write to
+// every connection that read the key since its last change, this
+// instance's reads' connection included, and in broadcast mode Redis 7.0
+// reports a script's write to its writer too. A report does not say
+// whose change it is, and counting reports is unsound (Redis reports the
+// changes of one event-loop cycle as one), so the key is read again under
+// a stamp taken after the report, and lands only if no report came since:
+// as any miss, but before the next request asks. The read goes to
+// source.refreshes, so that in per-key mode the reads' connection does
+// not follow the key again (which would have the next write reported back
+// too), and it runs on a goroutine of its own, since reports and write
+// outcomes are handled on connections' goroutines that must not wait.
+func (s *Store) refresh(key string) {
+	r := s.src.refreshes()
+	if r == nil || s.closed.Load() {
+		return
+	}
+	s.refreshes.Add(1)
+	f := s.l1.Begin(key)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), maxSharedRead)
+		defer cancel()
+		_, _ = s.l2.ReadOn(ctx, r, key, s.src.epochKey(), func(it rediskv.Item, err error) {
+			s.land(ctx, f, it, err)
+			if h := hooksOf(s); h != nil && h.afterRefresh != nil {
+				h.afterRefresh(key)
+			}
+		})
+	}()
 }
 
 // endConditional applies to L1 the outcome of a conditional write that

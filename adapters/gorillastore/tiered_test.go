@@ -123,13 +123,14 @@ func await(t *testing.T, what string, ch <-chan struct{}) {
 	}
 }
 
-// marker writes a key of no session through A, which Redis reports to B
-// after everything written before it.
+// marker writes a key of no session through A, which B read first, so
+// that Redis reports it to B after everything written before it.
 func (p *pair) marker(t *testing.T) {
 	t.Helper()
 	key := fmt.Sprintf("marker-%d", p.seq.Add(1))
 	ch := make(chan struct{})
 	p.watch.markers.Store(key, ch)
+	_, _ = p.b.tier.Get(context.Background(), key) // followed by B, in per-key mode
 	if err := p.a.tier.Set(context.Background(), key, []byte("x"), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +150,7 @@ func (p *pair) holdB(t *testing.T) (release func()) {
 	t.Cleanup(release) // before B is closed, which waits for the subscription
 	p.watch.held.Store(h)
 	key := fmt.Sprintf("hold-%d", p.seq.Add(1))
+	_, _ = p.b.tier.Get(context.Background(), key) // followed by B, in per-key mode
 	if err := p.a.tier.Set(context.Background(), key, []byte("x"), time.Time{}); err != nil {
 		t.Fatal(err)
 	}

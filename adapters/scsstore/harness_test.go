@@ -107,6 +107,7 @@ func setups(t *testing.T) []setup {
 		if h != nil {
 			s.hold = func(t *testing.T) func() {
 				return h.Hold(t, func(marker string) {
+					_, _ = b.Get(context.Background(), marker) // followed, in per-key mode
 					if err := a.Set(context.Background(), marker, []byte("x"), time.Time{}); err != nil {
 						t.Fatal(err)
 					}

@@ -173,7 +173,7 @@ func runBench(args []string, out io.Writer) error {
 		rows = append(rows, benchRow{s.name, r})
 	}
 	progress.update("invalidation delay", 0)
-	delays, err := invalidationDelays(ctx, ta, seen, *size, *samples, progress)
+	delays, err := invalidationDelays(ctx, ta, tb, seen, *size, *samples, progress)
 	if err != nil {
 		return err
 	}
@@ -198,11 +198,16 @@ func runBench(args []string, out io.Writer) error {
 const delayKey = "delay"
 
 // invalidationDelays measures, for n writes of delayKey on a, how long
-// until the other instance has dropped the old value (it marks each such
-// invalidation in seen).
-func invalidationDelays(ctx context.Context, a *tiered.Store, seen *workload.Marks, size, n int, p *progress) ([]time.Duration, error) {
+// until b has dropped the old value (it marks each such invalidation in
+// seen). b reads the key before each write: it holds the old value, and
+// in per-key mode Redis reports a change only to the instances that read
+// the key.
+func invalidationDelays(ctx context.Context, a, b *tiered.Store, seen *workload.Marks, size, n int, p *progress) ([]time.Duration, error) {
 	value := make([]byte, size)
-	return workload.Delays(n, func(k int) { p.update("invalidation delay", float64(k)/float64(n)) },
+	return workload.Delays(n, func(k int) {
+		p.update("invalidation delay", float64(k)/float64(n))
+		_, _ = b.Get(ctx, delayKey)
+	},
 		func(k int) error {
 			binary.BigEndian.PutUint64(value, uint64(k))
 			return a.Set(ctx, delayKey, value, time.Now().Add(time.Hour))

@@ -57,6 +57,10 @@ type Config struct {
 	Beat func(ctx context.Context, seq uint64) (flush string, err error)
 	// BeatPrefix: see Beat. Keys under it are never handed to OnMessage.
 	BeatPrefix string
+	// BeatReports is how many reports of a heartbeat's key prove it: one
+	// per tracking registration that follows the key (Redis reports a
+	// change once to each connection that read the key). 0 means 1.
+	BeatReports int
 	// BeatChannel: see Beat; subscribed in the same command as Channel,
 	// so that one permission check covers both.
 	BeatChannel string
@@ -166,10 +170,11 @@ type Bus struct {
 // beat is one heartbeat: sent at time sent (since start), acknowledged by
 // Redis without a flush at acked (0: not yet), heard on the subscription.
 type beat struct {
-	seq   uint64
-	sent  time.Duration
-	acked time.Duration
-	heard bool
+	seq     uint64
+	sent    time.Duration
+	acked   time.Duration
+	reports int // reports of it heard so far
+	heard   bool
 }
 
 // New subscribes and starts the bus's goroutines. Redis need not be
@@ -183,6 +188,9 @@ func New(cfg Config) (*Bus, error) {
 	}
 	if cfg.HealthCheckInterval == 0 {
 		cfg.HealthCheckInterval = DefaultHealthCheckInterval
+	}
+	if cfg.BeatReports <= 0 {
+		cfg.BeatReports = 1
 	}
 	if cfg.OnMessage == nil {
 		cfg.OnMessage = func(Message) {}
@@ -320,7 +328,12 @@ func (b *Bus) pubsub() *redis.PubSub {
 
 // Gap withdraws the lease and tells the owner (OnGap): for what feeds
 // the channel to report that messages may have been lost.
-func (b *Bus) Gap(reason string) { b.gap(reason) }
+func (b *Bus) Gap(reason string) {
+	b.gap(reason)
+	// What was lost (a registration's connection) is made again by the
+	// next heartbeat: make it now rather than at the next tick.
+	b.requestBeat()
+}
 
 // gap withdraws the lease and tells the owner. Order matters: not Live
 // first, so that nothing is served between the loss and the flush. A
@@ -518,6 +531,10 @@ func (b *Bus) arrived(seq uint64) {
 	if a == nil || a.seq != seq || a.heard {
 		b.stateMu.Unlock()
 		return // one given up, or the echo of its key's rename
+	}
+	if a.reports++; a.reports < b.cfg.BeatReports {
+		b.stateMu.Unlock()
+		return // another registration's report is still on its way
 	}
 	a.heard = true
 	proven := a.acked != 0

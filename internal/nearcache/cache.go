@@ -103,6 +103,7 @@ type entry struct {
 	value    []byte
 	expiry   time.Time // the value's own expiry (zero: none), not the TTL cap
 	version  tierstore.Version
+	own      bool  // Meta.Own
 	deadline int64 // when the entry dies, in ns since clock.born; 0: never
 	capAt    int64 // when TTL ends it, whatever its expiry; 0: no TTL
 	stamp    Stamp
@@ -166,6 +167,10 @@ func (s *Cache) hashOf(key string) uint64 {
 type Meta struct {
 	Expiry  time.Time         // the value's expiry (zero: none)
 	Version tierstore.Version // zero: not recorded (the owner derives it)
+	// Own: the value is what this instance wrote (EndWrite), not what it
+	// read. Invalidate reports dropping such an entry, which a writer
+	// whose own write is reported back may want to read again.
+	Own bool
 }
 
 // Wait blocks until the cache has applied every write handed to it so far.

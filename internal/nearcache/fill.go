@@ -41,7 +41,7 @@ func (s *Cache) lookup(key string, fn func(value []byte) error, countMiss bool) 
 	if s.onAccess != nil {
 		s.noteAccess(e)
 	}
-	return true, Meta{e.expiry, e.version}, fn(e.value)
+	return true, Meta{e.expiry, e.version, e.own}, fn(e.value)
 }
 
 // noteAccess reports a hit of e to OnAccess if AccessEvery has passed
@@ -97,7 +97,7 @@ func (s *Cache) fill(key string, value []byte, m Meta, st Stamp, h uint64, capAt
 	if testHookBeforeCacheSet != nil {
 		testHookBeforeCacheSet(key)
 	}
-	e := &entry{key: key, value: value, expiry: expiry, version: m.Version, deadline: deadline, capAt: capAt, stamp: st, hash: h}
+	e := &entry{key: key, value: value, expiry: expiry, version: m.Version, own: m.Own, deadline: deadline, capAt: capAt, stamp: st, hash: h}
 	e.reported.Store(now) // the read or write that brought it was an access
 	if !s.gate.enter() {
 		return false

@@ -73,10 +73,15 @@ func (s *Cache) current(e *entry) bool {
 }
 
 // Invalidate drops key and kills every fill of it stamped before the call.
-func (s *Cache) Invalidate(key string) {
+// It reports whether it dropped a current entry that this instance wrote
+// (Meta.Own).
+func (s *Cache) Invalidate(key string) (own bool) {
+	e, ok := s.get(key)
+	own = ok && e.own && s.current(e) && !s.expired(e)
 	h := s.hashOf(key)
 	s.stripes[s.stripeOfHash(h)].Add(1)
 	s.del(h)
+	return own
 }
 
 // InvalidateAll drops every entry in O(1), and kills every fill stamped
@@ -104,13 +109,15 @@ func (s *Cache) BeginWrite(key string) Stamp {
 // write landed. It caches value only if nothing else bumped the stripe or
 // the epoch since BeginWrite: an invalidation received in between may come
 // from a newer write by another instance, whose value this one must not
-// shadow.
-func (s *Cache) EndWrite(key string, st Stamp, value []byte, m Meta) {
+// shadow. It reports whether it cached value.
+func (s *Cache) EndWrite(key string, st Stamp, value []byte, m Meta) (cached bool) {
 	h := s.hashOf(key)
 	gen := s.stripes[s.stripeOfHash(h)].Add(1)
 	if value == nil || gen != st.gen+1 || !s.fill(key, value, m, Stamp{epoch: st.epoch, gen: gen}, h, 0) {
 		s.del(h) // the old value is dead: free it now
+		return false
 	}
+	return true
 }
 
 // Extend records a later expiry for the current entry of key, if there is
@@ -122,5 +129,5 @@ func (s *Cache) Extend(key string, expiry time.Time) {
 	if !ok || s.expired(e) || !s.current(e) {
 		return
 	}
-	s.fill(key, e.value, Meta{expiry, e.version}, e.stamp, e.hash, e.capAt)
+	s.fill(key, e.value, Meta{expiry, e.version, e.own}, e.stamp, e.hash, e.capAt)
 }

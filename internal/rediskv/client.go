@@ -28,6 +28,11 @@ type Config struct {
 	// Redis's pool. Not the writes' Runner: a write held by a write
 	// pause must not hold up the reads behind it.
 	Reader Runner
+	// Follow makes every write that stores a value a script that reads
+	// its key after writing it (see the scripts), so that a Runner with
+	// per-key tracking goes on following what it wrote; otherwise a
+	// write with nothing to publish is a plain SET.
+	Follow bool
 }
 
 // Client reads and writes tierstore values in Redis.
@@ -45,6 +50,7 @@ type Client struct {
 	prefix   string
 	maxValue int
 	op       string
+	follow   bool
 }
 
 // serverCheckTimeout bounds the version check in New: Redis need not be
@@ -77,7 +83,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Runner == nil {
 		cfg.Runner = poolRunner{cfg.Redis}
 	}
-	return &Client{rdb: cfg.Redis, runner: cfg.Runner, reader: cfg.Reader, prefix: cfg.KeyPrefix, maxValue: cfg.MaxValueBytes, op: cfg.Op}, nil
+	return &Client{rdb: cfg.Redis, runner: cfg.Runner, reader: cfg.Reader, prefix: cfg.KeyPrefix, maxValue: cfg.MaxValueBytes, op: cfg.Op, follow: cfg.Follow}, nil
 }
 
 // MaxValueBytes returns the largest value the callers let through:

@@ -40,7 +40,13 @@ func (s *Client) Read(ctx context.Context, key, epochKey string) (Item, error) {
 // its deadline, or detachedRead if it has none), so that done hears
 // Redis's answer as it does from a Reader; without one, before it returns.
 func (s *Client) ReadAsync(ctx context.Context, key, epochKey string, done func(Item, error)) (Item, error) {
-	if err := ctx.Err(); err != nil || s.reader == nil {
+	return s.ReadOn(ctx, s.reader, key, epochKey, done)
+}
+
+// ReadOn is ReadAsync on reader's connection instead of the Config.Reader's
+// (nil: on a pooled connection).
+func (s *Client) ReadOn(ctx context.Context, reader Runner, key, epochKey string, done func(Item, error)) (Item, error) {
+	if err := ctx.Err(); err != nil || reader == nil {
 		if err != nil || done == nil {
 			var r Item
 			if err == nil {
@@ -74,7 +80,7 @@ func (s *Client) ReadAsync(ctx context.Context, key, epochKey string, done func(
 		epoch, _ := reply[2].(string)
 		return s.item(key, []byte(framed), pttl, epoch, start)
 	}
-	cmd := s.reader.Run(ctx, Call{Script: readScript, Keys: keys}, func(cmd *redis.Cmd) {
+	cmd := reader.Run(ctx, Call{Script: readScript, Keys: keys}, func(cmd *redis.Cmd) {
 		if done != nil {
 			// The caller may have left: the outcome is Redis's, not ctx's.
 			done(parse(context.Background(), cmd))

@@ -19,9 +19,14 @@ return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), e}`)
 
 // Each write script writes and then publishes, so that a failed write
 // publishes nothing and no crash or disconnect can separate the two. A
-// script, not MULTI/EXEC, because a Cluster client routes it whole to the
-// key's node, where PUBLISH still reaches every subscriber. An expiry
-// argument is a PXAT in Unix milliseconds, '0' for none (see pxat).
+// script that stores a value then reads its key (PTTL, which every ACL of
+// the store allows): on a connection with per-key tracking that read makes
+// Redis report the key's next change to the writer, which keeps the value
+// it wrote (its write made Redis forget every reader of the key, the
+// writer included). A script, not MULTI/EXEC, because a Cluster client
+// routes it whole to the key's node, where PUBLISH still reaches every
+// subscriber. An expiry argument is a PXAT in Unix milliseconds, '0' for
+// none (see pxat).
 var (
 	// setScript: ARGV[1] the frame, ARGV[2] PXAT, ARGV[3] and ARGV[4] a
 	// notice to publish.
@@ -31,6 +36,7 @@ if ARGV[2] == '0' then
 else
   redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 end
+redis.call('PTTL', KEYS[1])
 if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 return 1`)
 	// delScript: ARGV[1] and ARGV[2] a notice. Returns how many keys it
@@ -109,6 +115,7 @@ if ARGV[3] == '0' then
 else
   redis.call('SET', KEYS[1], frame, 'PXAT', ARGV[3])
 end
+redis.call('PTTL', KEYS[1])
 if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 return v`)
 	// delIfScript: ARGV[1] the version wanted, ARGV[2] and ARGV[3] a

@@ -48,10 +48,10 @@ func (s *Client) SetAndPublish(ctx context.Context, key string, value []byte, ex
 	buf := framePool.Get().(*[]byte)
 	*buf = appendFrame((*buf)[:0], value)
 	call := Call{setScript, []string{s.prefix + key}, []any{*buf, px, n.Channel, n.Payload}}
-	if n.Channel == "" {
+	if n.Channel == "" && !s.follow {
 		// Nothing to publish: a plain SET, which, unlike a script's,
 		// Redis attributes to the connection that sent it (see package
-		// tracking on NOLOOP).
+		// tracking on NOLOOP, in broadcast mode).
 		call = Call{Args: []any{"set", s.prefix + key, *buf}}
 		if px != "0" {
 			call.Args = append(call.Args, "pxat", px)

@@ -1,27 +1,41 @@
 // Package tracking registers an instance with Redis's server-assisted
-// invalidation, so that every change to a key under the prefix, by
-// anyone, reaches the instance: CLIENT TRACKING in BCAST mode with the key
-// prefix, redirected to a RESP2 subscriber of __redis__:invalidate (the
-// bus's subscription). It also makes the heartbeats that prove the whole
-// path works (see Beat).
+// invalidation, so that every change to a key the instance may hold, by
+// anyone, reaches it: CLIENT TRACKING redirected to a RESP2 subscriber of
+// __redis__:invalidate (the bus's subscription). It also makes the
+// heartbeats that prove the whole path works (see Beat).
 //
-// The registration lives on one connection, which also carries every write
-// of the instance, pipelined: with NOLOOP, Redis then spares the instance
-// the echoes of exactly its own writes (BCAST reports a key to a NOLOOP
-// client unless that client made the key's last change of the event-loop
-// cycle), so a writer keeps the value it wrote without reading it back.
-// Counting echoes instead would be unsound, because BCAST merges the
-// changes of one cycle into one message. Only plain commands and
-// MULTI/EXEC count as the connection's own: Redis 7.0 attributes a
-// script's writes to its scripting client, so their echoes do come back.
+// An instance has two connections to each node: one carries its writes,
+// the other its reads, so that a write Redis holds (CLIENT PAUSE WRITE)
+// does not hold up the reads. In broadcast mode the writes' connection is
+// registered for the key prefix (BCAST PREFIX): Redis reports every change
+// under it. In per-key mode both are registered without BCAST: Redis
+// reports a change of a key only to the connections that read it since
+// its last change, and forgets the key for all of them when it reports
+// it. Reads inside scripts count as reads of the calling connection, so
+// the write scripts end by reading their key: the writer then keeps
+// following what it wrote (a key it merely wrote would not be reported).
 //
-// A lost registration means lost invalidations, so it is a gap: the
-// registration connection breaking (a write or a registration failing on
-// the network) is reported at once through OnGap; a registration lost any
-// other way stops the heartbeats, which the bus notices.
+// In broadcast mode the writes' connection is NOLOOP: Redis spares it the
+// reports of its own plain writes, so a writer keeps the value it wrote
+// without reading it back (Redis 7.0 still reports a script's writes back
+// to the writer; fixed in 7.2). In per-key mode neither connection is
+// NOLOOP, because Redis drops a NOLOOP connection's report of a key it
+// stops following to bound its tracking table (tracking-table-max-keys)
+// when that connection's own command triggered the eviction: the key
+// would silently no longer be reported. So a write of a key this instance
+// followed is reported back to it, once per connection that followed
+// it; the caller recognises its own write by reading the key again, never
+// by counting reports (Redis reports a key's changes of one event-loop
+// cycle as one).
+//
+// A lost registration means lost invalidations, so it is a gap: either
+// connection breaking (a call failing on the network) is reported at once
+// through OnGap; a registration lost any other way stops the heartbeats,
+// which the bus notices.
 package tracking
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -65,6 +79,10 @@ type Config struct {
 	// Beat reports a flush when it changes (SWAPDB, which Redis does not
 	// report to trackers) and creates it when absent.
 	EpochKey string
+	// PerKey registers both connections for the keys they read (see the
+	// package doc); otherwise the writes' connection is registered for
+	// Prefix (BCAST).
+	PerKey bool
 	// OnGap is called when the registration was lost under a write (its
 	// connection broke): invalidations may have been missed. It runs on
 	// the tracker's goroutine and must not wait for a write.
@@ -82,24 +100,29 @@ func BeatPrefix(prefix, id string) string {
 	return prefix[:len(prefix)-1] + string([]byte{last}) + "heartbeat:" + id + ":"
 }
 
-// Tracker holds a tracking registration, carries the instance's writes
-// on its connection (it is a rediskv.Runner) and makes heartbeats.
+// Tracker holds the tracking registrations, carries the instance's
+// writes (it is a rediskv.Runner) and reads (Reader) on their
+// connections, and makes heartbeats.
 type Tracker struct {
-	cfg   Config
-	sub   *redis.Client // subscriber connections; OnConnect records their ID
-	wr    *redis.Client // the registration connection's client
-	beats *redis.Client // heartbeats and the epoch key
-	pipe  *rediskv.Pipe // the registration connection
-	subID atomic.Int64  // CLIENT ID of the latest subscriber connection
+	cfg    Config
+	sub    *redis.Client // subscriber connections; OnConnect records their ID
+	wr, rd *redis.Client // the writes' and the reads' connections' clients
+	beats  *redis.Client // heartbeats and the epoch key
+	pipe   *rediskv.Pipe // the writes' connection
+	reader *rediskv.Pipe // the reads' connection
+	subID  atomic.Int64  // CLIENT ID of the latest subscriber connection
 
 	// epoch is the value of the epoch key the last beat found (see
 	// Epoch).
 	epoch atomic.Pointer[string]
 
-	// registeredTo is the subscriber ID the registration redirects to (0:
-	// none); stored only by the pipe's goroutine (in Do and onLost), so
-	// that a beat needs no trip through a busy write pipeline to see it.
-	registeredTo atomic.Int64
+	// registeredTo and readerTo are the subscriber IDs the registrations
+	// of the writes' and the reads' connections redirect to (0: none);
+	// stored only by their pipe's goroutine (in Do and onLost), so that a
+	// beat needs no trip through a busy pipeline to see them. readerTo
+	// stays 0 in broadcast mode, where the reads' connection is not
+	// registered.
+	registeredTo, readerTo atomic.Int64
 
 	// lastBeat is the key of the last beat Redis acknowledged ("": none):
 	// written by Beat's caller, read by Close too (a Cluster's watcher may
@@ -153,18 +176,20 @@ func New(cfg Config) (*Tracker, error) {
 			return nil
 		}
 	})
-	t.wr = cfg.Conns.Client(cfg.Redis.Options(), func(o *redis.Options) {
-		o.Protocol = 2
+	pipeClient := func(o *redis.Options) {
 		o.PoolSize, o.MinIdleConns, o.MaxIdleConns = 1, 0, 1
-		// Every write of the instance waits behind the one in flight, which
-		// no caller's context bounds: the socket's timeouts must, even when
-		// the client has none (then go-redis's default, 3s).
+		// Every call of the instance waits behind the ones in flight,
+		// which no caller's context bounds: the socket's timeouts must,
+		// even when the client has none (then go-redis's default, 3s).
 		o.ReadTimeout, o.WriteTimeout = max(o.ReadTimeout, 0), max(o.WriteTimeout, 0)
-	})
+	}
+	t.wr = cfg.Conns.Client(cfg.Redis.Options(), pipeClient)
+	t.rd = cfg.Conns.Client(cfg.Redis.Options(), pipeClient)
 	t.beats = cfg.Conns.Client(cfg.Redis.Options(), func(o *redis.Options) {
 		o.PoolSize, o.MinIdleConns, o.MaxIdleConns = 1, 0, 1
 	})
-	t.pipe = rediskv.NewPipe(t.wr, t.onLost)
+	t.pipe = rediskv.NewPipe(t.wr, func(err error) { t.onLost(&t.registeredTo, "tracking connection", err) })
+	t.reader = rediskv.NewPipe(t.rd, func(err error) { t.onLost(&t.readerTo, "tracked reads' connection", err) })
 	return t, nil
 }
 
@@ -179,11 +204,15 @@ func (t *Tracker) Run(ctx context.Context, call rediskv.Call, done func(*redis.C
 	return t.pipe.Run(ctx, call, done)
 }
 
-// onLost runs on the pipe's goroutine when the registration connection
-// broke.
-func (t *Tracker) onLost(err error) {
-	if t.registeredTo.Swap(0) != 0 {
-		t.cfg.OnGap("tracking connection lost: " + err.Error())
+// Reader returns the Runner of the instance's reads: in per-key mode,
+// on a registered connection, so that Redis reports later changes of
+// what they read.
+func (t *Tracker) Reader() rediskv.Runner { return t.reader }
+
+// onLost runs on a pipe's goroutine when its connection broke.
+func (t *Tracker) onLost(to *atomic.Int64, what string, err error) {
+	if to.Swap(0) != 0 {
+		t.cfg.OnGap(what + " lost: " + err.Error())
 	}
 }
 
@@ -233,21 +262,51 @@ func (t *Tracker) Beat(ctx context.Context, seq uint64) (flush string, err error
 	if want == 0 {
 		return "", errors.New("tracking: no subscriber connection yet")
 	}
-	if t.registeredTo.Load() == want {
+	flush, err = t.register(ctx, t.pipe, &t.registeredTo, want, !t.cfg.PerKey)
+	if err == nil && t.cfg.PerKey {
+		var again string
+		again, err = t.register(ctx, t.reader, &t.readerTo, want, false)
+		flush = cmp.Or(flush, again)
+	}
+	if err != nil {
+		if strings.Contains(err.Error(), "redirect to does not exist") {
+			// The connection whose ID OnConnect recorded last is gone
+			// (one replaced while another was dialling): a new
+			// subscription records the live one.
+			return "", fmt.Errorf("tracking: register: %w: %w", bus.ErrResubscribe, err)
+		}
+		return "", fmt.Errorf("tracking: register: %w", err)
+	}
+	epochFlush, err := t.beat(ctx, seq)
+	if flush == "" {
+		flush = epochFlush
+	}
+	return flush, err
+}
+
+// register makes sure the registration of pipe's connection redirects to
+// the subscriber want, making it if not ("tracking registered": what was
+// cached before must go). With bcast, the connection follows the prefix
+// (broadcast mode); without, what it reads (per-key mode).
+func (t *Tracker) register(ctx context.Context, pipe *rediskv.Pipe, to *atomic.Int64, want int64, bcast bool) (flush string, err error) {
+	if to.Load() == want {
 		// In place, as far as this instance knows; if Redis dropped it
 		// some other way, this beat never arrives, and the bus replaces
 		// the subscription, which changes want.
-		return t.beat(ctx, seq)
+		return "", nil
 	}
-	err = t.pipe.Do(ctx, func(ctx context.Context, conn *redis.Conn) error {
-		if t.registeredTo.Load() == want {
+	args := []any{"CLIENT", "TRACKING", "ON", "REDIRECT", want}
+	if bcast {
+		args = append(args, "BCAST", "PREFIX", t.cfg.Prefix, "PREFIX", t.cfg.BeatPrefix, "NOLOOP")
+	}
+	err = pipe.Do(ctx, func(ctx context.Context, conn *redis.Conn) error {
+		if to.Load() == want {
 			return nil
 		}
 		// OFF first: ON again with the same prefix fails ("overlaps").
 		cmds, err := conn.Pipelined(ctx, func(p redis.Pipeliner) error {
 			p.Do(ctx, "CLIENT", "TRACKING", "OFF")
-			p.Do(ctx, "CLIENT", "TRACKING", "ON", "REDIRECT", want, "BCAST",
-				"PREFIX", t.cfg.Prefix, "PREFIX", t.cfg.BeatPrefix, "NOLOOP")
+			p.Do(ctx, args...)
 			return nil
 		})
 		for _, c := range cmds {
@@ -258,25 +317,12 @@ func (t *Tracker) Beat(ctx context.Context, seq uint64) (flush string, err error
 		if err != nil {
 			return err
 		}
-		t.registeredTo.Store(want)
+		to.Store(want)
 		flush = "tracking registered"
 		return nil
 	})
-	if err != nil {
-		if strings.Contains(err.Error(), "redirect to does not exist") {
-			// The connection whose ID OnConnect recorded last is gone
-			// (one replaced while another was dialling): a new
-			// subscription records the live one.
-			return "", fmt.Errorf("tracking: register: %w: %w", bus.ErrResubscribe, err)
-		}
-		return "", fmt.Errorf("tracking: register: %w", err)
-	}
-	if flush != "" {
-		t.cfg.Log.Info("tracking registered", "redirect", want)
-	}
-	epochFlush, err := t.beat(ctx, seq)
-	if flush == "" {
-		flush = epochFlush
+	if err == nil && flush != "" {
+		t.cfg.Log.Info("tracking registered", "redirect", want, "per-key", t.cfg.PerKey)
 	}
 	return flush, err
 }
@@ -287,6 +333,14 @@ func (t *Tracker) Beat(ctx context.Context, seq uint64) (flush string, err error
 // at a time and each beat's name is new; when there is none, it is set.
 func (t *Tracker) beat(ctx context.Context, seq uint64) (flush string, err error) {
 	name := t.cfg.BeatPrefix + t.cfg.HashTag() + ":" + strconv.FormatUint(seq, 10)
+	if t.cfg.PerKey {
+		// Each registered connection reads the new name first, so that
+		// Redis reports its change to both: the bus waits for both
+		// reports (BeatReports), behind whatever each connection read.
+		if err := t.follow(ctx, name); err != nil {
+			return "", fmt.Errorf("tracking: heartbeat: %w", err)
+		}
+	}
 	var move *redis.StatusCmd
 	var epoch *redis.StringCmd
 	_, err = t.beats.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -318,6 +372,27 @@ func (t *Tracker) beat(ctx context.Context, seq uint64) (flush string, err error
 		return "", nil
 	}
 	return t.checkEpoch(ctx, epoch)
+}
+
+// follow reads key on both registered connections, concurrently, each
+// behind the calls already queued on it.
+func (t *Tracker) follow(ctx context.Context, key string) error {
+	errs := make(chan error, 2)
+	for _, p := range []*rediskv.Pipe{t.pipe, t.reader} {
+		go func() {
+			errs <- p.Run(ctx, rediskv.Call{Args: []any{"PTTL", key}}, func(*redis.Cmd) {}).Err()
+		}()
+	}
+	return errors.Join(<-errs, <-errs)
+}
+
+// BeatReports is how many reports of one heartbeat prove it (see
+// bus.Config.BeatReports): one per registered connection.
+func (t *Tracker) BeatReports() int {
+	if t.cfg.PerKey {
+		return 2
+	}
+	return 1
 }
 
 // last returns the key of the last beat Redis acknowledged, or "".
@@ -364,12 +439,13 @@ func (t *Tracker) checkEpoch(ctx context.Context, get *redis.StringCmd) (flush s
 // with Conns.Abort.
 func (t *Tracker) Close() error {
 	t.pipe.Close()
+	t.reader.Close()
 	if last := t.last(); last != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		_ = t.beats.Del(ctx, last).Err()
 		cancel()
 	}
-	return errors.Join(t.sub.Close(), t.wr.Close(), t.beats.Close())
+	return errors.Join(t.sub.Close(), t.wr.Close(), t.rd.Close(), t.beats.Close())
 }
 
 func newEpoch() string {

@@ -44,7 +44,8 @@ func (h *Invalidations) marker() string {
 }
 
 // Hold calls change, which must change the marker key (through another
-// instance, or a plain client with the prefix), and returns once the
+// instance, or a plain client with the prefix) after the held instance
+// read it (so that per-key tracking reports it there), and returns once the
 // instance's subscription waits on its report. release, also called when
 // the test ends, lets the reports through; it may be called more than once.
 func (h *Invalidations) Hold(t testing.TB, change func(marker string)) (release func()) {
