@@ -13,10 +13,15 @@ var ErrNotLive = errors.New("tierstore: not live")
 // (tiered.Stats.Invalidation). All counters are cumulative.
 type Stats struct {
 	// Sent counts the writes this instance made: Redis reports each to
-	// the others (with invalidation.OwnWrites, each published its invalidation).
+	// the instances that hold the key (PerKey, this one included) or to
+	// every other instance (Broadcast); with OwnWrites, each published
+	// its invalidation.
 	Sent uint64
 	// Received counts the invalidations applied to this instance's
-	// memory: changes made by others, as Redis reported them.
+	// memory, as Redis reported them (with OwnWrites, as peers published
+	// them): changes made by others and, with PerKey (or Broadcast on
+	// Redis 7.0, for a conditional write), the report back of this
+	// instance's own writes.
 	Received uint64
 	// Gaps counts the times this instance may have missed an
 	// invalidation (a lost subscription or registration, an expired
