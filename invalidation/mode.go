@@ -10,8 +10,9 @@ const (
 	// and reports a change only to the instances that hold the key
 	// (CLIENT TRACKING without BCAST). A write costs Redis work in
 	// proportion to the instances that hold the key, not to the fleet;
-	// Redis keeps a tracking table of about 100 bytes per key and
-	// instance (bounded by tracking-table-max-keys, whose evictions are
+	// Redis keeps a tracking table, measured on Redis 7.0 at about 100
+	// bytes per key for its first follower and 40 to 70 for each further
+	// one (bounded by tracking-table-max-keys, whose evictions are
 	// reported as invalidations).
 	PerKey Mode = iota
 	// Broadcast: every change under the key prefix is reported to every

@@ -35,11 +35,11 @@ func (sh *shard) close() {
 	_ = sh.tracker.Close()
 }
 
-// clusterSource follows a Cluster's masters: on each, a tracking
-// registration for the prefix and a subscriber, so that a change is
-// reported only by the master that owns the key, to each instance once,
-// whatever the number of masters. Writes go to the owning master's
-// registration connection (NOLOOP, as on a single node). A change of the
+// clusterSource follows a Cluster's masters: on each, tracking
+// registrations and a subscriber as on a single node, so that a change is
+// reported only by the master that owns the key, whatever the number of
+// masters. Writes and reads go to the owning master's registered
+// connections. A change of the
 // set of masters (failover, a node added or removed) is a gap; L1 serves
 // only while every master's subscription holds its lease.
 type clusterSource struct {

@@ -86,8 +86,9 @@ type Config struct {
 	// one on the hit path, never a key (keys appear as the prefix and a
 	// hash), a session ID or a value. Default nil: silent.
 	Logger *slog.Logger
-	// OnInvalidate, if set, is called after a peer's invalidation of key
-	// has been applied to L1: for tracing and metrics. It runs on the
+	// OnInvalidate, if set, is called after a report of a change of key
+	// (a peer's, or in per-key mode this instance's own write reported
+	// back) has been applied to L1: for tracing and metrics. It runs on the
 	// subscription's goroutine, in message order, so it must be quick: a
 	// slow OnInvalidate delays every later invalidation (and, past Redis's
 	// output-buffer limit for pub/sub clients, gets the subscription cut,

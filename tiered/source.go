@@ -68,15 +68,16 @@ type wiring struct {
 }
 
 // reported is the part of the tracked sources where Redis reports every
-// change, the writes of this instance included but for their echo.
+// change, the writes of this instance included (in broadcast mode, but
+// for the echo of its plain writes; see package tracking).
 type reported struct{}
 
 func (reported) notice(string) rediskv.Notice { return rediskv.Notice{} }
 
 // touch changes the expiry and drops this instance's copy, which reads
-// the key again on its next use: Redis reports the change to every
-// other instance, but not its echo here, and with it neither a peer's
-// change in the same instant, so the cached copy cannot be kept.
+// the key again on its next use: Redis reports the change to the other
+// instances, and a report here could not tell this change from a peer's
+// of the same instant, so the cached copy cannot be kept.
 func (reported) touch(ctx context.Context, s *Store, key string, expiry time.Time) error {
 	st := s.l1.BeginWrite(key)
 	_, err := s.l2.TouchAndPublish(ctx, key, expiry, rediskv.Notice{}, func(err error) {
@@ -90,8 +91,8 @@ func (reported) touch(ctx context.Context, s *Store, key string, expiry time.Tim
 
 // nodeSource follows one Redis node (or the master a Sentinel client
 // names): tracking registrations whose reports come to a subscription,
-// writes on one registered connection (NOLOOP hides their echo), reads on
-// another (see package tracking).
+// writes on one registered connection, reads on another (see package
+// tracking).
 type nodeSource struct {
 	reported
 	*bus.Bus
