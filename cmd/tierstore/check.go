@@ -14,6 +14,7 @@ import (
 
 	"github.com/tierstore/tierstore/cmd/tierstore/internal/check"
 	"github.com/tierstore/tierstore/internal/testenv/redisproc"
+	"github.com/tierstore/tierstore/invalidation"
 )
 
 // errViolations makes the command exit 1 after printing a failing report.
@@ -32,13 +33,18 @@ func runCheck(args []string, out io.Writer) error {
 		hc        = fs.Duration("health-check", 200*time.Millisecond, "instances' HealthCheckInterval")
 		delta     = fs.Duration("delta", 100*time.Millisecond, "staleness bound outside faults")
 		keys      = fs.Int("keys", 32, "number of hot keys")
+		invMode   = fs.String("invalidation", invalidation.PerKey.String(), "the instances' invalidation mode: per-key, broadcast, or own-writes (which does not hear changes made outside tiered: -faults all then leaves out "+outsideFaultNames()+", and naming one is an error)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	mode, err := invalidation.ParseMode(*invMode)
+	if err != nil {
+		return err
+	}
 	cfg := check.Config{
 		Instances: *instances, Ops: *ops, Phase: *phase, FaultDuration: *faultDur,
-		HealthCheckInterval: *hc, Delta: *delta, Keys: *keys,
+		HealthCheckInterval: *hc, Delta: *delta, Keys: *keys, Invalidation: mode,
 		Progress: func(s string) { fmt.Fprintf(out, "%s  %s\n", time.Now().Format("15:04:05.000"), s) },
 	}
 	switch *faults {
@@ -46,10 +52,12 @@ func runCheck(args []string, out io.Writer) error {
 	case "none":
 		cfg.Faults = []check.Fault{}
 	default:
-		var err error
 		if cfg.Faults, err = check.FaultsNamed(strings.Split(*faults, ",")...); err != nil {
 			return err
 		}
+	}
+	if err := check.JudgeableFaults(mode, cfg.Faults); err != nil {
+		return err
 	}
 	if *procs {
 		exe, err := os.Executable()
@@ -74,11 +82,11 @@ func runCheck(args []string, out io.Writer) error {
 	}
 	defer srv.Stop()
 	cfg.Server = srv
-	mode := "in one process"
+	where := "in one process"
 	if *procs {
-		mode = "one OS process each"
+		where = "one OS process each"
 	}
-	fmt.Fprintf(out, "redis-server %s (appendfsync always); %d instances, %s\n", srv.Addr(), *instances, mode)
+	fmt.Fprintf(out, "redis-server %s (appendfsync always); %d instances, %s; invalidation %v\n", srv.Addr(), *instances, where, mode)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -93,6 +101,17 @@ func runCheck(args []string, out io.Writer) error {
 		return errViolations
 	}
 	return nil
+}
+
+// outsideFaultNames lists the faults that change Redis outside tiered.
+func outsideFaultNames() string {
+	var names []string
+	for _, f := range check.AllFaults() {
+		if f.Outside {
+			names = append(names, f.Name)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 func faultNames() string {

@@ -44,10 +44,30 @@ func TestUsageWithoutCommand(t *testing.T) {
 
 func TestCheckCommandPasses(t *testing.T) {
 	redistest.Start(t) // fails or skips as the harness does when redis-server is missing
+	for _, mode := range []string{"", "per-key", "broadcast"} {
+		args := []string{"check", "-faults", "pubsub-kill", "-phase", "300ms"}
+		want := "per-key" // the default
+		if mode != "" {
+			args, want = append(args, "-invalidation", mode), mode
+		}
+		var out bytes.Buffer
+		err := run(args, &out)
+		if err != nil || !strings.Contains(out.String(), "PASS: invalidation "+want+";") {
+			t.Fatalf("check %s: %v\n%s", strings.Join(args[1:], " "), err, out.String())
+		}
+	}
+}
+
+// own-writes does not hear changes made outside tiered: the check refuses
+// to judge them, before it starts anything, and names the fault.
+func TestCheckCommandRefusesOutsideFaultsWithOwnWrites(t *testing.T) {
 	var out bytes.Buffer
-	err := run([]string{"check", "-faults", "pubsub-kill", "-phase", "300ms"}, &out)
-	if err != nil || !strings.Contains(out.String(), "PASS:") {
-		t.Fatalf("check: %v\n%s", err, out.String())
+	err := run([]string{"check", "-invalidation", "own-writes", "-faults", "pubsub-kill,outside-writes"}, &out)
+	if err == nil || !strings.Contains(err.Error(), "outside-writes") || out.Len() != 0 {
+		t.Fatalf("check -invalidation own-writes -faults pubsub-kill,outside-writes = %v, printed %q; want an error naming outside-writes, nothing started", err, out.String())
+	}
+	if err := run([]string{"check", "-invalidation", "nope"}, &out); err == nil {
+		t.Fatal("check -invalidation nope did not fail")
 	}
 }
 

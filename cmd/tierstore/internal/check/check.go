@@ -18,6 +18,7 @@ import (
 
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/testenv/redisproc"
+	"github.com/tierstore/tierstore/invalidation"
 	"github.com/tierstore/tierstore/l2"
 )
 
@@ -57,6 +58,12 @@ type Config struct {
 	FaultDuration time.Duration
 	// HealthCheckInterval of the instances (200ms).
 	HealthCheckInterval time.Duration
+	// Invalidation is the instances' tiered.Config.Invalidation
+	// (invalidation.PerKey, the default). With invalidation.OwnWrites no
+	// instance hears a change made to Redis outside tiered: the faults
+	// that make one (Fault.Outside) cannot be judged, and Run refuses
+	// them (AllFaults leaves them out: see FaultsFor).
+	Invalidation invalidation.Mode
 	// L1TTL of the instances (1 minute: far longer than a run, so that
 	// only invalidations and gaps can make a read fresh).
 	L1TTL time.Duration
@@ -97,7 +104,10 @@ func (c *Config) defaults() error {
 	setDefault(&c.L1TTL, time.Minute)
 	setDefault(&c.Delta, 100*time.Millisecond)
 	if c.Faults == nil {
-		c.Faults = AllFaults()
+		c.Faults = FaultsFor(c.Invalidation)
+	}
+	if err := JudgeableFaults(c.Invalidation, c.Faults); err != nil {
+		return err
 	}
 	if c.Progress == nil {
 		c.Progress = func(string) {}
@@ -119,6 +129,7 @@ type member interface {
 	setSlow(slow bool) error
 	pauseReads(pause bool) error
 	writeCold() error
+	readFill(on bool) error
 	setOutside(on bool) error
 	holdWrites(hold bool) error
 	deletedAll(start, end int64) error

@@ -2,32 +2,144 @@ package check
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/tierstore/tierstore/internal/testenv/redisproc"
 	"github.com/tierstore/tierstore/internal/testenv/redistest"
+	"github.com/tierstore/tierstore/invalidation"
 )
 
 // The whole checker, briefly: every fault once, against a real
 // redis-server with every write fsynced (so a crash loses no
-// acknowledged write).
+// acknowledged write), in each mode in which Redis reports every change.
 func TestEveryFaultKeepsThePromise(t *testing.T) {
 	if testing.Short() {
-		t.Skip("a run of all faults takes about 20s")
+		t.Skip("a run of all faults takes about 20s a mode")
 	}
-	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
-	rep, err := Run(context.Background(), Config{
-		Server:        srv.Server,
-		Phase:         time.Second,
-		FaultDuration: 500 * time.Millisecond,
-		Progress:      progress(t),
-	})
+	for _, mode := range []invalidation.Mode{invalidation.PerKey, invalidation.Broadcast} {
+		t.Run(mode.String(), func(t *testing.T) {
+			srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+			cfg := Config{
+				Server:        srv.Server,
+				Phase:         time.Second,
+				FaultDuration: 500 * time.Millisecond,
+				Invalidation:  mode,
+			}
+			tr := watchTracking(t, &cfg)
+			rep, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			requirePass(t, rep)
+			tr.require(t, mode, cfg.Instances)
+			if rep.Invalidation != mode {
+				t.Errorf("the report says invalidation %v, want %v", rep.Invalidation, mode)
+			}
+			if rep.FailedWrites == 0 || rep.ReadErrors == 0 {
+				t.Fatalf("no write or read failed: the faults did not bite (%d failed writes, %d read errors)", rep.FailedWrites, rep.ReadErrors)
+			}
+		})
+	}
+}
+
+// With invalidation.OwnWrites, changes made outside tiered go unheard:
+// the default faults leave them out, and a run naming one is refused.
+func TestOwnWritesLeavesOutTheOutsideFaults(t *testing.T) {
+	for _, f := range FaultsFor(invalidation.OwnWrites) {
+		if f.Outside {
+			t.Errorf("FaultsFor(own-writes) has %s, a change made outside tiered", f.Name)
+		}
+	}
+	if n, all := len(FaultsFor(invalidation.OwnWrites)), len(AllFaults()); n == all || n == 0 {
+		t.Errorf("FaultsFor(own-writes) has %d faults of %d", n, all)
+	}
+	for _, m := range []invalidation.Mode{invalidation.PerKey, invalidation.Broadcast} {
+		if n, all := len(FaultsFor(m)), len(AllFaults()); n != all {
+			t.Errorf("FaultsFor(%v) has %d faults, want all %d", m, n, all)
+		}
+	}
+	faults, err := FaultsNamed("pubsub-kill", "flushdb")
 	if err != nil {
 		t.Fatal(err)
 	}
-	requirePass(t, rep)
-	if rep.FailedWrites == 0 || rep.ReadErrors == 0 {
-		t.Fatalf("no write or read failed: the faults did not bite (%d failed writes, %d read errors)", rep.FailedWrites, rep.ReadErrors)
+	if err := JudgeableFaults(invalidation.OwnWrites, faults); err == nil || !strings.Contains(err.Error(), "flushdb") {
+		t.Errorf("JudgeableFaults(own-writes, pubsub-kill and flushdb) = %v, want an error naming flushdb", err)
+	}
+	if err := JudgeableFaults(invalidation.PerKey, faults); err != nil {
+		t.Errorf("JudgeableFaults(per-key) = %v", err)
+	}
+	// Refused before anything starts: the server is never used.
+	srv := &redisproc.Server{}
+	if _, err := Run(context.Background(), Config{Server: srv, Invalidation: invalidation.OwnWrites, Faults: faults}); err == nil {
+		t.Error("Run with own-writes and flushdb did not fail")
+	}
+}
+
+// trackingSeen is what watchTracking saw of the instances' tracking
+// registrations during the baseline.
+type trackingSeen struct {
+	tracked, broadcast int
+	err                error
+}
+
+// watchTracking makes cfg's Progress log the phases and, at the baseline
+// (every instance live), count the instances' connections registered
+// for tracking (CLIENT LIST flag t) and those of them in broadcast mode
+// (B): whether the mode reached every instance.
+func watchTracking(t *testing.T, cfg *Config) *trackingSeen {
+	seen := &trackingSeen{}
+	logf := progress(t)
+	cfg.Progress = func(s string) {
+		logf(s)
+		if s != "baseline" {
+			return
+		}
+		list, err := cfg.Server.Do("CLIENT", "LIST")
+		if err != nil {
+			seen.err = err
+			return
+		}
+		for line := range strings.Lines(fmt.Sprint(list)) {
+			fields := strings.Fields(line)
+			if !slices.Contains(fields, "user="+checkUser) {
+				continue
+			}
+			for _, f := range fields {
+				if flags, ok := strings.CutPrefix(f, "flags="); ok && strings.Contains(flags, "t") {
+					seen.tracked++
+					if strings.Contains(flags, "B") {
+						seen.broadcast++
+					}
+				}
+			}
+		}
+	}
+	return seen
+}
+
+// require fails t unless the registrations seen are those of mode: in
+// per-key mode none in broadcast, in broadcast mode one for each instance.
+func (s *trackingSeen) require(t *testing.T, mode invalidation.Mode, instances int) {
+	t.Helper()
+	if instances == 0 {
+		instances = 3
+	}
+	if s.err != nil {
+		t.Fatalf("CLIENT LIST: %v", s.err)
+	}
+	ok := s.tracked >= instances
+	switch mode {
+	case invalidation.PerKey:
+		ok = ok && s.broadcast == 0
+	case invalidation.Broadcast:
+		ok = ok && s.broadcast == instances
+	}
+	if !ok {
+		t.Fatalf("in %v mode, %d instances had %d connections tracking, %d of them in broadcast mode", mode, instances, s.tracked, s.broadcast)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore/internal/testenv/redisproc"
+	"github.com/tierstore/tierstore/invalidation"
 )
 
 // Fault is one fault: Inject causes it and, after it has lasted, repairs
@@ -156,6 +158,34 @@ func AllFaults() []Fault {
 	}
 }
 
+// FaultsFor returns the faults a run in invalidation mode m can judge, in
+// the order the checker injects them: every fault, less the changes made
+// outside tiered (Fault.Outside) with invalidation.OwnWrites, which does
+// not hear them.
+func FaultsFor(m invalidation.Mode) []Fault {
+	all := AllFaults()
+	if m != invalidation.OwnWrites {
+		return all
+	}
+	return slices.DeleteFunc(all, func(f Fault) bool { return f.Outside })
+}
+
+// JudgeableFaults returns an error if a run in invalidation mode m cannot
+// judge one of faults: with invalidation.OwnWrites, a change made outside
+// tiered (Fault.Outside), which that mode does not hear (an instance may
+// serve the old value until its L1 entry ends).
+func JudgeableFaults(m invalidation.Mode, faults []Fault) error {
+	if m != invalidation.OwnWrites {
+		return nil
+	}
+	for _, f := range faults {
+		if f.Outside {
+			return fmt.Errorf("check: fault %s changes Redis outside tiered, which invalidation mode %v does not hear: it cannot be judged", f.Name, m)
+		}
+	}
+	return nil
+}
+
 // FaultsNamed returns the faults with the given names.
 func FaultsNamed(names ...string) ([]Fault, error) {
 	var out []Fault
@@ -195,6 +225,14 @@ func clientPause(ctx context.Context, e Env) error {
 // and its readers leave the cold keys alone: the keys nobody reads during
 // an outage are the ones only the flush on resubscription keeps from being
 // served stale, while its reads of hot keys show the lease at work.
+// Meanwhile the checker writes filler keys (see fill) and instance 0
+// reads them again and again (readFill): with per-key tracking Redis
+// reports a change of a key only to the instances that read it since
+// its last change, so the filler's reports reach the victim only because
+// it keeps reading them; the others never read them and hear nothing of
+// them. With invalidation.OwnWrites nothing reports the filler's writes:
+// the backlog grows with the peers' published writes alone, seconds
+// slower.
 func outputBuffer(ctx context.Context, e Env) error {
 	srv := e.cfg.Server
 	if _, err := srv.Do("CONFIG", "SET", "client-output-buffer-limit", "pubsub 64kb 0 0"); err != nil {
@@ -224,19 +262,25 @@ func outputBuffer(ctx context.Context, e Env) error {
 	if err := victim.setSlow(true); err != nil {
 		return err
 	}
+	if err := victim.readFill(true); err != nil {
+		return err
+	}
+	filling := time.Now()
 	stopFilling := fill(srv.Addr())
+	stop := func() error { return errors.Join(victim.readFill(false), stopFilling()) }
 	for n, deadline := before, time.Now().Add(30*time.Second); n >= before; {
 		if time.Now().After(deadline) {
-			return errors.Join(errors.New("the slow subscriber was never disconnected"), stopFilling())
+			return errors.Join(errors.New("the slow subscriber was never disconnected"), stop())
 		}
 		if err := wait(ctx, 10*time.Millisecond); err != nil {
-			return errors.Join(err, stopFilling())
+			return errors.Join(err, stop())
 		}
 		if n, err = subscribers(); err != nil {
-			return errors.Join(err, stopFilling())
+			return errors.Join(err, stop())
 		}
 	}
-	if err := stopFilling(); err != nil {
+	e.cfg.Progress(fmt.Sprintf("output-buffer: the slow subscriber was disconnected %v after the filling began", time.Since(filling).Round(time.Millisecond)))
+	if err := stop(); err != nil {
 		return err
 	}
 	for _, m := range e.members {
@@ -268,29 +312,41 @@ func outputBuffer(ctx context.Context, e Env) error {
 	return victim.pauseReads(false)
 }
 
-// Filler keys: fillKeys names under the prefix, fillKeyBytes long.
+// Filler keys: fillKeys names under the prefix, fillKeyBytes long in
+// Redis (the prefix and the longest key a Store takes, 512 bytes), written
+// fillBatch at a time.
 const (
-	fillKeys     = 16
-	fillKeyBytes = 4 << 10
+	fillKeys     = 64
+	fillKeyBytes = len("check:") + 512
+	fillBatch    = 8
 )
 
-// fill writes filler keys through a connection of the checker's own, one
-// a millisecond, until the function it returns is called (which deletes
-// them). Broadcast tracking reports each write to every instance, so that
-// a stuck subscriber's backlog grows by megabytes a second: the
-// writers' reports alone take seconds to fill the kernel's buffers
-// between Redis and the subscriber (megabytes on loopback), longer on a
-// loaded machine. The names are longer than any Store key (and hold a
-// NUL), so the other instances drop the reports as they arrive; one write
-// a round trip keeps each report small (Redis holds a client to its
-// output-buffer limit as each message is queued, however fast it reads).
-func fill(addr string) (stop func() error) {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+// fillNames returns the filler keys' names in Redis (under the prefix).
+func fillNames() []string {
 	names := make([]string, fillKeys)
 	for i := range names {
-		names[i] = fmt.Sprintf("check:\x00fill:%02d:", i)
+		names[i] = fmt.Sprintf("check:fill:%02d:", i)
 		names[i] += strings.Repeat("f", fillKeyBytes-len(names[i]))
 	}
+	return names
+}
+
+// fill writes filler keys through a connection of the checker's own,
+// fillBatch a millisecond in one round trip, until the function it
+// returns is called (which deletes them). Broadcast tracking reports each
+// write to every instance, per-key tracking to the one that keeps reading
+// the keys (see outputBuffer), so that a stuck subscriber's backlog grows
+// by megabytes a second: the writers' reports alone take seconds to fill
+// the kernel's buffers between Redis and the subscriber (megabytes on
+// loopback), longer on a loaded machine. The names are none of the load's
+// keys, and their values are no Store's (a read of one fails with
+// tierstore.ErrCorrupt and caches nothing), so the instances hold no copy
+// and drop the reports as they arrive; a few writes a round trip keep
+// what Redis queues at once small (it holds a client to its output-buffer
+// limit as each message is queued, however fast the client reads).
+func fill(addr string) (stop func() error) {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	names := fillNames()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -301,7 +357,13 @@ func fill(addr string) (stop func() error) {
 			case <-time.After(time.Millisecond):
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_ = c.Set(ctx, names[i%fillKeys], "", 0).Err() // a failure only slows the fault down
+			// A failure only slows the fault down.
+			_, _ = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for j := range fillBatch {
+					p.Set(ctx, names[(i*fillBatch+j)%fillKeys], "", 0)
+				}
+				return nil
+			})
 			cancel()
 		}
 	})

@@ -26,6 +26,7 @@ func (m local) probe(ctx context.Context) error { return m.w.probe(ctx) }
 func (m local) setSlow(slow bool) error         { m.w.slow.Store(slow); return nil }
 func (m local) pauseReads(p bool) error         { m.w.paused.Store(p); return nil }
 func (m local) writeCold() error                { m.w.writeCold(); return nil }
+func (m local) readFill(on bool) error          { m.w.readFill(on); return nil }
 func (m local) state() (instState, error)       { return m.w.state(), nil }
 func (m local) count() (int64, error)           { return m.w.count.Load(), nil }
 func (m local) close()                          { m.w.close() }
@@ -43,7 +44,7 @@ func (m local) finish() (map[int][]Op, []Read, error) {
 // The worker protocol: gob-encoded requests on the worker's stdin, one
 // response each on its stdout. The first request carries the load.
 type request struct {
-	Kind       string // start, probe, slow, pause, cold, state, count, outside, hold, deleted, finish
+	Kind       string // start, probe, slow, pause, cold, fill, state, count, outside, hold, deleted, finish
 	Load       load
 	Flag       bool
 	Start, End int64
@@ -112,6 +113,10 @@ func (p *process) pauseReads(pause bool) error {
 	return err
 }
 func (p *process) writeCold() error { _, err := p.call(request{Kind: "cold"}); return err }
+func (p *process) readFill(on bool) error {
+	_, err := p.call(request{Kind: "fill", Flag: on})
+	return err
+}
 func (p *process) setOutside(on bool) error {
 	_, err := p.call(request{Kind: "outside", Flag: on})
 	return err
@@ -179,6 +184,8 @@ func ServeWorker(ctx context.Context, r io.Reader, w io.Writer) error {
 			wk.paused.Store(req.Flag)
 		case "cold":
 			wk.writeCold()
+		case "fill":
+			wk.readFill(req.Flag)
 		case "outside":
 			wk.outside.Store(req.Flag)
 		case "hold":

@@ -7,11 +7,15 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tierstore/tierstore/invalidation"
 )
 
 // Report is the verdict of a run.
 type Report struct {
-	Phases []PhaseReport
+	// Invalidation is the instances' invalidation mode.
+	Invalidation invalidation.Mode
+	Phases       []PhaseReport
 	// Delta is the staleness bound outside faults; FaultBound the bound
 	// for staleness that overlaps a fault (min(L1TTL,
 	// HealthCheckInterval) + Delta).
@@ -55,6 +59,37 @@ type PhaseReport struct {
 	// Broken lists what the fault saw wrong in the instances' state
 	// (Live while it must not be, a refusal not counted).
 	Broken []string
+	// Stale describes the first violations (up to maxStaleListed): what
+	// was read, where, and how stale.
+	Stale []StaleRead
+}
+
+// maxStaleListed bounds PhaseReport.Stale.
+const maxStaleListed = 5
+
+// StaleRead is a read staler than its bound.
+type StaleRead struct {
+	Key, Inst int
+	// Cold: one of the rarely written keys (the upper half).
+	Cold bool
+	// Version read (0: not found), and the version that replaced it.
+	Version, Replaced uint64
+	// At is when the read began, since the phase began; Staleness how
+	// long before that the replacing write had returned.
+	At, Staleness, Bound time.Duration
+}
+
+func (s StaleRead) String() string {
+	kind := "hot"
+	if s.Cold {
+		kind = "cold"
+	}
+	read := fmt.Sprintf("version %d", s.Version)
+	if s.Version == 0 {
+		read = "not found"
+	}
+	return fmt.Sprintf("instance %d read %s key %d (%s) %v into the phase, replaced by version %d %v before (bound %v)",
+		s.Inst, kind, s.Key, read, round(s.At), s.Replaced, round(s.Staleness), s.Bound)
 }
 
 // Failed reports whether the run broke a promise.
@@ -138,8 +173,19 @@ func (ki *keyIndex) verdict(rd Read) (staleness time.Duration, replacedAt int64,
 	return time.Duration(rd.Start - sup), sup, false, false
 }
 
+// replacing returns the version of the acknowledged op that returned at
+// end (0 if none).
+func (ki *keyIndex) replacing(end int64) uint64 {
+	for _, o := range ki.ops {
+		if o.OK && o.End == end {
+			return o.Version
+		}
+	}
+	return 0
+}
+
 func (r *run) judge(ctx context.Context) (*Report, error) {
-	rep := &Report{Delta: r.cfg.Delta, FaultBound: min(r.cfg.L1TTL, r.cfg.HealthCheckInterval) + r.cfg.Delta}
+	rep := &Report{Invalidation: r.cfg.Invalidation, Delta: r.cfg.Delta, FaultBound: min(r.cfg.L1TTL, r.cfg.HealthCheckInterval) + r.cfg.Delta}
 	index := make([]*keyIndex, r.cfg.Keys)
 	for k := range index {
 		index[k] = indexKey(r.ops[k])
@@ -222,6 +268,13 @@ func (r *run) judge(ctx context.Context) (*Report, error) {
 				}
 				if staleness > bound {
 					ph.Violations++
+					if len(ph.Stale) < maxStaleListed {
+						ph.Stale = append(ph.Stale, StaleRead{
+							Key: int(rd.Key), Inst: int(rd.Inst), Cold: int(rd.Key) >= r.cfg.Keys/2,
+							Version: rd.Version, Replaced: index[rd.Key].replacing(replacedAt),
+							At: time.Duration(rd.Start - r.phases[i].start), Staleness: staleness, Bound: bound,
+						})
+					}
 				}
 			}
 		}
@@ -290,25 +343,32 @@ func (r *Report) Table() string {
 	if r.Failed() {
 		verdict = "FAIL"
 	}
-	fmt.Fprintf(&b, "\n%s: %d reads (%d errors), %d writes (%d failed); errors: %d unavailable, %d refused, %d unexplained; "+
+	fmt.Fprintf(&b, "\n%s: invalidation %v; %d reads (%d errors), %d writes (%d failed); errors: %d unavailable, %d refused, %d unexplained; "+
 		"writes lost: %d; phantom reads: %d; failed writes applied anyway: %d in the final state, %d reads saw one.\n",
-		verdict, r.Reads, r.ReadErrors, r.Writes, r.FailedWrites, r.Unavailable, r.Refused, r.Unexplained,
+		verdict, r.Invalidation, r.Reads, r.ReadErrors, r.Writes, r.FailedWrites, r.Unavailable, r.Refused, r.Unexplained,
 		r.LostWrites, r.Phantoms, r.AmbiguousFinal, r.AmbiguousReads)
 	return b.String()
 }
 
-// writeBroken lists what the faults saw wrong in the instances' state.
+// writeBroken lists what the faults saw wrong in the instances' state,
+// and the first stale reads over the bound of each phase.
 func (r *Report) writeBroken(b *strings.Builder) {
+	listed := false
 	for _, p := range r.Phases {
 		for _, s := range p.Broken {
 			fmt.Fprintf(b, "\nBROKEN in %s: %s", p.Name, s)
+			listed = true
+		}
+		for _, s := range p.Stale {
+			fmt.Fprintf(b, "\nSTALE in %s: %v", p.Name, s)
+			listed = true
+		}
+		if n := p.Violations - len(p.Stale); n > 0 && len(p.Stale) > 0 {
+			fmt.Fprintf(b, "\nSTALE in %s: %d more", p.Name, n)
 		}
 	}
-	for _, p := range r.Phases {
-		if len(p.Broken) > 0 {
-			b.WriteString("\n")
-			return
-		}
+	if listed {
+		b.WriteString("\n")
 	}
 }
 
@@ -358,8 +418,8 @@ func (r *Report) Summary() string {
 			name, a.rounds, a.reads, a.superseded, round(a.max), bound, a.violations, recovery)
 	}
 	r.writeBroken(&b)
-	fmt.Fprintf(&b, "\nwrites acknowledged: %d, lost: %d; writes failed: %d, of which applied anyway: %d in the final state; "+
+	fmt.Fprintf(&b, "\ninvalidation %v; writes acknowledged: %d, lost: %d; writes failed: %d, of which applied anyway: %d in the final state; "+
 		"errors: %d unavailable, %d refused, %d unexplained; phantom reads: %d\n",
-		r.Writes-r.FailedWrites, r.LostWrites, r.FailedWrites, r.AmbiguousFinal, r.Unavailable, r.Refused, r.Unexplained, r.Phantoms)
+		r.Invalidation, r.Writes-r.FailedWrites, r.LostWrites, r.FailedWrites, r.AmbiguousFinal, r.Unavailable, r.Refused, r.Unexplained, r.Phantoms)
 	return b.String()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/invalidation"
 	"github.com/tierstore/tierstore/l2"
 	"github.com/tierstore/tierstore/tiered"
 )
@@ -103,6 +104,7 @@ type load struct {
 	ReadPause, WritePause       time.Duration
 	DeleteRatio, ColdWriteShare float64
 	HealthCheckInterval, L1TTL  time.Duration
+	Invalidation                invalidation.Mode
 }
 
 func loadOf(cfg *Config, addr string, id int) load {
@@ -110,6 +112,7 @@ func loadOf(cfg *Config, addr string, id int) load {
 		Addr: addr, User: checkUser, Password: checkPassword, ID: id, Instances: cfg.Instances, Keys: cfg.Keys,
 		ReadersPerInstance: cfg.ReadersPerInstance, ReadPause: cfg.ReadPause, WritePause: cfg.WritePause,
 		DeleteRatio: cfg.DeleteRatio, ColdWriteShare: cfg.ColdWriteShare, HealthCheckInterval: cfg.HealthCheckInterval, L1TTL: cfg.L1TTL,
+		Invalidation: cfg.Invalidation,
 	}
 }
 
@@ -134,6 +137,10 @@ type worker struct {
 	// until release.
 	hold, release chan chan struct{}
 
+	// stopFill, while the worker reads the filler keys (readFill), ends
+	// that reading; fillDone is closed when it has.
+	stopFill, fillDone chan struct{}
+
 	ops   map[int][]Op
 	reads [][]Read
 	stop  chan struct{}
@@ -155,7 +162,7 @@ func startWorker(l load) (*worker, error) {
 	var err error
 	w.store, err = tiered.New(tiered.Config{
 		Redis: w.rdb, KeyPrefix: "check:", L1TTL: l.L1TTL,
-		HealthCheckInterval: l.HealthCheckInterval,
+		HealthCheckInterval: l.HealthCheckInterval, Invalidation: l.Invalidation,
 		OnInvalidate: func(string) {
 			for w.slow.Load() {
 				time.Sleep(10 * time.Millisecond)
@@ -195,6 +202,7 @@ func (w *worker) finish() (map[int][]Op, []Read) {
 }
 
 func (w *worker) close() {
+	w.readFill(false)
 	w.slow.Store(false)
 	w.store.Close()
 	w.rdb.Close()
@@ -322,6 +330,60 @@ func (w *worker) deletedAll(start, end int64) {
 		}
 	}
 }
+
+// readFill starts (true) or stops (false, returning once it has) reading
+// the filler keys of the output-buffer fault in a loop, so that Redis,
+// with per-key tracking, reports their changes to this instance (see
+// outputBuffer). Their values are no Store's: every read fails
+// (tierstore.ErrCorrupt; ErrNotFound before the first write) and caches
+// nothing, so each goes to Redis, which follows
+// the key again. The reads are not recorded.
+func (w *worker) readFill(on bool) {
+	if w.stopFill != nil {
+		close(w.stopFill)
+		<-w.fillDone
+		w.stopFill, w.fillDone = nil, nil
+	}
+	if !on {
+		return
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	w.stopFill, w.fillDone = stop, done
+	var keys []string
+	for _, n := range fillNames() {
+		keys = append(keys, strings.TrimPrefix(n, "check:"))
+	}
+	// Several readers, whose reads share the store's batches, so that the
+	// victim follows the keys again about as fast as fill changes them.
+	var wg sync.WaitGroup
+	for r := range fillReaders {
+		wg.Go(func() {
+			for i := r; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-w.stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_, err := w.store.Get(ctx, keys[i%len(keys)])
+				cancel()
+				if err != nil && !errors.Is(err, tierstore.ErrCorrupt) && !errors.Is(err, tierstore.ErrNotFound) {
+					// Not a read Redis answered: no spinning on it.
+					time.Sleep(time.Millisecond)
+				}
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+}
+
+// fillReaders is the number of goroutines readFill reads with.
+const fillReaders = 4
 
 // writeCold makes the writer write every cold key it owns, and waits.
 func (w *worker) writeCold() {
