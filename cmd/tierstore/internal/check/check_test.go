@@ -180,6 +180,21 @@ func TestVerdictFindsStaleAndPhantomReads(t *testing.T) {
 	}
 }
 
+// A violation is shown, not only counted: which instance read which key,
+// how stale, against which bound.
+func TestReportListsStaleReads(t *testing.T) {
+	rep := &Report{Delta: 100 * time.Millisecond, Phases: []PhaseReport{{
+		Name: "pubsub-kill", Fault: true, Violations: 7,
+		Stale: []StaleRead{{Key: 20, Inst: 1, Cold: true, Version: 3, Replaced: 4, At: 1500 * time.Millisecond, Staleness: 400 * time.Millisecond, Bound: 300 * time.Millisecond}},
+	}}}
+	want := "STALE in pubsub-kill: instance 1 read cold key 20 (version 3) 1.5s into the phase, replaced by version 4 400ms before (bound 300ms)"
+	for name, out := range map[string]string{"Table": rep.Table(), "Summary": rep.Summary()} {
+		if !strings.Contains(out, want) || !strings.Contains(out, "STALE in pubsub-kill: 6 more") {
+			t.Errorf("%s lacks %q and the 6 more:\n%s", name, want, out)
+		}
+	}
+}
+
 // progress logs the checker's phases with the time since the run began.
 func progress(t *testing.T) func(string) {
 	start := time.Now()
