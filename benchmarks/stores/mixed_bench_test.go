@@ -43,8 +43,10 @@ func dial(b *testing.B, addr string) *redis.Client {
 }
 
 // twoInstances returns two instances of a service using the Redis at addr
-// through store ("redis": l2, "tiered", or "tiered-ownwrites": tiered with
-// invalidation.OwnWrites), with the workload's keys preloaded.
+// through store ("redis": l2, "tiered" (per-key tracking, the default),
+// "tiered-broadcast" or "tiered-ownwrites": tiered with
+// invalidation.Broadcast or invalidation.OwnWrites), with the workload's
+// keys preloaded.
 func twoInstances(b *testing.B, store, addr string) []tierstore.Store {
 	b.Helper()
 	prefix := "mixed-" + store + ":"
@@ -53,6 +55,9 @@ func twoInstances(b *testing.B, store, addr string) []tierstore.Store {
 		switch store {
 		case "tiered":
 			instances = append(instances, newTiered(b, addr, prefix))
+			continue
+		case "tiered-broadcast":
+			instances = append(instances, newTieredConfig(b, addr, tiered.Config{KeyPrefix: prefix, Invalidation: invalidation.Broadcast}))
 			continue
 		case "tiered-ownwrites":
 			instances = append(instances, newTieredConfig(b, addr, tiered.Config{KeyPrefix: prefix, Invalidation: invalidation.OwnWrites}))
@@ -96,6 +101,7 @@ func BenchmarkMixed(b *testing.B) {
 	instances := map[string][]tierstore.Store{
 		"redis":            twoInstances(b, "redis", srv.Addr()),
 		"tiered":           twoInstances(b, "tiered", srv.Addr()),
+		"tiered-broadcast": twoInstances(b, "tiered-broadcast", srv.Addr()),
 		"tiered-ownwrites": twoInstances(b, "tiered-ownwrites", srv.Addr()),
 	}
 	for _, run := range []struct {
@@ -104,9 +110,11 @@ func BenchmarkMixed(b *testing.B) {
 	}{
 		{"redis", "redis", 0.95},
 		{"tiered", "tiered", 0.95},
+		{"tiered-broadcast", "tiered-broadcast", 0.95},
 		{"tiered-ownwrites", "tiered-ownwrites", 0.95},
 		{"redis-writes-only", "redis", math.SmallestNonzeroFloat64}, // zero would mean the default
 		{"tiered-writes-only", "tiered", math.SmallestNonzeroFloat64},
+		{"tiered-broadcast-writes-only", "tiered-broadcast", math.SmallestNonzeroFloat64},
 		{"tiered-ownwrites-writes-only", "tiered-ownwrites", math.SmallestNonzeroFloat64},
 		{"tiered-reads-only", "tiered", 1},
 	} {
