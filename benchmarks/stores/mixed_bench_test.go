@@ -2,6 +2,7 @@ package stores_test
 
 import (
 	"context"
+	"encoding/binary"
 	"math"
 	"strconv"
 	"testing"
@@ -188,8 +189,13 @@ func BenchmarkInvalidationDelay(b *testing.B) {
 		defer other.Close()
 		redistest.WaitLive(b, other)
 		value := make([]byte, benchValueSize)
-		d, err := workload.Delays(b.N, nil,
-			func(int) error { return a.Set(ctx, "k", value, time.Now().Add(time.Hour)) },
+		// B reads the key before each write, so that it holds the old
+		// value and, in per-key mode, Redis reports the change to it.
+		d, err := workload.Delays(b.N, func(int) { _, _ = other.Get(ctx, "k") },
+			func(i int) error {
+				binary.BigEndian.PutUint64(value, uint64(i))
+				return a.Set(ctx, "k", value, time.Now().Add(time.Hour))
+			},
 			seen)
 		if err != nil {
 			b.Fatal(err)
