@@ -27,6 +27,9 @@ type Stats struct {
 	// invalidation (a lost subscription or registration, an expired
 	// lease, a flush, another dataset): each dropped all of its memory.
 	Gaps uint64
+	// GapsBy counts the gaps by cause (indexed by GapCause); they sum to
+	// Gaps.
+	GapsBy [NumGapCauses]uint64
 	// Heartbeats counts the heartbeats Redis acknowledged (four per
 	// HealthCheckInterval while healthy); HeartbeatsHeard those that came
 	// back on the subscription, each renewing the lease.
@@ -35,6 +38,8 @@ type Stats struct {
 	// Redis refused (an ACL, a renamed command, credentials): see
 	// tiered.Store.Health.
 	Refusals uint64
+	// ProofLag: how long heartbeats took to be proven (see ProofLag).
+	ProofLag ProofLag
 	// Live: the store holds its lease and may serve from memory.
 	Live bool
 }

@@ -140,6 +140,9 @@ type Manager struct {
 	maxBytes int    // Config.MaxBytes, or its default
 	sizing   sizing // how Put knows the encoded size of a session
 	baseSize int    // with sizing computed: see emptySize
+
+	counters counters                  // see Stats
+	tracer   atomic.Pointer[tracerBox] // see SetTracer; nil: none
 }
 
 // DefaultDecodedSessions is the DecodedSessions of a zero Config.
@@ -380,6 +383,14 @@ var errIDTaken = errors.New("session: save: a new session's random ID is taken")
 // deadline, and sets the cookie. It runs once per request, before the
 // response headers are written.
 func (m *Manager) save(ctx context.Context, w http.ResponseWriter, st *state) error {
+	err := m.saveState(ctx, w, st)
+	if err != nil {
+		m.counters.saveFailures[failureClassOf(err)].Add(1)
+	}
+	return err
+}
+
+func (m *Manager) saveState(ctx context.Context, w http.ResponseWriter, st *state) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	w.Header().Add("Vary", "Cookie")
@@ -396,7 +407,8 @@ func (m *Manager) save(ctx context.Context, w http.ResponseWriter, st *state) er
 		}
 		return nil
 	}
-	if st.id == "" {
+	created := st.id == ""
+	if created {
 		st.id = NewID()
 		st.deadline = m.cfg.Now().Add(m.cfg.Lifetime)
 	}
@@ -406,6 +418,7 @@ func (m *Manager) save(ctx context.Context, w http.ResponseWriter, st *state) er
 		return err
 	}
 	var version tierstore.Version
+	ctx, end := m.trace(ctx, "save")
 	if vs, ok := m.cfg.Store.(tierstore.Versioned); ok {
 		// Conditional on the version loaded (NoVersion for a new
 		// session: only if its ID is free). A conflict means another
@@ -417,17 +430,20 @@ func (m *Manager) save(ctx context.Context, w http.ResponseWriter, st *state) er
 				if !st.stored {
 					return nil, time.Time{}, false, errIDTaken
 				}
+				_, endMerge := m.trace(ctx, "merge")
 				rec, err := m.decode(key, current, nil, expiry)
-				if err != nil {
-					return nil, time.Time{}, false, err
+				if err == nil {
+					st.rebase(rec, v, expiry)
+					m.counters.merges.Add(1)
+					data, err = m.codec.Marshal(record{Deadline: st.deadline.UnixNano(), Values: st.values})
 				}
-				st.rebase(rec, v, expiry)
-				data, err = m.codec.Marshal(record{Deadline: st.deadline.UnixNano(), Values: st.values})
-				return data, m.idleExpiry(st.deadline), true, err
+				endTrace(endMerge, err)
+				return data, m.idleExpiry(st.deadline), err == nil, err
 			})
 	} else {
 		err = m.cfg.Store.Set(ctx, key, data, m.idleExpiry(st.deadline)) // last writer wins
 	}
+	endTrace(end, err)
 	switch {
 	case errors.Is(err, errGone):
 		// Logged out (Destroy, Renew) or ended elsewhere: a save must not
@@ -442,6 +458,10 @@ func (m *Manager) save(ctx context.Context, w http.ResponseWriter, st *state) er
 		return err
 	}
 	st.stored, st.version = true, version
+	m.counters.saves.Add(1)
+	if created {
+		m.counters.created.Add(1)
+	}
 	// The next request reads these bytes: spare it decoding them. From
 	// now on st.values is shared (a change after the headers went out is
 	// not saved, but must not reach the cache).

@@ -385,6 +385,7 @@ func (m *Manager) Renew(ctx context.Context) error {
 		st.deadline = m.cfg.Now().Add(m.cfg.Lifetime)
 	}
 	st.status = modified
+	m.counters.renewed.Add(1)
 	return nil
 }
 
@@ -405,6 +406,7 @@ func (m *Manager) Destroy(ctx context.Context) error {
 		}
 	}
 	st.drop()
+	m.counters.destroyed.Add(1)
 	return nil
 }
 
@@ -421,10 +423,13 @@ func (m *Manager) deleteStored(ctx context.Context, st *state) error {
 	var err error
 	if vs, ok := m.cfg.Store.(tierstore.Versioned); ok {
 		err = versioned.Delete(ctx, vs, key, st.version, func(current []byte, v tierstore.Version, expiry time.Time) error {
+			_, end := m.trace(ctx, "merge")
 			rec, err := m.decode(key, current, nil, expiry)
 			if err == nil {
 				st.rebase(rec, v, expiry)
+				m.counters.merges.Add(1)
 			}
+			endTrace(end, err)
 			return err
 		})
 		if errors.Is(err, errGone) {

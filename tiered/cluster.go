@@ -52,6 +52,7 @@ type clusterSource struct {
 	interval   time.Duration
 	onMessage  func(bus.Message)
 	onGap      func(reason string)
+	onProof    func(lag time.Duration)
 	forget     func(key string)
 	log        *statelog.Logger
 
@@ -59,6 +60,12 @@ type clusterSource struct {
 	shards map[string]*shard
 	closed bool
 	list   atomic.Pointer[[]*shard] // the shards, for Live without the lock
+
+	// retired holds the counters of the shards removed since New and
+	// the topology gaps, so that stats never goes down; statsMu guards
+	// it and makes a change of list and retired one step for stats.
+	statsMu sync.Mutex
+	retired bus.Stats
 
 	refresh chan struct{}
 	ctx     context.Context
@@ -71,7 +78,7 @@ type clusterSource struct {
 func newClusterSource(w wiring) *clusterSource {
 	f := &clusterSource{
 		cc: w.cfg.Redis.(*redis.ClusterClient), conns: w.conns, prefix: w.cfg.KeyPrefix, beatPrefix: w.beats,
-		interval: w.cfg.HealthCheckInterval, onMessage: w.onMessage, onGap: w.onGap, log: w.log,
+		interval: w.cfg.HealthCheckInterval, onMessage: w.onMessage, onGap: w.onGap, onProof: w.onProof, log: w.log,
 		perKey: w.cfg.Invalidation == invalidation.PerKey, forget: w.forget,
 		shards: map[string]*shard{}, refresh: make(chan struct{}, 1),
 	}
@@ -129,16 +136,11 @@ func (f *clusterSource) refreshed() <-chan struct{} {
 }
 
 func (f *clusterSource) stats() bus.Stats {
-	var st bus.Stats
+	f.statsMu.Lock()
+	defer f.statsMu.Unlock()
+	st := f.retired
 	for _, sh := range *f.list.Load() {
-		b := sh.bus.Stats()
-		st.Messages += b.Messages
-		st.Malformed += b.Malformed
-		st.Gaps += b.Gaps
-		st.Beats += b.Beats
-		st.Heard += b.Heard
-		st.Refusals += b.Refusals
-		st.Subscriptions += b.Subscriptions
+		st.Add(sh.bus.Stats())
 	}
 	return st
 }
@@ -297,14 +299,14 @@ func (f *clusterSource) sync(first bool) bool {
 	if f.closed {
 		return true
 	}
-	changed := false
+	var removed []*shard
 	for addr, sh := range f.shards {
 		if masters[addr] == nil {
 			delete(f.shards, addr)
-			f.wg.Go(sh.close)
-			changed = true
+			removed = append(removed, sh)
 		}
 	}
+	changed := len(removed) > 0
 	for addr, node := range masters {
 		if f.shards[addr] != nil {
 			continue
@@ -316,8 +318,19 @@ func (f *clusterSource) sync(first bool) bool {
 		f.shards[addr] = sh
 		changed = true
 	}
+	f.statsMu.Lock()
+	for _, sh := range removed {
+		f.retired.Add(sh.bus.Stats())
+		f.wg.Go(sh.close)
+	}
+	topology := changed && !first
+	if topology {
+		f.retired.Gaps++
+		f.retired.GapsBy[invalidation.GapTopology]++
+	}
 	f.list.Store(new(slices.Collect(maps.Values(f.shards))))
-	if changed && !first {
+	f.statsMu.Unlock()
+	if topology {
 		// Keys may have moved to masters whose changes were not being
 		// followed: forget everything. New shards are not Live yet.
 		f.onGap("cluster topology changed")
@@ -331,7 +344,7 @@ func (f *clusterSource) newShard(addr string, node *redis.Client) (*shard, error
 	sh.tracker, err = tracking.New(tracking.Config{
 		Redis: node, Conns: f.conns, Prefix: f.prefix, BeatPrefix: f.beatPrefix,
 		HashTag: func() string { return f.hashTag(addr) }, PerKey: f.perKey,
-		OnGap: func(reason string) { sh.bus.Gap(reason) }, Log: f.log.With("node", addr),
+		OnGap: func(reason string) { sh.bus.Gap(invalidation.GapConnectionLost, reason) }, Log: f.log.With("node", addr),
 	})
 	if err != nil {
 		return nil, err
@@ -339,7 +352,7 @@ func (f *clusterSource) newShard(addr string, node *redis.Client) (*shard, error
 	sh.bus, err = bus.New(bus.Config{
 		Redis: sh.tracker.Subscriber(), Channel: bus.TrackingChannel, KeyPrefix: f.prefix,
 		BeatPrefix: f.beatPrefix, BeatReports: sh.tracker.BeatReports(), Beat: sh.tracker.Beat,
-		HealthCheckInterval: f.interval, OnMessage: f.onMessage, OnGap: f.onGap,
+		HealthCheckInterval: f.interval, OnMessage: f.onMessage, OnGap: f.onGap, OnProof: f.onProof,
 		Log: f.log.With("node", addr),
 	})
 	if err != nil {

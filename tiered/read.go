@@ -178,8 +178,10 @@ func (s *Store) fly(ctx context.Context, f *nearcache.Flight) {
 	if h := hooksOf(s); h != nil && h.beforeL2Read != nil {
 		h.beforeL2Read(ctx, key)
 	}
+	end := s.trace(ctx, "get")
 	_, _ = s.l2.ReadAsync(ctx, key, s.src.epochKey(), func(r rediskv.Item, err error) {
 		s.land(ctx, f, r, err)
+		endTrace(end, err)
 	})
 }
 
@@ -200,7 +202,7 @@ func (s *Store) land(ctx context.Context, f *nearcache.Flight, r rediskv.Item, e
 	case errors.Is(err, context.Canceled):
 		// Never sent, or not waited for: the caller left, Redis did not fail.
 	default:
-		s.errs.Add(1)
+		s.countError(err)
 	}
 	s.l1.Cancel(f, err, ended(ctx))
 }

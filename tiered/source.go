@@ -63,6 +63,7 @@ type wiring struct {
 	beats     string // the heartbeat keys' prefix, in the tracked modes
 	onMessage func(bus.Message)
 	onGap     func(reason string)
+	onProof   func(lag time.Duration)
 	forget    func(key string)             // drops key's copy, kills its fills in flight
 	own       func() redis.UniversalClient // the Store's own client like cfg.Redis
 }
@@ -82,7 +83,7 @@ func (reported) touch(ctx context.Context, s *Store, key string, expiry time.Tim
 	st := s.l1.BeginWrite(key)
 	_, err := s.l2.TouchAndPublish(ctx, key, expiry, rediskv.Notice{}, func(err error) {
 		if err != nil {
-			s.errs.Add(1)
+			s.countError(err)
 		}
 		s.l1.EndWrite(key, st, nil, nearcache.Meta{})
 	})
@@ -106,7 +107,7 @@ func newNodeSource(w wiring) (*nodeSource, error) {
 	n := &nodeSource{epoch: rediskv.EpochKey(w.cfg.KeyPrefix), perKey: w.cfg.Invalidation == invalidation.PerKey}
 	t, err := tracking.New(tracking.Config{
 		Redis: rc, Conns: w.conns, Prefix: w.cfg.KeyPrefix, BeatPrefix: w.beats, EpochKey: n.epoch,
-		PerKey: n.perKey, OnGap: func(reason string) { n.Gap(reason) }, Log: w.log,
+		PerKey: n.perKey, OnGap: func(reason string) { n.Gap(invalidation.GapConnectionLost, reason) }, Log: w.log,
 	})
 	if err != nil {
 		return nil, err
@@ -116,7 +117,7 @@ func newNodeSource(w wiring) (*nodeSource, error) {
 		Redis: t.Subscriber(), Channel: bus.TrackingChannel, KeyPrefix: w.cfg.KeyPrefix,
 		BeatPrefix: w.beats, BeatReports: t.BeatReports(), Beat: t.Beat,
 		ID: w.id, HealthCheckInterval: w.cfg.HealthCheckInterval, Log: w.log,
-		OnMessage: w.onMessage, OnGap: w.onGap,
+		OnMessage: w.onMessage, OnGap: w.onGap, OnProof: w.onProof,
 	})
 	if err != nil {
 		_ = t.Close()
@@ -167,11 +168,11 @@ func newOwnWritesSource(w wiring) (*ownWritesSource, error) {
 	beatChannel := w.cfg.Channel + ":heartbeat:" + w.id.String()
 	b, err := bus.New(bus.Config{
 		Redis: own, Channel: w.cfg.Channel, BeatChannel: beatChannel,
-		Beat: func(ctx context.Context, seq uint64) (string, error) {
-			return "", own.Publish(ctx, beatChannel, seq).Err()
+		Beat: func(ctx context.Context, seq uint64) (bus.Flush, error) {
+			return bus.Flush{}, own.Publish(ctx, beatChannel, seq).Err()
 		},
 		ID: w.id, HealthCheckInterval: w.cfg.HealthCheckInterval, Log: w.log,
-		OnMessage: w.onMessage, OnGap: w.onGap,
+		OnMessage: w.onMessage, OnGap: w.onGap, OnProof: w.onProof,
 	})
 	if err != nil {
 		return nil, err
@@ -205,7 +206,7 @@ func (o *ownWritesSource) touch(ctx context.Context, s *Store, key string, expir
 		return err
 	case err != nil:
 		// Whether Redis applied it is unknown: treat it as an earlier expiry.
-		s.failed(key, s.l1.BeginWrite(key))
+		s.failed(key, s.l1.BeginWrite(key), err)
 		return err
 	case published:
 		s.sent.Add(1)

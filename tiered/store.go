@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,10 +49,15 @@ type Store struct {
 	ownEchoesUntil atomic.Int64
 
 	onInvalidate func(key string)
+	tracer       atomic.Pointer[tracerBox] // see SetTracer; nil: none
 
-	bypassed, l2Hits, l2Misses, errs atomic.Uint64
-	sent, received, ignoredOwn       atomic.Uint64
-	refreshes                        atomic.Uint64 // see refresh
+	observersMu    sync.Mutex                             // serialises changes of proofObservers
+	proofObservers atomic.Pointer[[]*func(time.Duration)] // see ObserveProofLag
+
+	bypassed, l2Hits, l2Misses atomic.Uint64
+	sent, received, ignoredOwn atomic.Uint64
+	refreshes                  atomic.Uint64                  // see refresh
+	errs                       [NumErrorClasses]atomic.Uint64 // see countError
 }
 
 var (
@@ -130,7 +136,7 @@ func (s *Store) build(cfg Config) error {
 	w := wiring{
 		cfg: cfg, conns: s.conns, log: s.log, id: id,
 		beats:     tracking.BeatPrefix(cfg.KeyPrefix, id.String()),
-		onMessage: s.onMessage, onGap: s.onGap,
+		onMessage: s.onMessage, onGap: s.onGap, onProof: s.proved,
 		forget: func(key string) { s.l1.Invalidate(key) },
 		own:    func() redis.UniversalClient { return s.own(cfg.Redis) },
 	}

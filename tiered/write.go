@@ -24,16 +24,19 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.T
 	}
 	st := s.l1.BeginWrite(key)
 	cached := bytes.Clone(value)
+	end := s.trace(ctx, "set")
 	// The outcome is applied to L1 when Redis answers, also if ctx ends
 	// first: a write that left is not a write whose result is unknown.
-	return s.l2.SetAndPublish(ctx, key, value, expiry, s.src.notice(key), func(err error) {
+	err := s.l2.SetAndPublish(ctx, key, value, expiry, s.src.notice(key), func(err error) {
 		if err != nil {
-			s.failed(key, st)
+			s.failed(key, st, err)
 			return
 		}
 		s.wrote(key)
 		s.endWrite(key, st, cached, nearcache.Meta{Expiry: expiry, Own: true})
 	})
+	endTrace(end, err)
+	return err
 }
 
 // Delete removes key from Redis and from every instance's L1.
@@ -42,14 +45,16 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	st := s.l1.BeginWrite(key)
+	end := s.trace(ctx, "delete")
 	_, err := s.l2.DeleteAndPublish(ctx, key, s.src.notice(key), func(err error) {
 		if err != nil {
-			s.failed(key, st)
+			s.failed(key, st, err)
 			return
 		}
 		s.wrote(key)
 		s.l1.EndWrite(key, st, nil, nearcache.Meta{})
 	})
+	endTrace(end, err)
 	return err
 }
 
@@ -68,11 +73,14 @@ func (s *Store) SetIf(ctx context.Context, key string, value []byte, expiry time
 	}
 	st := s.l1.BeginWrite(key)
 	cached := bytes.Clone(value)
-	return s.l2.SetIf(ctx, key, value, expiry, want, s.src.notice(key), func(v tierstore.Version, err error) {
+	end := s.trace(ctx, "set_if")
+	v, err := s.l2.SetIf(ctx, key, value, expiry, want, s.src.notice(key), func(v tierstore.Version, err error) {
 		if s.endConditional(key, st, err) {
 			s.endWrite(key, st, cached, nearcache.Meta{Expiry: expiry, Version: v, Own: true})
 		}
 	})
+	endTrace(end, err)
+	return v, err
 }
 
 // DeleteIf removes key from Redis and from every instance's L1 only if
@@ -83,11 +91,14 @@ func (s *Store) DeleteIf(ctx context.Context, key string, want tierstore.Version
 		return err
 	}
 	st := s.l1.BeginWrite(key)
-	return s.l2.DeleteIf(ctx, key, want, s.src.notice(key), func(err error) {
+	end := s.trace(ctx, "delete_if")
+	err := s.l2.DeleteIf(ctx, key, want, s.src.notice(key), func(err error) {
 		if s.endConditional(key, st, err) {
 			s.l1.EndWrite(key, st, nil, nearcache.Meta{})
 		}
 	})
+	endTrace(end, err)
+	return err
 }
 
 // Touch changes the expiry of key without rewriting its value. A zero
@@ -101,7 +112,10 @@ func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
 	if err := s.checkWrite(ctx, key, nil); err != nil {
 		return err
 	}
-	return s.src.touch(ctx, s, key, expiry)
+	end := s.trace(ctx, "touch")
+	err := s.src.touch(ctx, s, key, expiry)
+	endTrace(end, err)
+	return err
 }
 
 // checkWrite is the one validation of a write's input: a live context, an
@@ -186,7 +200,7 @@ func (s *Store) endConditional(key string, st nearcache.Stamp, err error) bool {
 	case errors.Is(err, tierstore.ErrConflict):
 		s.l1.EndWrite(key, st, nil, nearcache.Meta{})
 	case err != nil:
-		s.failed(key, st)
+		s.failed(key, st, err)
 	default:
 		s.wrote(key)
 		return true
@@ -198,8 +212,8 @@ func (s *Store) endConditional(key string, st nearcache.Stamp, err error) bool {
 // have applied it (a timeout after sending), so nothing of the key stays
 // cached here, and for a while this instance's own message, should it come,
 // invalidates here too.
-func (s *Store) failed(key string, st nearcache.Stamp) {
-	s.errs.Add(1)
+func (s *Store) failed(key string, st nearcache.Stamp, err error) {
+	s.countError(err)
 	s.l1.EndWrite(key, st, nil, nearcache.Meta{})
 	s.ownEchoesUntil.Store(time.Now().Add(ambiguousWriteWindow).UnixNano())
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/rediskv"
 	"github.com/tierstore/tierstore/internal/statelog"
+	"github.com/tierstore/tierstore/invalidation"
 )
 
 // DefaultHealthCheckInterval is the default Config.HealthCheckInterval.
@@ -51,10 +52,11 @@ type Config struct {
 	// Beat makes heartbeat seq: a change whose report must reach this
 	// bus by the path invalidations travel, as a key under BeatPrefix
 	// ending in ":" and seq (Redis's invalidations), or as a message with
-	// payload seq on BeatChannel (this package's). Required. A non-empty
-	// flush says that messages may have been lost before it (a gap), and
-	// that this beat proves nothing; an error, that it was not made.
-	Beat func(ctx context.Context, seq uint64) (flush string, err error)
+	// payload seq on BeatChannel (this package's). Required. A flush
+	// (not the zero Flush) says that messages may have been lost before
+	// it (a gap), and that this beat proves nothing; an error, that it was
+	// not made.
+	Beat func(ctx context.Context, seq uint64) (flush Flush, err error)
 	// BeatPrefix: see Beat. Keys under it are never handed to OnMessage.
 	BeatPrefix string
 	// BeatReports is how many reports of a heartbeat's key prove it: one
@@ -82,8 +84,20 @@ type Config struct {
 	// could not be read): the receiver must forget everything the
 	// messages were protecting. reason says why.
 	OnGap func(reason string)
+	// OnProof, if set, is called with the lag of each heartbeat proven
+	// (see Stats.ProofLag), on the goroutine that proved it: it must be
+	// quick.
+	OnProof func(lag time.Duration)
 	// Log records state changes; nil: silent.
 	Log *statelog.Logger
+}
+
+// Flush is what a heartbeat reports when messages may have been lost
+// before it: why (a gap's cause and the reason logged). The zero Flush
+// reports nothing.
+type Flush struct {
+	Cause  invalidation.GapCause
+	Reason string
 }
 
 // ErrResubscribe, wrapped by an error of Config.Beat, says that what the
@@ -94,15 +108,37 @@ var ErrResubscribe = errors.New("bus: the subscription must be made again")
 
 // Stats is a snapshot of a Bus's counters.
 type Stats struct {
-	Messages  uint64 // well-formed messages received, own included
-	Malformed uint64 // payloads that were not invalidation messages
-	Gaps      uint64 // times messages may have been lost (OnGap, but for the first subscription)
-	Beats     uint64 // heartbeats Redis acknowledged
-	Heard     uint64 // heartbeats that arrived on the subscription
-	Refusals  uint64 // commands of the subscription or the heartbeats that Redis refused (ACL, renamed command, auth)
+	Messages  uint64                            // well-formed messages received, own included
+	Malformed uint64                            // payloads that were not invalidation messages
+	Gaps      uint64                            // times messages may have been lost (OnGap, but for the first subscription)
+	GapsBy    [invalidation.NumGapCauses]uint64 // Gaps by cause
+	Beats     uint64                            // heartbeats Redis acknowledged
+	Heard     uint64                            // heartbeats that arrived on the subscription
+	Refusals  uint64                            // commands of the subscription or the heartbeats that Redis refused (ACL, renamed command, auth)
 	// Subscriptions counts subscription confirmations: 1 for the first,
 	// one more for every resubscription after a lost connection.
 	Subscriptions uint64
+	// ProofLag: from each heartbeat's send to its proof.
+	ProofLag invalidation.ProofLag
+}
+
+// Add adds o's counters to st: a Cluster's sum over its masters.
+func (st *Stats) Add(o Stats) {
+	st.Messages += o.Messages
+	st.Malformed += o.Malformed
+	st.Gaps += o.Gaps
+	st.Beats += o.Beats
+	st.Heard += o.Heard
+	st.Refusals += o.Refusals
+	st.Subscriptions += o.Subscriptions
+	for c := range st.GapsBy {
+		st.GapsBy[c] += o.GapsBy[c]
+	}
+	for i := range st.ProofLag.Counts {
+		st.ProofLag.Counts[i] += o.ProofLag.Counts[i]
+	}
+	st.ProofLag.Count += o.ProofLag.Count
+	st.ProofLag.Sum += o.ProofLag.Sum
 }
 
 // Bus is a subscription to one invalidation channel.
@@ -161,6 +197,8 @@ type Bus struct {
 	subscribed atomic.Bool
 
 	messages, malformed, gaps, beats, heard, refusals, subscriptions atomic.Uint64
+	gapsBy                                                           [invalidation.NumGapCauses]atomic.Uint64
+	lag                                                              lagHistogram
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -291,11 +329,15 @@ func (b *Bus) setNotLive(reason string) {
 
 // Stats returns the counters.
 func (b *Bus) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Messages: b.messages.Load(), Malformed: b.malformed.Load(), Gaps: b.gaps.Load(),
 		Beats: b.beats.Load(), Heard: b.heard.Load(), Refusals: b.refusals.Load(),
-		Subscriptions: b.subscriptions.Load(),
+		Subscriptions: b.subscriptions.Load(), ProofLag: b.lag.load(),
 	}
+	for c := range b.gapsBy {
+		st.GapsBy[c] = b.gapsBy[c].Load()
+	}
+	return st
 }
 
 // Close unsubscribes and stops the goroutines. It is idempotent and safe
@@ -328,8 +370,8 @@ func (b *Bus) pubsub() *redis.PubSub {
 
 // Gap withdraws the lease and tells the owner (OnGap): for what feeds
 // the channel to report that messages may have been lost.
-func (b *Bus) Gap(reason string) {
-	b.gap(reason)
+func (b *Bus) Gap(cause invalidation.GapCause, reason string) {
+	b.gap(cause, reason)
 	// What was lost (a registration's connection) is made again by the
 	// next heartbeat: make it now rather than at the next tick.
 	b.requestBeat()
@@ -339,7 +381,7 @@ func (b *Bus) Gap(reason string) {
 // first, so that nothing is served between the loss and the flush. A
 // heartbeat made before the gap proves nothing after it: it is no longer
 // awaited.
-func (b *Bus) gap(reason string) {
+func (b *Bus) gap(cause invalidation.GapCause, reason string) {
 	b.stateMu.Lock()
 	b.awaited = nil // first: a renew after this cannot use it
 	b.stateMu.Unlock()
@@ -347,6 +389,7 @@ func (b *Bus) gap(reason string) {
 	b.leaseUntil.Store(0)
 	if b.everLive.Load() {
 		b.gaps.Add(1)
+		b.gapsBy[cause].Add(1)
 	}
 	b.cfg.OnGap(reason)
 }
@@ -356,7 +399,7 @@ func (b *Bus) since() time.Duration { return time.Since(b.start) }
 // checkLease runs when the lease may have run out.
 func (b *Bus) checkLease() {
 	if b.live.Load() && b.since() >= time.Duration(b.leaseUntil.Load()) {
-		b.gap("heartbeat lease expired")
+		b.gap(invalidation.GapLeaseExpired, "heartbeat lease expired")
 	}
 }
 
@@ -423,7 +466,7 @@ func (b *Bus) handle(msg any) {
 			if b.subscriptions.Add(1) == 1 {
 				reason = "subscribed"
 			}
-			b.gap(reason)
+			b.gap(invalidation.GapResubscribed, reason)
 			b.requestBeat()
 		}
 	}
@@ -438,7 +481,7 @@ func (b *Bus) receiveError(err error) {
 	if isFlush(err) {
 		// Redis's invalidation of everything: FLUSHDB, FLUSHALL, a full
 		// resync from a master. The connection is fine.
-		b.gap("server flushed its data")
+		b.gap(invalidation.GapFlushed, "server flushed its data")
 		return
 	}
 	b.subscribed.Store(false)
@@ -452,7 +495,7 @@ func (b *Bus) receiveError(err error) {
 	} else {
 		b.fail(rediskv.Wrap(context.Background(), "bus: subscription", err))
 	}
-	b.gap("subscription error: " + err.Error())
+	b.gap(invalidation.GapConnectionLost, "subscription error: "+err.Error())
 	b.stateMu.Lock()
 	b.subFails++
 	backoff := min(time.Duration(1<<min(b.subFails, 10))*5*time.Millisecond, b.cfg.HealthCheckInterval)
@@ -518,7 +561,7 @@ func (b *Bus) deliver(payload string) {
 	case errors.Is(err, ErrUnknownVersion):
 		// A newer peer invalidated some key we cannot name: drop all.
 		b.malformed.Add(1)
-		b.gap("message of unknown version")
+		b.gap(invalidation.GapMalformed, "message of unknown version")
 	default:
 		b.malformed.Add(1)
 	}
@@ -554,6 +597,8 @@ func (b *Bus) renew(a *beat) {
 		b.stateMu.Unlock()
 		return
 	}
+	lag := b.since() - a.sent
+	b.lag.observe(lag)
 	until := int64(a.sent + b.cfg.HealthCheckInterval)
 	if cur := b.leaseUntil.Load(); until < cur {
 		until = cur
@@ -562,6 +607,7 @@ func (b *Bus) renew(a *beat) {
 	left := time.Duration(until) - b.since()
 	if left <= 0 {
 		b.stateMu.Unlock()
+		b.proved(lag)
 		return
 	}
 	b.everLive.Store(true)
@@ -574,8 +620,16 @@ func (b *Bus) renew(a *beat) {
 	}
 	b.expiry.Reset(left)
 	b.stateMu.Unlock()
+	b.proved(lag)
 	if gained {
 		b.cfg.Log.Info("live", "after", down.Round(time.Millisecond))
+	}
+}
+
+// proved hands a proof's lag to OnProof, outside stateMu.
+func (b *Bus) proved(lag time.Duration) {
+	if b.cfg.OnProof != nil {
+		b.cfg.OnProof(lag)
 	}
 }
 
@@ -637,7 +691,7 @@ func (b *Bus) beatOnce() {
 	if b.ctx.Err() != nil {
 		return
 	}
-	if err != nil || flush != "" {
+	if err != nil || flush != (Flush{}) {
 		// Proves nothing: the next tick, or the request below, makes
 		// another.
 		b.stateMu.Lock()
@@ -646,17 +700,17 @@ func (b *Bus) beatOnce() {
 		}
 		b.stateMu.Unlock()
 	}
-	if flush != "" {
+	if flush != (Flush{}) {
 		// Also when the heartbeat then failed: the registration was made
 		// again, so what was cached before it must go.
-		b.gap(flush)
+		b.gap(flush.Cause, flush.Reason)
 	}
 	switch {
 	case errors.Is(err, ErrResubscribe):
 		b.recycle()
 	case err != nil:
 		b.fail(rediskv.Wrap(context.Background(), "bus: heartbeat", err))
-	case flush != "":
+	case flush != (Flush{}):
 		b.requestBeat()
 	default:
 		b.beats.Add(1)
@@ -690,5 +744,5 @@ func (b *Bus) recycle() {
 	b.mu.Unlock()
 	_ = old.Close()
 	b.cfg.Log.Warn("subscription replaced")
-	b.gap("subscription replaced")
+	b.gap(invalidation.GapReplaced, "subscription replaced")
 }

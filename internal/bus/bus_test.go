@@ -12,6 +12,7 @@ import (
 
 	"github.com/tierstore/tierstore/internal/bus"
 	"github.com/tierstore/tierstore/internal/testenv/redistest"
+	"github.com/tierstore/tierstore/invalidation"
 )
 
 // recorder collects what a Bus reports.
@@ -40,9 +41,9 @@ func (r *recorder) counts() (msgs, gaps int) {
 }
 
 // publishBeat is a Beat that publishes seq on channel through c.
-func publishBeat(c redis.UniversalClient, channel string) func(context.Context, uint64) (string, error) {
-	return func(ctx context.Context, seq uint64) (string, error) {
-		return "", c.Publish(ctx, channel, seq).Err()
+func publishBeat(c redis.UniversalClient, channel string) func(context.Context, uint64) (bus.Flush, error) {
+	return func(ctx context.Context, seq uint64) (bus.Flush, error) {
+		return bus.Flush{}, c.Publish(ctx, channel, seq).Err()
 	}
 }
 
@@ -191,9 +192,9 @@ func TestFlushReturnedWithAnErrorIsAGap(t *testing.T) {
 	var once sync.Once
 	b, err := bus.New(bus.Config{
 		Redis: c, Channel: "inv", HealthCheckInterval: 200 * time.Millisecond, BeatChannel: "inv:heartbeat",
-		Beat: func(ctx context.Context, seq uint64) (string, error) {
+		Beat: func(ctx context.Context, seq uint64) (bus.Flush, error) {
 			if beats.Add(1) == 3 {
-				return "tracking registered", errors.New("heartbeat: i/o timeout")
+				return bus.Flush{Cause: invalidation.GapReregistered, Reason: "tracking registered"}, errors.New("heartbeat: i/o timeout")
 			}
 			return publishBeat(c, "inv:heartbeat")(ctx, seq)
 		},
@@ -228,20 +229,20 @@ func TestHeartbeatFromBeforeAGapDoesNotRenew(t *testing.T) {
 	var once sync.Once
 	b, err := bus.New(bus.Config{
 		Redis: c, Channel: "inv", HealthCheckInterval: 400 * time.Millisecond, BeatChannel: "inv:heartbeat",
-		Beat: func(ctx context.Context, seq uint64) (string, error) {
+		Beat: func(ctx context.Context, seq uint64) (bus.Flush, error) {
 			if !armed.Load() {
 				return publishBeat(c, "inv:heartbeat")(ctx, seq)
 			}
 			if !trapped.CompareAndSwap(0, int64(seq)) {
-				return "", errors.New("down") // nothing proves anything any more
+				return bus.Flush{}, errors.New("down") // nothing proves anything any more
 			}
-			b.Gap("tracking connection lost: EOF")
+			b.Gap(invalidation.GapConnectionLost, "tracking connection lost: EOF")
 			if _, err := publishBeat(c, "inv:heartbeat")(ctx, seq); err != nil {
-				return "", err
+				return bus.Flush{}, err
 			}
 			// Behind the heartbeat on the subscription: when it is
 			// handled, so is the heartbeat.
-			return "", c.Publish(ctx, "inv", bus.AppendMessage(nil, bus.NewID(), "marker")).Err()
+			return bus.Flush{}, c.Publish(ctx, "inv", bus.AppendMessage(nil, bus.NewID(), "marker")).Err()
 		},
 		OnMessage: func(m bus.Message) {
 			if m.Key == "marker" {
@@ -260,5 +261,38 @@ func TestHeartbeatFromBeforeAGapDoesNotRenew(t *testing.T) {
 	redistest.Eventually(t, "Redis acknowledges the heartbeat made across the gap", func() bool { return b.Stats().Beats > beats })
 	if b.Live() {
 		t.Fatal("Live after a gap, on a heartbeat made before it")
+	}
+}
+
+// Gaps are counted by cause, and every heartbeat that renewed the lease
+// is in the proof-lag histogram: a killed subscription is a lost
+// connection and then a resubscription, a Gap call its own cause.
+func TestStatsCountGapsByCauseAndProofLag(t *testing.T) {
+	srv := redistest.Start(t)
+	// A long interval: a lease that runs out under load would be a gap
+	// of its own.
+	b, _ := newBus(t, srv.Client(nil), 3*time.Second)
+	redistest.Eventually(t, "the bus is live", b.Live)
+	lag := b.Stats().ProofLag
+	var sum uint64
+	for _, n := range lag.Counts {
+		sum += n
+	}
+	if lag.Count == 0 || sum != lag.Count || lag.Sum <= 0 {
+		t.Fatalf("proof lag after the first lease: %+v, want counts summing to a count > 0 and a positive sum", lag)
+	}
+	byCause := func(c invalidation.GapCause) func() uint64 { return func() uint64 { return b.Stats().GapsBy[c] } }
+	redistest.AfterGrowth(t, "the killed subscription is a resubscription", byCause(invalidation.GapResubscribed), func() {
+		srv.Do("CLIENT", "KILL", "TYPE", "pubsub")
+	})
+	redistest.Eventually(t, "the bus is live again", b.Live)
+	b.Gap(invalidation.GapTopology, "test")
+	st := b.Stats()
+	want := [invalidation.NumGapCauses]uint64{invalidation.GapConnectionLost: 1, invalidation.GapResubscribed: 1, invalidation.GapTopology: 1}
+	if st.GapsBy != want || st.Gaps != 3 {
+		t.Fatalf("gaps %d by cause %v, want 3: %v", st.Gaps, st.GapsBy, want)
+	}
+	if st.ProofLag.Count <= lag.Count {
+		t.Fatalf("proof lag count %d after the lease was renewed, was %d", st.ProofLag.Count, lag.Count)
 	}
 }

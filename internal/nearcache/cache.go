@@ -93,6 +93,14 @@ type Cache struct {
 	hits          cells
 	misses, stale atomic.Uint64
 
+	// held counts the entries handed to ristretto that have not left it
+	// (OnExit): one more before each Set, one less if Set drops it, so
+	// that an exit reported at once never takes it below zero for
+	// long. evictions counts the entries ristretto pushed out for
+	// space (OnEvict). Both change on fills and exits, never on a hit.
+	held      atomic.Int64
+	evictions atomic.Uint64
+
 	onAccess    func(key string)
 	accessEvery int64 // ns
 }
@@ -125,7 +133,7 @@ func New(cfg Config) (*Cache, error) {
 	// ristretto wants about ten frequency counters per entry it may hold;
 	// assume entries of about 1 KiB, and keep at least 10k counters.
 	counters := max(cfg.MaxBytes/100, 10_000)
-	var unindex func(*entry) // set once s exists; ristretto calls it only for entries s set
+	var s *Cache // set below, before any Set: ristretto calls back only for entries s set
 	cache, err := ristretto.NewCache(&ristretto.Config[uint64, *entry]{
 		NumCounters: counters,
 		MaxCost:     cfg.MaxBytes,
@@ -136,21 +144,21 @@ func New(cfg Config) (*Cache, error) {
 		BufferItems: 1024,
 		// Our cost already counts the overhead, in bytes.
 		IgnoreInternalCost: true,
-		OnExit:             func(e *entry) { unindex(e) },
+		OnExit:             func(e *entry) { s.exited(e) },
+		OnEvict:            func(*ristretto.Item[*entry]) { s.evictions.Add(1) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nearcache: %w", err)
 	}
 	sizeClasses() // learned now rather than by the first fill
 	n, slots := stripesFor(cfg.MaxBytes), indexSlotsFor(cfg.MaxBytes)
-	s := &Cache{
+	s = &Cache{
 		cache: cache, ttl: cfg.TTL, maxValue: cfg.MaxValueBytes, seed: maphash.MakeSeed(), clock: newClock(),
 		stripes: make([]atomic.Uint64, n), mask: uint64(n - 1),
 		index: make([]atomic.Pointer[entry], slots), imask: uint64(slots - 1),
 		onAccess: cfg.OnAccess, accessEvery: int64(cfg.AccessEvery),
 		flights: flights{m: map[flightKey]*Flight{}},
 	}
-	unindex = s.unindex
 	s.clock.start(func() uint64 { return uint64(s.hits.sum()) })
 	return s, nil
 }
@@ -188,11 +196,37 @@ type Stats struct {
 	Hits   uint64 // lookups served from memory
 	Misses uint64 // lookups not served, including Stale ones
 	Stale  uint64 // lookups that found an entry whose stamp was dead
+	// Entries and Bytes are what the cache holds now: entries (dead ones
+	// included until they are read, evicted or dropped) and their cost
+	// (see Config.MaxBytes). A fill is counted when ristretto takes it,
+	// shortly after the fill returns (Wait). Evictions counts the
+	// entries pushed out to make room, cumulative.
+	Entries, Bytes uint64
+	Evictions      uint64
 }
 
-// Stats returns the counters.
+// Stats returns the counters. It takes ristretto's policy lock once, for
+// Bytes: for metrics, not for the request path.
 func (s *Cache) Stats() Stats {
-	return Stats{Hits: uint64(s.hits.sum()), Misses: s.misses.Load(), Stale: s.stale.Load()}
+	stale := s.stale.Load() // before misses, which count each stale lookup first
+	st := Stats{
+		Hits: uint64(s.hits.sum()), Misses: s.misses.Load(), Stale: stale,
+		Entries: uint64(max(s.held.Load(), 0)), Evictions: s.evictions.Load(),
+	}
+	if s.gate.enter() {
+		st.Bytes = uint64(max(s.cache.MaxCost()-s.cache.RemainingCost(), 0))
+		s.gate.leave()
+	}
+	return st
+}
+
+// exited is ristretto's OnExit: e (nil for a delete of a key it did not
+// hold) left the cache.
+func (s *Cache) exited(e *entry) {
+	if e != nil {
+		s.held.Add(-1)
+		s.unindex(e)
+	}
 }
 
 // Close releases the cache's goroutines and memory, after the calls in

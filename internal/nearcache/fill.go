@@ -107,7 +107,9 @@ func (s *Cache) fill(key string, value []byte, m Meta, st Stamp, h uint64, capAt
 	// at once on another goroutine, finds it there.
 	slot := &s.index[h&s.imask]
 	slot.Store(e)
+	s.held.Add(1) // before ristretto may let it go: see held
 	if !s.cache.Set(h, e, cost(key, value)) {
+		s.held.Add(-1)
 		slot.CompareAndSwap(e, nil) // dropped: ristretto will not call OnExit
 		return false
 	}

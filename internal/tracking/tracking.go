@@ -52,6 +52,7 @@ import (
 	"github.com/tierstore/tierstore/internal/bus"
 	"github.com/tierstore/tierstore/internal/rediskv"
 	"github.com/tierstore/tierstore/internal/statelog"
+	"github.com/tierstore/tierstore/invalidation"
 )
 
 // beatTTL is how long a heartbeat key outlives its instance's last beat.
@@ -257,14 +258,14 @@ func auth(err error) bool {
 // this point (a new registration, another dataset): the caller must flush
 // what it cached, and must not take this beat's arrival as proof. An error
 // means the beat was not (or may not have been) made.
-func (t *Tracker) Beat(ctx context.Context, seq uint64) (flush string, err error) {
+func (t *Tracker) Beat(ctx context.Context, seq uint64) (flush bus.Flush, err error) {
 	want := t.subID.Load()
 	if want == 0 {
-		return "", errors.New("tracking: no subscriber connection yet")
+		return bus.Flush{}, errors.New("tracking: no subscriber connection yet")
 	}
 	flush, err = t.register(ctx, t.pipe, &t.registeredTo, want, !t.cfg.PerKey)
 	if err == nil && t.cfg.PerKey {
-		var again string
+		var again bus.Flush
 		again, err = t.register(ctx, t.reader, &t.readerTo, want, false)
 		flush = cmp.Or(flush, again)
 	}
@@ -273,12 +274,12 @@ func (t *Tracker) Beat(ctx context.Context, seq uint64) (flush string, err error
 			// The connection whose ID OnConnect recorded last is gone
 			// (one replaced while another was dialling): a new
 			// subscription records the live one.
-			return "", fmt.Errorf("tracking: register: %w: %w", bus.ErrResubscribe, err)
+			return bus.Flush{}, fmt.Errorf("tracking: register: %w: %w", bus.ErrResubscribe, err)
 		}
-		return "", fmt.Errorf("tracking: register: %w", err)
+		return bus.Flush{}, fmt.Errorf("tracking: register: %w", err)
 	}
 	epochFlush, err := t.beat(ctx, seq)
-	if flush == "" {
+	if flush == (bus.Flush{}) {
 		flush = epochFlush
 	}
 	return flush, err
@@ -288,12 +289,12 @@ func (t *Tracker) Beat(ctx context.Context, seq uint64) (flush string, err error
 // the subscriber want, making it if not ("tracking registered": what was
 // cached before must go). With bcast, the connection follows the prefix
 // (broadcast mode); without, what it reads (per-key mode).
-func (t *Tracker) register(ctx context.Context, pipe *rediskv.Pipe, to *atomic.Int64, want int64, bcast bool) (flush string, err error) {
+func (t *Tracker) register(ctx context.Context, pipe *rediskv.Pipe, to *atomic.Int64, want int64, bcast bool) (flush bus.Flush, err error) {
 	if to.Load() == want {
 		// In place, as far as this instance knows; if Redis dropped it
 		// some other way, this beat never arrives, and the bus replaces
 		// the subscription, which changes want.
-		return "", nil
+		return bus.Flush{}, nil
 	}
 	args := []any{"CLIENT", "TRACKING", "ON", "REDIRECT", want}
 	if bcast {
@@ -318,10 +319,10 @@ func (t *Tracker) register(ctx context.Context, pipe *rediskv.Pipe, to *atomic.I
 			return err
 		}
 		to.Store(want)
-		flush = "tracking registered"
+		flush = bus.Flush{Cause: invalidation.GapReregistered, Reason: "tracking registered"}
 		return nil
 	})
-	if err == nil && flush != "" {
+	if err == nil && flush != (bus.Flush{}) {
 		t.cfg.Log.Info("tracking registered", "redirect", want, "per-key", t.cfg.PerKey)
 	}
 	return flush, err
@@ -331,14 +332,14 @@ func (t *Tracker) register(ctx context.Context, pipe *rediskv.Pipe, to *atomic.I
 // of the last beat is renamed (RENAME, which a full Redis under
 // noeviction still runs, unlike SET) so that an instance has one beat key
 // at a time and each beat's name is new; when there is none, it is set.
-func (t *Tracker) beat(ctx context.Context, seq uint64) (flush string, err error) {
+func (t *Tracker) beat(ctx context.Context, seq uint64) (flush bus.Flush, err error) {
 	name := t.cfg.BeatPrefix + t.cfg.HashTag() + ":" + strconv.FormatUint(seq, 10)
 	if t.cfg.PerKey {
 		// Each registered connection reads the new name first, so that
 		// Redis reports its change to both: the bus waits for both
 		// reports (BeatReports), behind whatever each connection read.
 		if err := t.follow(ctx, name); err != nil {
-			return "", fmt.Errorf("tracking: heartbeat: %w", err)
+			return bus.Flush{}, fmt.Errorf("tracking: heartbeat: %w", err)
 		}
 	}
 	var move *redis.StatusCmd
@@ -365,11 +366,11 @@ func (t *Tracker) beat(ctx context.Context, seq uint64) (flush string, err error
 	}
 	if err != nil && !errors.Is(err, redis.Nil) {
 		t.lastBeat.Store(nil)
-		return "", fmt.Errorf("tracking: heartbeat: %w", err)
+		return bus.Flush{}, fmt.Errorf("tracking: heartbeat: %w", err)
 	}
 	t.lastBeat.Store(&name)
 	if epoch == nil {
-		return "", nil
+		return bus.Flush{}, nil
 	}
 	return t.checkEpoch(ctx, epoch)
 }
@@ -413,7 +414,7 @@ func sameTag(a, b string) bool {
 // checkEpoch reads the epoch GET's reply: a plain GET first, since a full
 // Redis under noeviction refuses any SET, even one that would change
 // nothing, and L1 must keep serving then (reads work, nothing changed).
-func (t *Tracker) checkEpoch(ctx context.Context, get *redis.StringCmd) (flush string, err error) {
+func (t *Tracker) checkEpoch(ctx context.Context, get *redis.StringCmd) (flush bus.Flush, err error) {
 	old, err := get.Result()
 	if errors.Is(err, redis.Nil) {
 		mine := newEpoch()
@@ -423,11 +424,11 @@ func (t *Tracker) checkEpoch(ctx context.Context, get *redis.StringCmd) (flush s
 		}
 	}
 	if err != nil {
-		return "", fmt.Errorf("tracking: epoch: %w", err)
+		return bus.Flush{}, fmt.Errorf("tracking: epoch: %w", err)
 	}
 	if last := t.Epoch(); old != last {
 		if last != "" {
-			flush = "dataset replaced (epoch key changed)"
+			flush = bus.Flush{Cause: invalidation.GapFlushed, Reason: "dataset replaced (epoch key changed)"}
 		}
 		t.epoch.Store(&old)
 	}
