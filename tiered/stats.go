@@ -1,12 +1,14 @@
 package tiered
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/tierstore/tierstore"
+	"github.com/tierstore/tierstore/internal/rediskv"
 	"github.com/tierstore/tierstore/invalidation"
 )
 
@@ -37,7 +39,7 @@ type RedisStats struct {
 	Hits   uint64 // reads that found the key
 	Misses uint64 // reads that did not
 	// Errors counts the failed reads and writes (not ErrNotFound, not a
-	// conflict, not a caller that left); ErrorsBy the same by class
+	// conflict, not a read whose caller left); ErrorsBy the same by class
 	// (indexed by ErrorClass), summing to Errors.
 	Errors        uint64
 	ErrorsBy      [NumErrorClasses]uint64
@@ -53,7 +55,7 @@ const (
 	ErrorUnavailable ErrorClass = iota // tierstore.ErrUnavailable: Redis down, unreachable or too slow
 	ErrorRefused                       // tierstore.ErrRefused: an ACL, a renamed command, credentials, OOM
 	ErrorCorrupt                       // tierstore.ErrCorrupt: bytes in Redis that are no value of this store
-	ErrorOther                         // anything else
+	ErrorOther                         // anything else: a write whose caller left before it was sent
 
 	// NumErrorClasses is the number of classes: the length of
 	// RedisStats.ErrorsBy.
@@ -71,15 +73,23 @@ func (c ErrorClass) String() string {
 	return "unknown"
 }
 
-// classOf returns the class of err.
+// classOf returns the class of err: by the sentinel it wraps or, for a
+// write's outcome, which comes raw from the connection, by the sentinel
+// the caller's error wraps (rediskv.Wrap). A passed deadline is Redis not
+// answering in time, as the caller's error says (see ctxError).
 func classOf(err error) ErrorClass {
-	switch {
-	case errors.Is(err, tierstore.ErrUnavailable):
-		return ErrorUnavailable
-	case errors.Is(err, tierstore.ErrRefused):
-		return ErrorRefused
-	case errors.Is(err, tierstore.ErrCorrupt):
-		return ErrorCorrupt
+	for range 2 {
+		switch {
+		case errors.Is(err, tierstore.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+			return ErrorUnavailable
+		case errors.Is(err, tierstore.ErrRefused):
+			return ErrorRefused
+		case errors.Is(err, tierstore.ErrCorrupt):
+			return ErrorCorrupt
+		case errors.Is(err, context.Canceled):
+			return ErrorOther // the caller left; Redis did not fail
+		}
+		err = rediskv.Wrap(context.Background(), "", err)
 	}
 	return ErrorOther
 }

@@ -1,0 +1,163 @@
+// Package tierstoreprom exports a tiered.Store's and a session.Manager's
+// counters as Prometheus metrics: a prometheus.Collector that reads
+// Stats() at each scrape, so the store pays nothing per request for it.
+// The figures and their meaning are those of contrib/otel, in Prometheus
+// naming; docs/operations.md lists them. The module also ships a Grafana
+// dashboard (dashboards/tierstore.json) and alert rules
+// (alerts/tierstore.rules.yml) over these metrics.
+package tierstoreprom
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tierstore/tierstore/invalidation"
+	"github.com/tierstore/tierstore/session"
+	"github.com/tierstore/tierstore/tiered"
+)
+
+// DefaultStoreName is the store label of a collector made without
+// WithStoreName.
+const DefaultStoreName = "default"
+
+// Option configures a collector.
+type Option func(*options)
+
+type options struct{ name string }
+
+// WithStoreName sets the value of the store label, the only label that
+// tells stores apart (for several stores in one process, say sessions
+// and a cache). Default DefaultStoreName. Never put a key, a session ID
+// or an instance ID here: Prometheus's target labels (job, instance)
+// tell instances apart.
+func WithStoreName(name string) Option { return func(o *options) { o.name = name } }
+
+func resolve(opts []Option) options {
+	o := options{name: DefaultStoreName}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// collector is the Store's prometheus.Collector.
+type collector struct {
+	s    *tiered.Store
+	name string
+
+	requests, received, sent, gaps, live *prometheus.Desc
+	l1Bytes, l1Entries, evictions        *prometheus.Desc
+	redisErrors, proofLag                *prometheus.Desc
+}
+
+func desc(name, help string, o options, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, prometheus.Labels{"store": o.name})
+}
+
+// NewCollector returns a collector of s's metrics. Register it once per
+// store, with a distinct WithStoreName for each store of a process.
+func NewCollector(s *tiered.Store, opts ...Option) prometheus.Collector {
+	o := resolve(opts)
+	return &collector{
+		s: s, name: o.name,
+		requests:    desc("tierstore_cache_requests_total", "Reads by level (l1, redis) and result (hit, miss, stale, bypass).", o, "level", "result"),
+		received:    desc("tierstore_invalidations_received_total", "Invalidations applied to this instance's L1.", o),
+		sent:        desc("tierstore_invalidations_sent_total", "Writes this instance made, each reported to the instances holding the key.", o),
+		gaps:        desc("tierstore_gaps_total", "Times L1 was flushed because invalidations may have been missed, by cause.", o, "cause"),
+		live:        desc("tierstore_live", "1 while L1 may serve (the invalidation lease is held), else 0.", o),
+		l1Bytes:     desc("tierstore_l1_bytes", "Bytes charged to L1's entries (bounded by L1MaxBytes).", o),
+		l1Entries:   desc("tierstore_l1_entries", "Entries held in L1.", o),
+		evictions:   desc("tierstore_l1_evictions_total", "Entries L1 evicted to make room.", o),
+		redisErrors: desc("tierstore_redis_errors_total", "Failed Redis reads and writes, by class (unavailable, refused, corrupt, other).", o, "class"),
+		proofLag:    desc("tierstore_invalidation_proof_lag_seconds", "Time from a heartbeat's send to its proof arriving by the invalidation path.", o),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.requests, c.received, c.sent, c.gaps, c.live, c.l1Bytes, c.l1Entries, c.evictions, c.redisErrors, c.proofLag} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.Stats()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
+	}
+	for _, r := range st.Requests() {
+		counter(c.requests, r.Count, r.Level, r.Result)
+	}
+	counter(c.received, st.Invalidation.Received)
+	counter(c.sent, st.Invalidation.Sent)
+	for cause, n := range st.Invalidation.GapsBy {
+		counter(c.gaps, n, invalidation.GapCause(cause).String())
+	}
+	live := uint64(0)
+	if st.Invalidation.Live {
+		live = 1
+	}
+	gauge(c.live, live)
+	gauge(c.l1Bytes, st.L1.Bytes)
+	gauge(c.l1Entries, st.L1.Entries)
+	counter(c.evictions, st.L1.Evictions)
+	for class, n := range st.Redis.ErrorsBy {
+		counter(c.redisErrors, n, tiered.ErrorClass(class).String())
+	}
+	ch <- proofLagHistogram(c.proofLag, st.Invalidation.ProofLag)
+}
+
+// proofLagHistogram is p as a Prometheus histogram: cumulative buckets
+// at invalidation.ProofLagBounds, in seconds.
+func proofLagHistogram(d *prometheus.Desc, p invalidation.ProofLag) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(invalidation.ProofLagBounds))
+	var cum uint64
+	for i, bound := range invalidation.ProofLagBounds {
+		cum += p.Counts[i]
+		buckets[bound.Seconds()] = cum
+	}
+	return prometheus.MustNewConstHistogram(d, p.Count, p.Sum.Seconds(), buckets)
+}
+
+// sessionCollector is the Manager's prometheus.Collector.
+type sessionCollector struct {
+	m                           *session.Manager
+	created, renewed, destroyed *prometheus.Desc
+	saves, merges, failures     *prometheus.Desc
+}
+
+// NewSessionCollector returns a collector of m's session metrics.
+func NewSessionCollector(m *session.Manager, opts ...Option) prometheus.Collector {
+	o := resolve(opts)
+	return &sessionCollector{
+		m:         m,
+		created:   desc("tierstore_sessions_created_total", "New sessions saved for the first time.", o),
+		renewed:   desc("tierstore_sessions_renewed_total", "Sessions given a new ID (Renew).", o),
+		destroyed: desc("tierstore_sessions_destroyed_total", "Sessions ended by Destroy (logout).", o),
+		saves:     desc("tierstore_session_saves_total", "Sessions written (new or changed).", o),
+		merges:    desc("tierstore_session_merges_total", "Concurrent changes merged into a save or a Renew after a conflict.", o),
+		failures:  desc("tierstore_session_save_failures_total", "Requests whose session could not be saved, by class.", o, "class"),
+	}
+}
+
+func (c *sessionCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.created, c.renewed, c.destroyed, c.saves, c.merges, c.failures} {
+		ch <- d
+	}
+}
+
+func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.m.Stats()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	counter(c.created, st.Created)
+	counter(c.renewed, st.Renewed)
+	counter(c.destroyed, st.Destroyed)
+	counter(c.saves, st.Saves)
+	counter(c.merges, st.Merges)
+	for class, n := range st.SaveFailures {
+		counter(c.failures, n, session.FailureClass(class).String())
+	}
+}
