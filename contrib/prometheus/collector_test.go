@@ -1,101 +1,21 @@
 package tierstoreprom_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/tierstore/tierstore"
 	tierstoreprom "github.com/tierstore/tierstore/contrib/prometheus"
+	"github.com/tierstore/tierstore/internal/testenv/metricsrun"
 	"github.com/tierstore/tierstore/internal/testenv/redistest"
 	"github.com/tierstore/tierstore/invalidation"
 	"github.com/tierstore/tierstore/tiered"
 )
-
-// interval is long, so that no lease runs out under load: a gap of its
-// own would change the expected counts.
-const interval = 3 * time.Second
-
-func newStore(t *testing.T, srv *redistest.Server, prefix string) *tiered.Store {
-	t.Helper()
-	s, err := tiered.New(tiered.Config{Redis: srv.Client(nil), KeyPrefix: prefix, HealthCheckInterval: interval})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	redistest.WaitLive(t, s)
-	return s
-}
-
-// scenario runs the known sequence on a (instrumented) with a peer b on
-// one real redis-server, with keys named after keys[0] and keys[1]: a
-// miss of an absent key, a miss that fills, three hits, a peer's write
-// (one invalidation), a read of it, the subscriptions killed (a gap:
-// connection lost, resubscribed, re-registered) and a stale read after
-// it; at checkpoint, with a quiescent and Live, check runs; then an
-// outage (redis-server killed): a bypassed read and a write, both
-// unavailable.
-func scenario(t *testing.T, keys [2]string, checkpoint func(a *tiered.Store), outage func(a *tiered.Store)) {
-	ctx := context.Background()
-	srv := redistest.Start(t)
-	a, b := newStore(t, srv, "m:"), newStore(t, srv, "m:")
-	k, absent := keys[0], keys[1]
-	filled := func(n uint64) {
-		redistest.Eventually(t, "L1 holds the read", func() bool { return a.Stats().L1.Entries == n })
-	}
-	if _, err := a.Get(ctx, absent); !errors.Is(err, tierstore.ErrNotFound) {
-		t.Fatalf("Get of an absent key: %v", err)
-	}
-	if err := b.Set(ctx, k, []byte("v1"), time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	mustGet := func(want string) {
-		t.Helper()
-		if v, err := a.Get(ctx, k); err != nil || string(v) != want {
-			t.Fatalf("Get: %q, %v; want %q", v, err, want)
-		}
-	}
-	mustGet("v1")
-	filled(1)
-	for range 3 {
-		mustGet("v1")
-	}
-	redistest.AfterGrowth(t, "a hears the peer's write", func() uint64 { return a.Stats().Invalidation.Received }, func() {
-		if err := b.Set(ctx, k, []byte("v2"), time.Time{}); err != nil {
-			t.Fatal(err)
-		}
-	})
-	filled(0)
-	mustGet("v2")
-	filled(1)
-	redistest.AfterGrowth(t, "a resubscribes", func() uint64 { return a.Stats().Invalidation.Gaps }, func() {
-		srv.Do("CLIENT", "KILL", "TYPE", "pubsub")
-	})
-	redistest.WaitLive(t, a)
-	mustGet("v2") // the entry from before the gap: stale
-	filled(1)
-	checkpoint(a)
-
-	srv.Kill()
-	redistest.Eventually(t, "a is not live", func() bool { return !a.Live() })
-	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	defer cancel()
-	if _, err := a.Get(short, k); !errors.Is(err, tierstore.ErrUnavailable) {
-		t.Fatalf("Get during the outage: %v", err)
-	}
-	if err := a.Set(short, k, []byte("v3"), time.Time{}); !errors.Is(err, tierstore.ErrUnavailable) {
-		t.Fatalf("Set during the outage: %v", err)
-	}
-	outage(a)
-}
 
 // series gathers c and returns every series as "name{label=value,...}"
 // (labels sorted, store included) with its value; a histogram's count,
@@ -216,7 +136,7 @@ func checkProofLag(t *testing.T, a *tiered.Store, c prometheus.Collector) {
 // it changed.
 func TestCollectorReportsTheSequence(t *testing.T) {
 	var c prometheus.Collector
-	scenario(t, [2]string{"k", "absent"}, func(a *tiered.Store) {
+	metricsrun.Run(t, [2]string{"k", "absent"}, func(a *tiered.Store) {
 		c = tierstoreprom.NewCollector(a, tierstoreprom.WithStoreName("sessions"))
 		if err := testutil.CollectAndCompare(c, strings.NewReader(checkpointWant), checkpointNames...); err != nil {
 			t.Fatal(err)
@@ -260,7 +180,7 @@ func TestCollectorReportsTheSequence(t *testing.T) {
 func TestLabelsDoNotDependOnKeys(t *testing.T) {
 	labels := func(keys [2]string) []string {
 		var out []string
-		scenario(t, keys, func(a *tiered.Store) {
+		metricsrun.Run(t, keys, func(a *tiered.Store) {
 			for s := range series(t, tierstoreprom.NewCollector(a)) {
 				out = append(out, s)
 			}

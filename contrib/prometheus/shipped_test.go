@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	tierstoreprom "github.com/tierstore/tierstore/contrib/prometheus"
+	"github.com/tierstore/tierstore/internal/testenv/metricsrun"
 	"github.com/tierstore/tierstore/internal/testenv/redistest"
 	"github.com/tierstore/tierstore/session"
 )
@@ -54,7 +55,7 @@ var pending = []string{"tierstore_failsafe_serves_total"}
 func emitted(t *testing.T) []string {
 	t.Helper()
 	srv := redistest.Start(t)
-	s := newStore(t, srv, "m:")
+	s := metricsrun.NewStore(t, srv, "m:")
 	m, err := session.New(session.Config{Store: s})
 	if err != nil {
 		t.Fatal(err)
