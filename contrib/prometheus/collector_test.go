@@ -136,7 +136,7 @@ func checkProofLag(t *testing.T, a *tiered.Store, c prometheus.Collector) {
 // it changed.
 func TestCollectorReportsTheSequence(t *testing.T) {
 	var c prometheus.Collector
-	metricsrun.Run(t, [2]string{"k", "absent"}, func(a *tiered.Store) {
+	metricsrun.Run(t, [2]string{"k", "absent"}, metricsrun.Phases{Checkpoint: func(a *tiered.Store) {
 		c = tierstoreprom.NewCollector(a, tierstoreprom.WithStoreName("sessions"))
 		if err := testutil.CollectAndCompare(c, strings.NewReader(checkpointWant), checkpointNames...); err != nil {
 			t.Fatal(err)
@@ -149,7 +149,7 @@ func TestCollectorReportsTheSequence(t *testing.T) {
 		if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
 			t.Fatalf("lint: %v %+v", err, problems)
 		}
-	}, func(a *tiered.Store) {
+	}, Outage: func(a *tiered.Store) {
 		redistest.Eventually(t, "L1's bytes follow the failed write's drop", func() bool { return a.Stats().L1.Bytes == 0 })
 		got := series(t, c)
 		lost := a.Stats().Invalidation.GapsBy[invalidation.GapConnectionLost]
@@ -172,7 +172,7 @@ func TestCollectorReportsTheSequence(t *testing.T) {
 		if lost < 2 {
 			t.Errorf("%d lost connections counted, want the outage's on top of the kill's", lost)
 		}
-	})
+	}})
 }
 
 // No label value depends on a key: two runs with different keys give the
@@ -180,11 +180,11 @@ func TestCollectorReportsTheSequence(t *testing.T) {
 func TestLabelsDoNotDependOnKeys(t *testing.T) {
 	labels := func(keys [2]string) []string {
 		var out []string
-		metricsrun.Run(t, keys, func(a *tiered.Store) {
+		metricsrun.Run(t, keys, metricsrun.Phases{Checkpoint: func(a *tiered.Store) {
 			for s := range series(t, tierstoreprom.NewCollector(a)) {
 				out = append(out, s)
 			}
-		}, func(*tiered.Store) {})
+		}, Outage: func(*tiered.Store) {}})
 		slices.Sort(out)
 		return out
 	}

@@ -35,13 +35,16 @@ func NewStore(t testing.TB, srv *redistest.Server, prefix string) *tiered.Store 
 // keys[1] (absent): a miss of the absent key, a miss that fills, three
 // hits, a peer's write (one invalidation), a read of it, the
 // subscriptions killed (gaps: connection lost, resubscribed,
-// re-registered) and a stale read after it; then checkpoint runs, with a
-// quiescent and Live; then an outage (redis-server killed): a bypassed
-// read and a write, both unavailable; then outage runs.
-func Run(t testing.TB, keys [2]string, checkpoint func(a *tiered.Store), outage func(a *tiered.Store)) {
+// re-registered) and a stale read after it; then p.Checkpoint runs,
+// with a quiescent and Live; then an outage (redis-server killed): a
+// bypassed read and a write, both unavailable; then p.Outage runs.
+func Run(t testing.TB, keys [2]string, p Phases) {
 	ctx := context.Background()
 	srv := redistest.Start(t)
 	a, b := NewStore(t, srv, "m:"), NewStore(t, srv, "m:")
+	if p.Start != nil {
+		p.Start(a)
+	}
 	k, absent := keys[0], keys[1]
 	filled := func(n uint64) {
 		redistest.Eventually(t, "L1 holds the read", func() bool { return a.Stats().L1.Entries == n })
@@ -77,7 +80,7 @@ func Run(t testing.TB, keys [2]string, checkpoint func(a *tiered.Store), outage 
 	redistest.WaitLive(t, a)
 	mustGet("v2") // the entry from before the gap: stale
 	filled(1)
-	checkpoint(a)
+	p.Checkpoint(a)
 
 	srv.Kill()
 	redistest.Eventually(t, "a is not live", func() bool { return !a.Live() })
@@ -89,5 +92,11 @@ func Run(t testing.TB, keys [2]string, checkpoint func(a *tiered.Store), outage 
 	if err := a.Set(short, k, []byte("v3"), time.Time{}); !errors.Is(err, tierstore.ErrUnavailable) {
 		t.Fatalf("Set during the outage: %v", err)
 	}
-	outage(a)
+	p.Outage(a)
+}
+
+// Phases are the points where Run hands the observed store to the test:
+// Start (optional) once it is Live, before the sequence.
+type Phases struct {
+	Start, Checkpoint, Outage func(a *tiered.Store)
 }

@@ -1,0 +1,166 @@
+package tierstoreotel
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/tierstore/tierstore/invalidation"
+	"github.com/tierstore/tierstore/session"
+	"github.com/tierstore/tierstore/tiered"
+)
+
+// InstrumentMetrics makes s's metrics observable through the
+// MeterProvider: tierstore.cache.requests {tierstore.level,
+// tierstore.result}, tierstore.invalidations.received and .sent,
+// tierstore.gaps {tierstore.gap.cause}, tierstore.live,
+// tierstore.l1.memory.usage, tierstore.l1.entries, tierstore.l1.evictions,
+// tierstore.redis.errors {tierstore.error.class} and the histogram
+// tierstore.invalidation.proof_lag (seconds), each with
+// tierstore.store.name. Call it once per store and MeterProvider.
+//
+// OpenTelemetry has no observable histogram, so the proof lag is a
+// synchronous histogram fed by the store with each proof
+// (tiered.Store.ObserveProofLag), a few times per HealthCheckInterval,
+// off the request path; it counts the proofs from this call on, where
+// the observable counters count from the store's start.
+func InstrumentMetrics(s *tiered.Store, opts ...Option) error {
+	if s == nil {
+		return errors.New("tierstoreotel: InstrumentMetrics of a nil Store")
+	}
+	c := resolve(opts)
+	m := c.mp.Meter(ScopeName)
+	var errs []error
+	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
+		i, err := m.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return i
+	}
+	updown := func(name, unit, desc string) metric.Int64ObservableUpDownCounter {
+		i, err := m.Int64ObservableUpDownCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return i
+	}
+	requests := counter("tierstore.cache.requests", "{request}", "Reads by level (l1, redis) and result (hit, miss, stale, bypass).")
+	received := counter("tierstore.invalidations.received", "{invalidation}", "Invalidations applied to this instance's L1.")
+	sent := counter("tierstore.invalidations.sent", "{invalidation}", "Writes this instance made, each reported to the instances holding the key.")
+	gaps := counter("tierstore.gaps", "{gap}", "Times L1 was flushed because invalidations may have been missed, by cause.")
+	evictions := counter("tierstore.l1.evictions", "{entry}", "Entries L1 evicted to make room.")
+	redisErrors := counter("tierstore.redis.errors", "{error}", "Failed Redis reads and writes, by class (unavailable, refused, corrupt, other).")
+	usage := updown("tierstore.l1.memory.usage", "By", "Bytes charged to L1's entries (bounded by L1MaxBytes).")
+	entries := updown("tierstore.l1.entries", "{entry}", "Entries held in L1.")
+	live, err := m.Int64ObservableGauge("tierstore.live", metric.WithUnit("1"), metric.WithDescription("1 while L1 may serve (the invalidation lease is held), else 0."))
+	errs = append(errs, err)
+	lag, err := m.Float64Histogram("tierstore.invalidation.proof_lag", metric.WithUnit("s"),
+		metric.WithDescription("Time from a heartbeat's send to its proof arriving by the invalidation path."),
+		metric.WithExplicitBucketBoundaries(lagBounds()...))
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+
+	// Attribute sets made once: a collection allocates none.
+	store := c.attrs()
+	var requestSets []attribute.Set
+	for _, r := range (tiered.Stats{}).Requests() {
+		requestSets = append(requestSets, c.attrs(attribute.String("tierstore.level", r.Level), attribute.String("tierstore.result", r.Result)))
+	}
+	var gapSets [invalidation.NumGapCauses]attribute.Set
+	for cause := range gapSets {
+		gapSets[cause] = c.attrs(attribute.String("tierstore.gap.cause", invalidation.GapCause(cause).String()))
+	}
+	var errorSets [tiered.NumErrorClasses]attribute.Set
+	for class := range errorSets {
+		errorSets[class] = c.attrs(attribute.String("tierstore.error.class", tiered.ErrorClass(class).String()))
+	}
+
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		st := s.Stats()
+		for i, r := range st.Requests() {
+			o.ObserveInt64(requests, int64(r.Count), metric.WithAttributeSet(requestSets[i]))
+		}
+		o.ObserveInt64(received, int64(st.Invalidation.Received), metric.WithAttributeSet(store))
+		o.ObserveInt64(sent, int64(st.Invalidation.Sent), metric.WithAttributeSet(store))
+		for cause, n := range st.Invalidation.GapsBy {
+			o.ObserveInt64(gaps, int64(n), metric.WithAttributeSet(gapSets[cause]))
+		}
+		o.ObserveInt64(live, boolInt(st.Invalidation.Live), metric.WithAttributeSet(store))
+		o.ObserveInt64(usage, int64(st.L1.Bytes), metric.WithAttributeSet(store))
+		o.ObserveInt64(entries, int64(st.L1.Entries), metric.WithAttributeSet(store))
+		o.ObserveInt64(evictions, int64(st.L1.Evictions), metric.WithAttributeSet(store))
+		for class, n := range st.Redis.ErrorsBy {
+			o.ObserveInt64(redisErrors, int64(n), metric.WithAttributeSet(errorSets[class]))
+		}
+		return nil
+	}, requests, received, sent, gaps, live, usage, entries, evictions, redisErrors)
+	if err != nil {
+		return err
+	}
+	record := metric.WithAttributeSet(store)
+	s.ObserveProofLag(func(d time.Duration) { lag.Record(context.Background(), d.Seconds(), record) })
+	return nil
+}
+
+// lagBounds are invalidation.ProofLagBounds in seconds: the histogram's
+// buckets are the store's own.
+func lagBounds() []float64 {
+	out := make([]float64, len(invalidation.ProofLagBounds))
+	for i, b := range invalidation.ProofLagBounds {
+		out[i] = b.Seconds()
+	}
+	return out
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// InstrumentSessionMetrics makes m's counters observable:
+// tierstore.session.created, .renewed, .destroyed, .saves, .merges and
+// .save_failures {tierstore.error.class}, each with tierstore.store.name.
+func InstrumentSessionMetrics(m *session.Manager, opts ...Option) error {
+	if m == nil {
+		return errors.New("tierstoreotel: InstrumentSessionMetrics of a nil Manager")
+	}
+	c := resolve(opts)
+	meter := c.mp.Meter(ScopeName)
+	var errs []error
+	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
+		i, err := meter.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return i
+	}
+	created := counter("tierstore.session.created", "{session}", "New sessions saved for the first time.")
+	renewed := counter("tierstore.session.renewed", "{session}", "Sessions given a new ID (Renew).")
+	destroyed := counter("tierstore.session.destroyed", "{session}", "Sessions ended by Destroy (logout).")
+	saves := counter("tierstore.session.saves", "{save}", "Sessions written (new or changed).")
+	merges := counter("tierstore.session.merges", "{merge}", "Concurrent changes merged into a save or a Renew after a conflict.")
+	failures := counter("tierstore.session.save_failures", "{failure}", "Requests whose session could not be saved, by class.")
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	store := metric.WithAttributeSet(c.attrs())
+	var failureSets [session.NumFailureClasses]metric.ObserveOption
+	for class := range failureSets {
+		failureSets[class] = metric.WithAttributeSet(c.attrs(attribute.String("tierstore.error.class", session.FailureClass(class).String())))
+	}
+	_, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		st := m.Stats()
+		o.ObserveInt64(created, int64(st.Created), store)
+		o.ObserveInt64(renewed, int64(st.Renewed), store)
+		o.ObserveInt64(destroyed, int64(st.Destroyed), store)
+		o.ObserveInt64(saves, int64(st.Saves), store)
+		o.ObserveInt64(merges, int64(st.Merges), store)
+		for class, n := range st.SaveFailures {
+			o.ObserveInt64(failures, int64(n), failureSets[class])
+		}
+		return nil
+	}, created, renewed, destroyed, saves, merges, failures)
+	return err
+}
