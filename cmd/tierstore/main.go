@@ -44,6 +44,7 @@ func main() {
 const usage = `usage: tierstore demo [-redis host:port|redis://URL]
        tierstore bench [flags]   (tierstore bench -h lists them)
        tierstore check [flags]   (tierstore check -h lists them)
+       tierstore dashboard [flags]   (tierstore dashboard -h lists them)
 
 demo   runs two tiered instances against one Redis and shows a write on one
        invalidating the other's in-process cache, with timings. Without
@@ -53,10 +54,14 @@ bench  measures memory vs Redis vs tiered on a mixed workload, and the
        results.md and chart.svg. Embedded miniredis unless -redis is given.
 check  starts a redis-server (apt-get install redis-server), runs several
        instances against it under load, injects faults, and judges every
-       read against the documented staleness bounds. Exits 1 on a violation.`
+       read against the documented staleness bounds. Exits 1 on a violation.
+dashboard  starts a redis-server, runs three instances under load through
+       a killed subscriber and an outage, scrapes contrib/prometheus's
+       collector every 100 ms and draws the shipped dashboard's panels to a
+       PNG (docs/dashboard.png).`
 
 var (
-	errUsage = errors.New("usage: tierstore demo|bench|check [flags]")
+	errUsage = errors.New("usage: tierstore demo|bench|check|dashboard [flags]")
 	errHelp  = errors.New("help requested")
 )
 
@@ -72,6 +77,8 @@ func run(args []string, out io.Writer) error {
 		return runCheck(args[1:], out)
 	case "bench":
 		return runBench(args[1:], out)
+	case "dashboard":
+		return runDashboard(args[1:], out)
 	case "check-worker": // one instance of `check -procs`, driven over stdin/stdout
 		return check.ServeWorker(context.Background(), os.Stdin, os.Stdout)
 	default:
