@@ -1,7 +1,7 @@
 # Conveniences over scripts/: the README's commands work without make.
 GO ?= go
 
-.PHONY: test demo bench lint fuzz check
+.PHONY: test demo bench lint fuzz check dashboard
 
 ## test: install redis-server if missing, then vet and run every test with -race.
 test:
@@ -28,3 +28,8 @@ fuzz:
 ## check: the staleness checker under every fault; SOAK=1000000 for a soak in separate processes.
 check:
 	$(GO) run ./cmd/tierstore check $(if $(SOAK),-procs -ops $(SOAK))
+
+## dashboard: draw docs/dashboard.png, the shipped dashboard's panels from a run under faults.
+dashboard:
+	./scripts/ensure-redis.sh
+	cd cmd && $(GO) run ./tierstore dashboard -out ../docs/dashboard.png

@@ -419,6 +419,10 @@ func TestCorruptValueIsNotCached(t *testing.T) {
 	if st := s.Stats(); st.L1.Hits != 0 {
 		t.Fatalf("a corrupt value was served from L1: %+v", st)
 	}
+	// Counted as corrupt, the class of the error the caller got.
+	if got := s.Stats().Redis; got.ErrorsBy != [NumErrorClasses]uint64{ErrorCorrupt: 2} || got.Errors != 2 {
+		t.Fatalf("errors %d by class %v, want 2 corrupt", got.Errors, got.ErrorsBy)
+	}
 }
 
 func TestClosedStoreRefusesOperations(t *testing.T) {

@@ -33,17 +33,8 @@ func InstrumentMetrics(s *tiered.Store, opts ...Option) error {
 	}
 	c := resolve(opts)
 	m := c.mp.Meter(ScopeName)
-	var errs []error
-	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
-		i, err := m.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
-		errs = append(errs, err)
-		return i
-	}
-	updown := func(name, unit, desc string) metric.Int64ObservableUpDownCounter {
-		i, err := m.Int64ObservableUpDownCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
-		errs = append(errs, err)
-		return i
-	}
+	b := builder{m: m}
+	counter, updown := b.counter, b.updown
 	requests := counter("tierstore.cache.requests", "{request}", "Reads by level (l1, redis) and result (hit, miss, stale, bypass).")
 	received := counter("tierstore.invalidations.received", "{invalidation}", "Invalidations applied to this instance's L1.")
 	sent := counter("tierstore.invalidations.sent", "{invalidation}", "Writes this instance made, each reported to the instances holding the key.")
@@ -53,12 +44,12 @@ func InstrumentMetrics(s *tiered.Store, opts ...Option) error {
 	usage := updown("tierstore.l1.memory.usage", "By", "Bytes charged to L1's entries (bounded by L1MaxBytes).")
 	entries := updown("tierstore.l1.entries", "{entry}", "Entries held in L1.")
 	live, err := m.Int64ObservableGauge("tierstore.live", metric.WithUnit("1"), metric.WithDescription("1 while L1 may serve (the invalidation lease is held), else 0."))
-	errs = append(errs, err)
+	b.errs = append(b.errs, err)
 	lag, err := m.Float64Histogram("tierstore.invalidation.proof_lag", metric.WithUnit("s"),
 		metric.WithDescription("Time from a heartbeat's send to its proof arriving by the invalidation path."),
 		metric.WithExplicitBucketBoundaries(lagBounds()...))
-	errs = append(errs, err)
-	if err := errors.Join(errs...); err != nil {
+	b.errs = append(b.errs, err)
+	if err := errors.Join(b.errs...); err != nil {
 		return err
 	}
 
@@ -130,19 +121,15 @@ func InstrumentSessionMetrics(m *session.Manager, opts ...Option) error {
 	}
 	c := resolve(opts)
 	meter := c.mp.Meter(ScopeName)
-	var errs []error
-	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
-		i, err := meter.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
-		errs = append(errs, err)
-		return i
-	}
+	b := builder{m: meter}
+	counter := b.counter
 	created := counter("tierstore.session.created", "{session}", "New sessions saved for the first time.")
 	renewed := counter("tierstore.session.renewed", "{session}", "Sessions given a new ID (Renew).")
 	destroyed := counter("tierstore.session.destroyed", "{session}", "Sessions ended by Destroy (logout).")
 	saves := counter("tierstore.session.saves", "{save}", "Sessions written (new or changed).")
 	merges := counter("tierstore.session.merges", "{merge}", "Concurrent changes merged into a save or a Renew after a conflict.")
 	failures := counter("tierstore.session.save_failures", "{failure}", "Requests whose session could not be saved, by class.")
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(b.errs...); err != nil {
 		return err
 	}
 	store := metric.WithAttributeSet(c.attrs())
@@ -163,4 +150,22 @@ func InstrumentSessionMetrics(m *session.Manager, opts ...Option) error {
 		return nil
 	}, created, renewed, destroyed, saves, merges, failures)
 	return err
+}
+
+// builder makes instruments, keeping their errors for one check.
+type builder struct {
+	m    metric.Meter
+	errs []error
+}
+
+func (b *builder) counter(name, unit, desc string) metric.Int64ObservableCounter {
+	i, err := b.m.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+	b.errs = append(b.errs, err)
+	return i
+}
+
+func (b *builder) updown(name, unit, desc string) metric.Int64ObservableUpDownCounter {
+	i, err := b.m.Int64ObservableUpDownCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+	b.errs = append(b.errs, err)
+	return i
 }
