@@ -34,17 +34,27 @@ func InstrumentMetrics(s *tiered.Store, opts ...Option) error {
 	c := resolve(opts)
 	m := c.mp.Meter(ScopeName)
 	b := builder{m: m}
-	counter, updown := b.counter, b.updown
-	requests := counter("tierstore.cache.requests", "{request}", "Reads by level (l1, redis) and result (hit, miss, stale, bypass).")
-	received := counter("tierstore.invalidations.received", "{invalidation}", "Invalidations applied to this instance's L1.")
-	sent := counter("tierstore.invalidations.sent", "{invalidation}", "Writes this instance made, each reported to the instances holding the key.")
-	gaps := counter("tierstore.gaps", "{gap}", "Times L1 was flushed because invalidations may have been missed, by cause.")
-	evictions := counter("tierstore.l1.evictions", "{entry}", "Entries L1 evicted to make room.")
-	redisErrors := counter("tierstore.redis.errors", "{error}", "Failed Redis reads and writes, by class (unavailable, refused, corrupt, other).")
-	usage := updown("tierstore.l1.memory.usage", "By", "Bytes charged to L1's entries (bounded by L1MaxBytes).")
-	entries := updown("tierstore.l1.entries", "{entry}", "Entries held in L1.")
-	live, err := m.Int64ObservableGauge("tierstore.live", metric.WithUnit("1"), metric.WithDescription("1 while L1 may serve (the invalidation lease is held), else 0."))
-	b.errs = append(b.errs, err)
+	requests := b.counter("tierstore.cache.requests", "{request}", "Reads by level (l1, redis) and result (hit, miss, stale, bypass).")
+	gaps := b.counter("tierstore.gaps", "{gap}", "Times L1 was flushed because invalidations may have been missed, by cause.")
+	redisErrors := b.counter("tierstore.redis.errors", "{error}", "Failed Redis reads and writes, by class (unavailable, refused, corrupt, other).")
+	// The instruments read from one Stats field, with the store name only.
+	single := []struct {
+		i    metric.Int64Observable
+		read func(tiered.Stats) uint64
+	}{
+		{b.counter("tierstore.invalidations.received", "{invalidation}", "Invalidations applied to this instance's L1."),
+			func(st tiered.Stats) uint64 { return st.Invalidation.Received }},
+		{b.counter("tierstore.invalidations.sent", "{invalidation}", "Writes this instance made, each reported to the instances holding the key."),
+			func(st tiered.Stats) uint64 { return st.Invalidation.Sent }},
+		{b.gauge("tierstore.live", "1", "1 while L1 may serve (the invalidation lease is held), else 0."),
+			func(st tiered.Stats) uint64 { return boolUint(st.Invalidation.Live) }},
+		{b.updown("tierstore.l1.memory.usage", "By", "Bytes charged to L1's entries (bounded by L1MaxBytes)."),
+			func(st tiered.Stats) uint64 { return st.L1.Bytes }},
+		{b.updown("tierstore.l1.entries", "{entry}", "Entries held in L1."),
+			func(st tiered.Stats) uint64 { return st.L1.Entries }},
+		{b.counter("tierstore.l1.evictions", "{entry}", "Entries L1 evicted to make room."),
+			func(st tiered.Stats) uint64 { return st.L1.Evictions }},
+	}
 	lag, err := m.Float64Histogram("tierstore.invalidation.proof_lag", metric.WithUnit("s"),
 		metric.WithDescription("Time from a heartbeat's send to its proof arriving by the invalidation path."),
 		metric.WithExplicitBucketBoundaries(lagBounds()...))
@@ -68,25 +78,26 @@ func InstrumentMetrics(s *tiered.Store, opts ...Option) error {
 		errorSets[class] = c.attrs(attribute.String("tierstore.error.class", tiered.ErrorClass(class).String()))
 	}
 
+	observed := []metric.Observable{requests, gaps, redisErrors}
+	for _, x := range single {
+		observed = append(observed, x.i)
+	}
 	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		st := s.Stats()
 		for i, r := range st.Requests() {
 			o.ObserveInt64(requests, int64(r.Count), metric.WithAttributeSet(requestSets[i]))
 		}
-		o.ObserveInt64(received, int64(st.Invalidation.Received), metric.WithAttributeSet(store))
-		o.ObserveInt64(sent, int64(st.Invalidation.Sent), metric.WithAttributeSet(store))
 		for cause, n := range st.Invalidation.GapsBy {
 			o.ObserveInt64(gaps, int64(n), metric.WithAttributeSet(gapSets[cause]))
 		}
-		o.ObserveInt64(live, boolInt(st.Invalidation.Live), metric.WithAttributeSet(store))
-		o.ObserveInt64(usage, int64(st.L1.Bytes), metric.WithAttributeSet(store))
-		o.ObserveInt64(entries, int64(st.L1.Entries), metric.WithAttributeSet(store))
-		o.ObserveInt64(evictions, int64(st.L1.Evictions), metric.WithAttributeSet(store))
 		for class, n := range st.Redis.ErrorsBy {
 			o.ObserveInt64(redisErrors, int64(n), metric.WithAttributeSet(errorSets[class]))
 		}
+		for _, x := range single {
+			o.ObserveInt64(x.i, int64(x.read(st)), metric.WithAttributeSet(store))
+		}
 		return nil
-	}, requests, received, sent, gaps, live, usage, entries, evictions, redisErrors)
+	}, observed...)
 	if err != nil {
 		return err
 	}
@@ -105,7 +116,7 @@ func lagBounds() []float64 {
 	return out
 }
 
-func boolInt(b bool) int64 {
+func boolUint(b bool) uint64 {
 	if b {
 		return 1
 	}
@@ -160,6 +171,12 @@ type builder struct {
 
 func (b *builder) counter(name, unit, desc string) metric.Int64ObservableCounter {
 	i, err := b.m.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+	b.errs = append(b.errs, err)
+	return i
+}
+
+func (b *builder) gauge(name, unit, desc string) metric.Int64ObservableGauge {
+	i, err := b.m.Int64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
 	b.errs = append(b.errs, err)
 	return i
 }

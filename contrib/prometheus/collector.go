@@ -41,12 +41,17 @@ func resolve(opts []Option) options {
 
 // collector is the Store's prometheus.Collector.
 type collector struct {
-	s    *tiered.Store
-	name string
+	s      *tiered.Store
+	single []single // the series without labels of their own
 
-	requests, received, sent, gaps, live *prometheus.Desc
-	l1Bytes, l1Entries, evictions        *prometheus.Desc
-	redisErrors, proofLag                *prometheus.Desc
+	requests, gaps, redisErrors, proofLag *prometheus.Desc
+}
+
+// single is a series read from one Stats field.
+type single struct {
+	desc *prometheus.Desc
+	kind prometheus.ValueType
+	read func(tiered.Stats) uint64
 }
 
 func desc(name, help string, o options, labels ...string) *prometheus.Desc {
@@ -57,24 +62,48 @@ func desc(name, help string, o options, labels ...string) *prometheus.Desc {
 // store, with a distinct WithStoreName for each store of a process.
 func NewCollector(s *tiered.Store, opts ...Option) prometheus.Collector {
 	o := resolve(opts)
+	counter := func(name, help string, read func(tiered.Stats) uint64) single {
+		return single{desc(name, help, o), prometheus.CounterValue, read}
+	}
+	gauge := func(name, help string, read func(tiered.Stats) uint64) single {
+		return single{desc(name, help, o), prometheus.GaugeValue, read}
+	}
 	return &collector{
-		s: s, name: o.name,
+		s: s,
+		single: []single{
+			counter("tierstore_invalidations_received_total", "Invalidations applied to this instance's L1.",
+				func(st tiered.Stats) uint64 { return st.Invalidation.Received }),
+			counter("tierstore_invalidations_sent_total", "Writes this instance made, each reported to the instances holding the key.",
+				func(st tiered.Stats) uint64 { return st.Invalidation.Sent }),
+			gauge("tierstore_live", "1 while L1 may serve (the invalidation lease is held), else 0.",
+				func(st tiered.Stats) uint64 { return boolUint(st.Invalidation.Live) }),
+			gauge("tierstore_l1_bytes", "Bytes charged to L1's entries (bounded by L1MaxBytes).",
+				func(st tiered.Stats) uint64 { return st.L1.Bytes }),
+			gauge("tierstore_l1_entries", "Entries held in L1.",
+				func(st tiered.Stats) uint64 { return st.L1.Entries }),
+			counter("tierstore_l1_evictions_total", "Entries L1 evicted to make room.",
+				func(st tiered.Stats) uint64 { return st.L1.Evictions }),
+		},
 		requests:    desc("tierstore_cache_requests_total", "Reads by level (l1, redis) and result (hit, miss, stale, bypass).", o, "level", "result"),
-		received:    desc("tierstore_invalidations_received_total", "Invalidations applied to this instance's L1.", o),
-		sent:        desc("tierstore_invalidations_sent_total", "Writes this instance made, each reported to the instances holding the key.", o),
 		gaps:        desc("tierstore_gaps_total", "Times L1 was flushed because invalidations may have been missed, by cause.", o, "cause"),
-		live:        desc("tierstore_live", "1 while L1 may serve (the invalidation lease is held), else 0.", o),
-		l1Bytes:     desc("tierstore_l1_bytes", "Bytes charged to L1's entries (bounded by L1MaxBytes).", o),
-		l1Entries:   desc("tierstore_l1_entries", "Entries held in L1.", o),
-		evictions:   desc("tierstore_l1_evictions_total", "Entries L1 evicted to make room.", o),
 		redisErrors: desc("tierstore_redis_errors_total", "Failed Redis reads and writes, by class (unavailable, refused, corrupt, other).", o, "class"),
 		proofLag:    desc("tierstore_invalidation_proof_lag_seconds", "Time from a heartbeat's send to its proof arriving by the invalidation path.", o),
 	}
 }
 
+func boolUint(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.requests, c.received, c.sent, c.gaps, c.live, c.l1Bytes, c.l1Entries, c.evictions, c.redisErrors, c.proofLag} {
+	for _, d := range []*prometheus.Desc{c.requests, c.gaps, c.redisErrors, c.proofLag} {
 		ch <- d
+	}
+	for _, m := range c.single {
+		ch <- m.desc
 	}
 }
 
@@ -83,27 +112,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	gauge := func(d *prometheus.Desc, v uint64) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
-	}
 	for _, r := range st.Requests() {
 		counter(c.requests, r.Count, r.Level, r.Result)
 	}
-	counter(c.received, st.Invalidation.Received)
-	counter(c.sent, st.Invalidation.Sent)
 	for cause, n := range st.Invalidation.GapsBy {
 		counter(c.gaps, n, invalidation.GapCause(cause).String())
 	}
-	live := uint64(0)
-	if st.Invalidation.Live {
-		live = 1
-	}
-	gauge(c.live, live)
-	gauge(c.l1Bytes, st.L1.Bytes)
-	gauge(c.l1Entries, st.L1.Entries)
-	counter(c.evictions, st.L1.Evictions)
 	for class, n := range st.Redis.ErrorsBy {
 		counter(c.redisErrors, n, tiered.ErrorClass(class).String())
+	}
+	for _, m := range c.single {
+		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, float64(m.read(st)))
 	}
 	ch <- proofLagHistogram(c.proofLag, st.Invalidation.ProofLag)
 }
