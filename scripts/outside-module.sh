@@ -54,8 +54,8 @@ run go build -o /dev/null .
 modules=$(run go list -m all)
 echo "$modules" > "${TIERSTORE_MODLIST:-/dev/null}"
 echo "outside module: $(echo "$modules" | wc -l) modules in go list -m all"
-if echo "$modules" | grep -E 'gonum|plot|golang.org/x/mod|rueidis|go-fonts'; then
-	echo "outside module: tool or benchmark modules reached a user's module graph" >&2
+if echo "$modules" | grep -E 'gonum|plot|golang.org/x/mod|rueidis|go-fonts|opentelemetry|prometheus'; then
+	echo "outside module: tool, benchmark or telemetry modules reached a user's module graph" >&2
 	exit 1
 fi
 
