@@ -18,11 +18,11 @@ if [ "${1:-}" = env ]; then
 fi
 out=${1:?usage: scripts/modproxy.sh DIR}
 version=$(sed -n "s|^[[:space:]]*github.com/tierstore/tierstore \(v[0-9][0-9.]*\)$|\1|p" adapters/scsstore/go.mod)
-for m in adapters/gorillastore benchmarks cmd contrib/otel contrib/prometheus examples; do
+for m in adapters/gorillastore adapters/ginstore adapters/fiberstore benchmarks cmd contrib/otel contrib/prometheus examples; do
 	grep -q "github.com/tierstore/tierstore $version\$" "$m/go.mod" ||
 		{ echo "$m/go.mod does not require github.com/tierstore/tierstore $version" >&2; exit 1; }
 done
 mkdir -p "$out"
 (cd tools && GOWORK=off GOFLAGS=-mod=mod go build -o "$out/.modproxy" ./modproxy)
-"$out/.modproxy" -version "$version" -out "$out" . adapters/scsstore adapters/gorillastore contrib/otel contrib/prometheus >/dev/null
+"$out/.modproxy" -version "$version" -out "$out" . adapters/scsstore adapters/gorillastore adapters/ginstore adapters/fiberstore contrib/otel contrib/prometheus >/dev/null
 echo "$version"

@@ -11,7 +11,7 @@ proxy=$(mktemp -d)
 trap 'chmod -R u+w "$proxy"; rm -rf "$proxy"' EXIT
 ./scripts/modproxy.sh "$proxy" >/dev/null
 env=$(./scripts/modproxy.sh env "$proxy")
-for m in . adapters/scsstore adapters/gorillastore benchmarks cmd contrib/otel contrib/prometheus examples tools; do
+for m in . adapters/scsstore adapters/gorillastore adapters/ginstore adapters/fiberstore benchmarks cmd contrib/otel contrib/prometheus examples tools; do
 	# shellcheck disable=SC2086 # env is a list of VAR=value words
 	(cd "$m" && env $env go mod tidy && sed -i '\#^github.com/tierstore/#d' go.sum)
 done
