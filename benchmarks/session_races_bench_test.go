@@ -105,11 +105,14 @@ func latencySuffix(d time.Duration) string {
 // raceHoldUp). Run a fixed count of trials:
 //
 //	go test -run '^$' -bench SessionRaces -benchtime 50x -count 1 .
-func BenchmarkSessionRaces(b *testing.B) {
+func BenchmarkSessionRaces(b *testing.B) { runRaces(b, raceStacks()) }
+
+// runRaces runs every scenario on each of stacks, a sub-benchmark each.
+func runRaces(b *testing.B, stacks []raceStack) {
 	srv := redistest.Start(b)
 	for _, sc := range raceScenarios() {
 		b.Run(sc.name, func(b *testing.B) {
-			for _, st := range raceStacks() {
+			for _, st := range stacks {
 				if sc.renew && !st.renew {
 					continue
 				}
@@ -152,7 +155,7 @@ func BenchmarkSessionRaces(b *testing.B) {
 // through on it (whatever its outcome).
 func TestSessionRaceStacks(t *testing.T) {
 	srv := redistest.Start(t)
-	for _, st := range raceStacks() {
+	for _, st := range append(raceStacks(), frameworkRaceStacks()...) {
 		t.Run(st.name, func(t *testing.T) {
 			p := newRacePair(t, srv, st, 0)
 			u := raceLogin(t, p)

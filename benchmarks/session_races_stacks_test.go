@@ -70,26 +70,7 @@ func raceStacks() []raceStack {
 	gorillastoreApp := func(tb testing.TB, store tierstore.Store) http.Handler {
 		return gorillaRaceApp(gorillastore.New(store))
 	}
-	onTiered := func(app func(testing.TB, tierstore.Store) http.Handler) func(testing.TB, string, string) raceInstance {
-		return func(tb testing.TB, addr, prefix string) raceInstance {
-			s, err := tiered.New(tiered.Config{Redis: raceClient(tb, addr), KeyPrefix: prefix})
-			if err != nil {
-				tb.Fatal(err)
-			}
-			tb.Cleanup(func() { s.Close() })
-			redistest.WaitLive(tb, s)
-			return raceInstance{app(tb, s), func() uint64 { return s.Stats().L1.Hits }}
-		}
-	}
-	onL2 := func(app func(testing.TB, tierstore.Store) http.Handler) func(testing.TB, string, string) raceInstance {
-		return func(tb testing.TB, addr, prefix string) raceInstance {
-			s, err := l2.New(l2.Config{Redis: raceClient(tb, addr), KeyPrefix: prefix})
-			if err != nil {
-				tb.Fatal(err)
-			}
-			return raceInstance{Handler: app(tb, s)}
-		}
-	}
+	onTiered, onL2 := onTieredStack, onL2Stack
 	scsRedisstore := func(tb testing.TB, addr, prefix string) raceInstance {
 		return raceInstance{Handler: scsApp(redisstore.NewWithPrefix(racePool(tb, addr), prefix))}
 	}
@@ -110,6 +91,30 @@ func raceStacks() []raceStack {
 		{name: "scs-redisstore", renew: true, open: scsRedisstore, judge: scsRedisstore},
 		{name: "gorilla-gorillastore-tiered", open: onTiered(gorillastoreApp), judge: onL2(gorillastoreApp)},
 		{name: "gorilla-redistore", open: gorillaRedistore, judge: gorillaRedistore},
+	}
+}
+
+// onTieredStack opens an instance of app on a tiered store.
+func onTieredStack(app func(testing.TB, tierstore.Store) http.Handler) func(testing.TB, string, string) raceInstance {
+	return func(tb testing.TB, addr, prefix string) raceInstance {
+		s, err := tiered.New(tiered.Config{Redis: raceClient(tb, addr), KeyPrefix: prefix})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { s.Close() })
+		redistest.WaitLive(tb, s)
+		return raceInstance{app(tb, s), func() uint64 { return s.Stats().L1.Hits }}
+	}
+}
+
+// onL2Stack opens an instance of app on an l2 store: no in-process cache.
+func onL2Stack(app func(testing.TB, tierstore.Store) http.Handler) func(testing.TB, string, string) raceInstance {
+	return func(tb testing.TB, addr, prefix string) raceInstance {
+		s, err := l2.New(l2.Config{Redis: raceClient(tb, addr), KeyPrefix: prefix})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return raceInstance{Handler: app(tb, s)}
 	}
 }
 
