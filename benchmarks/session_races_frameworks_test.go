@@ -2,11 +2,7 @@ package benchmarks
 
 import (
 	"io"
-	"maps"
 	"net/http"
-	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	ginsessions "github.com/gin-contrib/sessions"
@@ -25,6 +21,7 @@ import (
 	"github.com/tierstore/tierstore/adapters/ginstore"
 	"github.com/tierstore/tierstore/adapters/ginstore/ginsession"
 	"github.com/tierstore/tierstore/adapters/gorillastore"
+	"github.com/tierstore/tierstore/internal/testenv/sessionsuite"
 	"github.com/tierstore/tierstore/session"
 )
 
@@ -208,7 +205,7 @@ func fiber2RaceApp(_ testing.TB, store tierstore.Store) http.Handler {
 		return c.SendString(readValues(func(k string) string { v, _ := s.Get(k).(string); return v }))
 	}))
 	app.Post("/write", with(func(c *fiber2.Ctx, s *fibersession2.Session) error {
-		runFiberHook(c.Get(fiberHookHeader))
+		sessionsuite.RunHook(c.Get(sessionsuite.Hook))
 		s.Set(c.Query("key"), raceValue)
 		return s.Save()
 	}))
@@ -234,7 +231,7 @@ func fiber3RaceApp(_ testing.TB, store tierstore.Store) http.Handler {
 		return c.SendString(readValues(func(k string) string { v, _ := s.Get(k).(string); return v }))
 	})
 	app.Post("/write", func(c fiber3.Ctx) error {
-		runFiberHook(c.Get(fiberHookHeader))
+		sessionsuite.RunHook(c.Get(sessionsuite.Hook))
 		fibersession3.FromContext(c).Set(fiber3.Query[string](c, "key"), raceValue)
 		return nil
 	})
@@ -245,40 +242,18 @@ func fiber3RaceApp(_ testing.TB, store tierstore.Store) http.Handler {
 	})
 }
 
-// Fiber's test server builds its own request from the one it is given,
-// without its context: the request's hook (withHook) reaches the app as
-// a header naming it.
-const fiberHookHeader = "X-Race-Hook"
-
-var (
-	fiberHooks   sync.Map // id -> func()
-	fiberHookSeq atomic.Int64
-)
-
-func runFiberHook(id string) {
-	if h, ok := fiberHooks.LoadAndDelete(id); ok {
-		h.(func())()
-	}
-}
-
-// fiberHandler serves requests through a Fiber app's Test method, with
-// the request's hook passed on as fiberHookHeader.
+// fiberHandler serves requests through a Fiber app's Test method, which
+// builds its own request from the one it is given, without its context:
+// the request's hook (withHook) reaches the app as sessionsuite's Hook
+// header.
 func fiberHandler(test func(*http.Request) (*http.Response, error)) http.Handler {
+	h := sessionsuite.ServeTest(test)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if hook, ok := r.Context().Value(hookKey{}).(func()); ok {
-			id := strconv.FormatInt(fiberHookSeq.Add(1), 10)
-			fiberHooks.Store(id, hook)
-			defer fiberHooks.Delete(id)
-			r.Header.Set(fiberHookHeader, id)
+			id, forget := sessionsuite.Register(hook)
+			defer forget()
+			r.Header.Set(sessionsuite.Hook, id)
 		}
-		resp, err := test(r)
-		if err != nil {
-			http.Error(w, "app.Test: "+err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		maps.Copy(w.Header(), resp.Header)
-		w.WriteHeader(resp.StatusCode)
-		_, _ = io.Copy(w, resp.Body)
+		h.ServeHTTP(w, r)
 	})
 }

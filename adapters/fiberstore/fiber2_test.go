@@ -46,7 +46,7 @@ func app2(_ testing.TB, store tierstore.Store) http.Handler {
 		return s.Save()
 	}))
 	app.Post("/logout", with(func(c *fiber.Ctx, s *session.Session) error { return s.Destroy() }))
-	return handler(func(r *http.Request) (*http.Response, error) { return app.Test(r, -1) })
+	return sessionsuite.ServeTest(func(r *http.Request) (*http.Response, error) { return app.Test(r, -1) })
 }
 
 // Two instances on one redis-server, through Fiber v2's test server: a
@@ -60,16 +60,21 @@ func TestFiber2TwoInstances(t *testing.T) {
 // The limiter middleware on one Storage counts a client's requests on
 // every instance.
 func TestFiber2LimiterAcrossInstances(t *testing.T) {
-	p := tieredpair.Start(t, "limiter2:")
-	newApp := func(store tierstore.Store) *fiber.App {
+	limiterAcrossInstances(t, func(store tierstore.Store) func(*http.Request) (*http.Response, error) {
 		app := fiber.New()
 		app.Use(limiter.New(limiter.Config{Max: 2, Expiration: time.Minute, Storage: fiberstore.New(store)}))
 		app.Get("/", func(c *fiber.Ctx) error { return c.SendString("ok") })
-		return app
-	}
-	a, b := newApp(p.A), newApp(p.B)
-	for i, app := range []*fiber.App{a, b, a, b} {
-		resp, err := app.Test(httptest.NewRequest("GET", "/", nil), -1)
+		return func(r *http.Request) (*http.Response, error) { return app.Test(r, -1) }
+	})
+}
+
+// limiterAcrossInstances checks a limiter of 2 requests a minute on A and
+// B, the apps that serve opens on each.
+func limiterAcrossInstances(t *testing.T, serve func(tierstore.Store) func(*http.Request) (*http.Response, error)) {
+	p := tieredpair.Start(t, "limiter:")
+	a, b := serve(p.A), serve(p.B)
+	for i, test := range []func(*http.Request) (*http.Response, error){a, b, a, b} {
+		resp, err := test(httptest.NewRequest("GET", "/", nil))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,7 +2,6 @@ package fiberstore_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/adapters/fiberstore"
 	"github.com/tierstore/tierstore/internal/testenv/sessionsuite"
-	"github.com/tierstore/tierstore/internal/testenv/tieredpair"
 )
 
 // app3 serves sessionsuite's routes with Fiber v3's session middleware,
@@ -40,7 +38,7 @@ func app3(_ testing.TB, store tierstore.Store) http.Handler {
 		return nil
 	})
 	app.Post("/logout", func(c fiber.Ctx) error { return session.FromContext(c).Destroy() })
-	return handler(func(r *http.Request) (*http.Response, error) {
+	return sessionsuite.ServeTest(func(r *http.Request) (*http.Response, error) {
 		return app.Test(r, fiber.TestConfig{Timeout: 0})
 	})
 }
@@ -53,23 +51,10 @@ func TestFiber3TwoInstances(t *testing.T) {
 // The limiter middleware on one Storage counts a client's requests on
 // every instance.
 func TestFiber3LimiterAcrossInstances(t *testing.T) {
-	p := tieredpair.Start(t, "limiter3:")
-	newApp := func(store tierstore.Store) *fiber.App {
+	limiterAcrossInstances(t, func(store tierstore.Store) func(*http.Request) (*http.Response, error) {
 		app := fiber.New()
 		app.Use(limiter.New(limiter.Config{Max: 2, Expiration: time.Minute, Storage: fiberstore.New(store)}))
 		app.Get("/", func(c fiber.Ctx) error { return c.SendString("ok") })
-		return app
-	}
-	a, b := newApp(p.A), newApp(p.B)
-	for i, app := range []*fiber.App{a, b, a, b} {
-		resp, err := app.Test(httptest.NewRequest("GET", "/", nil), fiber.TestConfig{Timeout: 0})
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if want := map[bool]int{true: 200, false: 429}[i < 2]; resp.StatusCode != want {
-			t.Fatalf("request %d (of a limit of 2, on A and B in turn) answered %d, want %d", i+1, resp.StatusCode, want)
-		}
-		p.Settle(t) // the limiter reads its counter, then writes it: not atomic across instances
-	}
+		return func(r *http.Request) (*http.Response, error) { return app.Test(r, fiber.TestConfig{Timeout: 0}) }
+	})
 }

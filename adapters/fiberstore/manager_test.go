@@ -55,14 +55,14 @@ func TestSessionPackageInsideFiber(t *testing.T) {
 		sessionsuite.Run(t, sessionsuite.Config{FinalLogout: true, KeepsBoth: true, App: func(t testing.TB, store tierstore.Store) http.Handler {
 			app := fiber2.New()
 			app.All("/*", adaptor2.HTTPHandler(sessionRoutes(t, store)))
-			return handler(func(r *http.Request) (*http.Response, error) { return app.Test(r, -1) })
+			return sessionsuite.ServeTest(func(r *http.Request) (*http.Response, error) { return app.Test(r, -1) })
 		}})
 	})
 	t.Run("v3", func(t *testing.T) {
 		sessionsuite.Run(t, sessionsuite.Config{FinalLogout: true, KeepsBoth: true, App: func(t testing.TB, store tierstore.Store) http.Handler {
 			app := fiber3.New()
 			app.All("/*", adaptor3.HTTPHandler(sessionRoutes(t, store)))
-			return handler(func(r *http.Request) (*http.Response, error) { return app.Test(r, fiber3.TestConfig{Timeout: 0}) })
+			return sessionsuite.ServeTest(func(r *http.Request) (*http.Response, error) { return app.Test(r, fiber3.TestConfig{Timeout: 0}) })
 		}})
 	})
 }

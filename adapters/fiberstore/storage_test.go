@@ -3,9 +3,6 @@ package fiberstore_test
 import (
 	"context"
 	"errors"
-	"io"
-	"maps"
-	"net/http"
 	"testing"
 	"time"
 
@@ -138,20 +135,4 @@ func TestResetDeletesOnlyItsOwnKeys(t *testing.T) {
 	if b, _ := csrf.Get("a"); string(b) != "v" {
 		t.Fatal("the refused Reset deleted a key")
 	}
-}
-
-// handler serves requests through a Fiber app's own test server (its
-// Test method), as an http.Handler for the two-instance suite.
-func handler(test func(*http.Request) (*http.Response, error)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		resp, err := test(r)
-		if err != nil {
-			http.Error(w, "app.Test: "+err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		maps.Copy(w.Header(), resp.Header)
-		w.WriteHeader(resp.StatusCode)
-		_, _ = io.Copy(w, resp.Body)
-	})
 }

@@ -18,6 +18,8 @@ package sessionsuite
 
 import (
 	"fmt"
+	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -50,6 +52,30 @@ func RunHook(id string) {
 	if h, ok := hooks.LoadAndDelete(id); ok {
 		h.(func())()
 	}
+}
+
+// Register registers hook and returns the Hook header value that names
+// it, and a function that forgets it (if it did not run).
+func Register(hook func()) (id string, forget func()) {
+	id = strconv.FormatInt(hookSeq.Add(1), 10)
+	hooks.Store(id, hook)
+	return id, func() { hooks.Delete(id) }
+}
+
+// ServeTest serves requests through test, a framework's own test server
+// (Fiber's app.Test), as an http.Handler.
+func ServeTest(test func(*http.Request) (*http.Response, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		resp, err := test(r)
+		if err != nil {
+			http.Error(w, "test server: "+err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		maps.Copy(w.Header(), resp.Header)
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	})
 }
 
 // Config says how to build an app and what its adapter promises.
@@ -203,13 +229,12 @@ type write struct {
 
 func (p *pair) startWrite(h http.Handler, key string, u *Jar) *write {
 	w := &write{loaded: make(chan struct{}), release: make(chan struct{}), done: make(chan int, 1)}
-	id := strconv.FormatInt(hookSeq.Add(1), 10)
 	var once sync.Once
 	signal := func() { once.Do(func() { close(w.loaded) }) }
-	hooks.Store(id, func() { signal(); <-w.release })
+	id, forget := Register(func() { signal(); <-w.release })
 	go func() {
 		code, _ := Send(h, "POST", "/write?key="+key, u, id)
-		hooks.Delete(id)
+		forget()
 		signal() // if the app never ran the hook, the test fails on the result, not by hanging
 		w.done <- code
 	}()
