@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Proves the modules install the way a user meets them: a throwaway module
-# outside the repository, with no go.work, `go get`s the core and both
+# outside the repository, with no go.work, `go get`s the core and the
 # adapters at the release version from a file-based proxy built from the
 # working tree (scripts/modproxy.sh), compiles the README's quick start
-# (examples/quickstart) and a use of each adapter, and checks that no
-# plotting or tool module reaches the user's module graph. Then checks
+# (examples/quickstart) and a use of each adapter (gin's and Fiber's in a
+# second module), and checks that no plotting or tool module reaches the
+# user's module graph. Then checks
 # that building, vetting and `go doc` left this checkout clean.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +60,47 @@ if echo "$modules" | grep -E 'gonum|plot|golang.org/x/mod|rueidis|go-fonts|opent
 	exit 1
 fi
 
+# The web frameworks' adapters, in a consumer of their own: gin and Fiber
+# bring golang.org/x/mod into their users' graph themselves, so only the
+# other tool and benchmark modules are checked for there.
+mkdir "$work/frameworks"
+cat >"$work/frameworks/main.go" <<'GO'
+// The framework adapters, as a user of gin or Fiber would set them up.
+package main
+
+import (
+	"github.com/tierstore/tierstore/adapters/fiberstore"
+	"github.com/tierstore/tierstore/adapters/ginstore"
+	"github.com/tierstore/tierstore/adapters/ginstore/ginsession"
+	"github.com/tierstore/tierstore/l1"
+	"github.com/tierstore/tierstore/session"
+)
+
+func main() {
+	mem, err := l1.New(l1.Config{})
+	if err != nil {
+		panic(err)
+	}
+	sessions, err := session.New(session.Config{Store: mem})
+	if err != nil {
+		panic(err)
+	}
+	_, _, _ = ginstore.New(mem), fiberstore.New(mem), ginsession.Middleware(sessions)
+}
+GO
+cd "$work/frameworks"
+run go mod init example.com/frameworks >/dev/null 2>&1
+run go get "github.com/tierstore/tierstore@$version" \
+	"github.com/tierstore/tierstore/adapters/ginstore@$version" \
+	"github.com/tierstore/tierstore/adapters/fiberstore@$version" 2>&1 | grep -v '^go: downloading' || true
+run go mod tidy 2>&1 | grep -v '^go: downloading' || true
+run go vet ./...
+run go build -o /dev/null .
+if run go list -m all | grep -E 'gonum|plot|rueidis|go-fonts'; then
+	echo "outside module: tool or benchmark modules reached a framework user's module graph" >&2
+	exit 1
+fi
+
 cd "$repo"
 go doc ./l1 >/dev/null
 go build ./... >/dev/null
@@ -68,4 +110,4 @@ if [ "$before" != "$after" ]; then
 	diff <(echo "$before") <(echo "$after") >&2 || true
 	exit 1
 fi
-echo "outside module: ok (github.com/tierstore/tierstore@$version and both adapters)"
+echo "outside module: ok (github.com/tierstore/tierstore@$version and the adapters)"
