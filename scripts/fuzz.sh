@@ -26,4 +26,5 @@ FuzzRequestCookie ./session
 FuzzMsgpackString ./session
 FuzzMerge ./session
 FuzzParseCookie ./session/sessionid
+FuzzOpen ./session/seal
 TARGETS

@@ -57,10 +57,25 @@ func newRacer(t *testing.T, addr string) *racer {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", handler(m))
-	mux.HandleFunc("/hold", func(w http.ResponseWriter, req *http.Request) {
+	mux.Handle("/hold", holdRoute(m, r.held))
+	r.store, r.h = store, m.LoadAndSave(mux)
+	return r
+}
+
+// holdRoute is /hold: once the session is loaded, it sends a release
+// channel to held and waits for it to close, then puts the query's keys
+// (or, with destroy, destroys the session); the save follows.
+func holdRoute(m *session.Manager, held chan chan struct{}) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
 		release := make(chan struct{})
-		r.held <- release
+		held <- release
 		<-release
+		if req.URL.Query().Has("destroy") {
+			if err := m.Destroy(req.Context()); err != nil {
+				http.Error(w, err.Error(), 500)
+			}
+			return
+		}
 		for k, v := range req.URL.Query() {
 			if err := m.Put(req.Context(), k, v[0]); err != nil {
 				http.Error(w, err.Error(), 500)
@@ -68,9 +83,26 @@ func newRacer(t *testing.T, addr string) *racer {
 			}
 		}
 		io.WriteString(w, "ok")
-	})
-	r.store, r.h = store, m.LoadAndSave(mux)
-	return r
+	}
+}
+
+// startHeld serves a /hold request with cookie through h in the
+// background and returns once it has loaded its session; finish
+// releases it and returns its response.
+func startHeld(h http.Handler, held chan chan struct{}, path, cookie string) (finish func() *http.Response) {
+	done := make(chan *http.Response, 1)
+	go func() {
+		req := httptest.NewRequest("GET", path, nil)
+		req.AddCookie(&http.Cookie{Name: "session", Value: cookie})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		done <- rec.Result()
+	}()
+	release := <-held
+	return func() *http.Response {
+		close(release)
+		return <-done
+	}
 }
 
 // do sends a request with the cookie value (if not empty) and returns the
@@ -98,25 +130,14 @@ func (r *racer) do(t *testing.T, path, cookie string) (string, string) {
 // session; finish releases it and returns its body and cookie.
 func (r *racer) hold(t *testing.T, path, cookie string) (finish func() (string, string)) {
 	t.Helper()
-	type result struct{ body, cookie string }
-	done := make(chan result, 1)
-	go func() {
-		req := httptest.NewRequest("GET", path, nil)
-		req.AddCookie(&http.Cookie{Name: "session", Value: cookie})
-		rec := httptest.NewRecorder()
-		r.h.ServeHTTP(rec, req)
-		res := rec.Result()
+	done := startHeld(r.h, r.held, path, cookie)
+	return func() (string, string) {
+		res := done()
 		set := ""
 		if c := sessionCookie(res); c != nil {
 			set = c.Value
 		}
-		done <- result{fmt.Sprint(res.StatusCode, " ", body(res)), set}
-	}()
-	release := <-r.held
-	return func() (string, string) {
-		close(release)
-		res := <-done
-		return res.body, res.cookie
+		return fmt.Sprint(res.StatusCode, " ", body(res)), set
 	}
 }
 

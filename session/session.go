@@ -1,6 +1,9 @@
 // Package session provides HTTP sessions on any tierstore.Store: secure
 // IDs in cookies, a load-and-save middleware, typed access to values,
-// absolute and idle timeouts, renewal and destruction.
+// absolute and idle timeouts, renewal and destruction; a user's sessions
+// as one thing (SetUser, UserSessions, RevokeSession, RevokeUser,
+// Config.MaxSessionsPerUser), session events (Config.OnEvent) and
+// encryption at rest (Config.Encryption, package session/seal).
 //
 // The Store may be memory only (l1), Redis only (l2) or tiered; the Manager
 // uses the Store's optional capabilities when present: tierstore.Versioned
@@ -25,6 +28,7 @@ import (
 
 	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/codec"
+	"github.com/tierstore/tierstore/session/seal"
 	"github.com/tierstore/tierstore/session/sessionid"
 	"github.com/tierstore/tierstore/session/versioned"
 )
@@ -99,6 +103,25 @@ type Config struct {
 	// concurrent requests save, merged into this request's at its save,
 	// can still take a session over the Store's limit: that save fails.
 	MaxBytes int
+	// MaxSessionsPerUser limits the live sessions of one user (SetUser):
+	// a login beyond it ends the user's oldest sessions (EventEvicted),
+	// atomically with concurrent logins of the user on any instance.
+	// Default 0: no limit.
+	MaxSessionsPerUser int
+	// OnEvent, if set, is called once for each session created, renewed,
+	// destroyed, revoked or evicted, by the instance whose write made the
+	// change, after the write succeeded, on the goroutine of the call
+	// that made it (a request's, or RevokeUser's caller's): keep it fast.
+	// An Event carries the session's user and handle, never its ID.
+	// Sessions that expire are not reported (see docs/sessions.md).
+	OnEvent func(Event)
+	// Encryption, if set, seals every session record and user index with
+	// AES-GCM under the key set's current key (see package session/seal),
+	// bound to its Store key, and opens them with any key of the set. A
+	// record that does not open (damaged, forged, moved from another key,
+	// or sealed with a key no longer in the set) is no session: the
+	// request starts a fresh one. Default nil: stored as encoded.
+	Encryption *seal.KeySet
 	// Logger receives the Manager's warnings (for example a Secure cookie
 	// sent over plain HTTP, which browsers drop) and the default
 	// ErrorHandler's errors. Default slog.Default().
@@ -143,6 +166,10 @@ type Manager struct {
 
 	counters counters                  // see Stats
 	tracer   atomic.Pointer[tracerBox] // see SetTracer; nil: none
+	// overhead is what the Store holds beyond the encoded record: seal's
+	// frame with Encryption, else 0.
+	overhead int
+	emptyLen int // the encoded size of record{}: see metaSize
 }
 
 // DefaultDecodedSessions is the DecodedSessions of a zero Config.
@@ -156,8 +183,8 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Lifetime < 0 || cfg.IdleTimeout < 0 || cfg.TouchInterval < 0 {
 		return nil, errors.New("session: negative Lifetime, IdleTimeout or TouchInterval")
 	}
-	if cfg.MaxBytes < 0 {
-		return nil, errors.New("session: negative MaxBytes")
+	if cfg.MaxBytes < 0 || cfg.MaxSessionsPerUser < 0 {
+		return nil, errors.New("session: negative MaxBytes or MaxSessionsPerUser")
 	}
 	if cfg.Codec == nil {
 		cfg.Codec = codec.Default
@@ -194,6 +221,14 @@ func New(cfg Config) (*Manager, error) {
 	if m.cfg.ErrorHandler == nil {
 		m.cfg.ErrorHandler = m.defaultErrorHandler
 	}
+	if cfg.Encryption != nil {
+		m.overhead = seal.Overhead
+	}
+	empty, err := m.codec.Marshal(record{})
+	if err != nil {
+		return nil, fmt.Errorf("session: the codec cannot encode a session: %w", err)
+	}
+	m.emptyLen = len(empty)
 	if m.sizing != sizeByEncoding {
 		var err error
 		if m.baseSize, err = m.emptySize(); err != nil {
@@ -256,10 +291,48 @@ func (m *Manager) defaultErrorHandler(w http.ResponseWriter, r *http.Request, er
 type record struct {
 	Deadline int64             `msgpack:"d" json:"d"` // absolute end, Unix nanoseconds
 	Values   map[string][]byte `msgpack:"v" json:"v"`
+	// Meta is the session's user, creation, last save and labels; nil
+	// for a session without user or labels (a record written before
+	// users existed decodes so). Not omitempty: msgpack filters the
+	// fields of a struct with one at the cost of an allocation per
+	// encoding, more than the 2 bytes of a nil.
+	Meta *meta `msgpack:"m" json:"m"`
 	// size is the record's encoded size, if known; not encoded. Kept
 	// with a decoded session, so that a request's first Put need not add
 	// it up (see Manager.putWithinLimit).
 	size int
+}
+
+// meta is what a session bound to a user (or labelled) records about
+// itself, for UserSessions.
+type meta struct {
+	User    string            `msgpack:"u,omitempty" json:"u,omitempty"`
+	Created int64             `msgpack:"c" json:"c"` // bound to User, Unix nanoseconds
+	Saved   int64             `msgpack:"s" json:"s"` // last saved, Unix nanoseconds
+	Labels  map[string]string `msgpack:"l,omitempty" json:"l,omitempty"`
+}
+
+// encode returns what the Store keeps of v under key: v encoded by the
+// codec, sealed with Config.Encryption if set.
+func (m *Manager) encode(key string, v any) ([]byte, error) {
+	b, err := m.codec.Marshal(v)
+	if err != nil || m.cfg.Encryption == nil {
+		return b, err
+	}
+	return m.cfg.Encryption.Seal(b, []byte(key)), nil
+}
+
+// unmarshal decodes data read under key into v, opening it first with
+// Config.Encryption if set.
+func (m *Manager) unmarshal(key string, data []byte, v any) error {
+	if m.cfg.Encryption != nil {
+		plain, err := m.cfg.Encryption.Open(data, []byte(key))
+		if err != nil {
+			return err
+		}
+		data = plain
+	}
+	return m.codec.Unmarshal(data, v)
 }
 
 // load reads the session named by a cookie value. A malformed cookie, an
@@ -272,7 +345,7 @@ func (m *Manager) load(ctx context.Context, cookie string) (*state, error) {
 		switch {
 		case err == nil:
 			st.id, st.stored, st.version, st.deadline, st.expiry = id, true, version, time.Unix(0, rec.Deadline), expiry
-			st.values, st.shared = rec.Values, rec.Values != nil && m.decoded != nil
+			st.values, st.shared, st.meta = rec.Values, rec.Values != nil && m.decoded != nil, rec.Meta
 			st.size, st.sized = rec.size, rec.size > 0
 			// A cookie naming a version the Store does not have (forged,
 			// or the Store restored from an older backup) would make
@@ -348,11 +421,11 @@ func (m *Manager) decode(key string, data []byte, e *decodedEntry, expiry time.T
 	if e == nil {
 		if e = m.decoded.get(key, data); e == nil {
 			var rec record
-			if err := m.codec.Unmarshal(data, &rec); err != nil {
-				return record{}, errGone // not a session this Manager wrote
+			if err := m.unmarshal(key, data, &rec); err != nil {
+				return record{}, errGone // not a session this Manager wrote (or can open)
 			}
 			if m.sizing != sizeByEncoding {
-				rec.size = m.sessionSize(rec.Values)
+				rec.size = m.sessionSize(rec.Values) + m.metaSize(rec.Meta)
 			}
 			e = m.decoded.put(key, data, rec)
 		}
@@ -391,6 +464,8 @@ func (m *Manager) save(ctx context.Context, w http.ResponseWriter, st *state) er
 }
 
 func (m *Manager) saveState(ctx context.Context, w http.ResponseWriter, st *state) error {
+	var ev events
+	defer m.emit(&ev)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	w.Header().Add("Vary", "Cookie")
@@ -407,13 +482,13 @@ func (m *Manager) saveState(ctx context.Context, w http.ResponseWriter, st *stat
 		}
 		return nil
 	}
-	created := st.id == ""
-	if created {
-		st.id = NewID()
+	if st.id == "" {
+		st.id, st.fresh = NewID(), true
 		st.deadline = m.cfg.Now().Add(m.cfg.Lifetime)
 	}
 	key := m.storeKey(st.id)
-	data, err := m.codec.Marshal(record{Deadline: st.deadline.UnixNano(), Values: st.values})
+	savedAt := m.cfg.Now() // meta.Saved of the last encoding
+	data, err := m.encode(key, st.record(savedAt))
 	if err != nil {
 		return err
 	}
@@ -431,11 +506,12 @@ func (m *Manager) saveState(ctx context.Context, w http.ResponseWriter, st *stat
 					return nil, time.Time{}, false, errIDTaken
 				}
 				_, endMerge := m.trace(ctx, "merge")
-				rec, err := m.decode(key, current, nil, expiry)
+				stored, err := m.decode(key, current, nil, expiry)
 				if err == nil {
-					st.rebase(rec, v, expiry)
+					st.rebase(stored, v, expiry)
 					m.counters.merges.Add(1)
-					data, err = m.codec.Marshal(record{Deadline: st.deadline.UnixNano(), Values: st.values})
+					savedAt = m.cfg.Now()
+					data, err = m.encode(key, st.record(savedAt))
 				}
 				endTrace(endMerge, err)
 				return data, m.idleExpiry(st.deadline), err == nil, err
@@ -459,13 +535,23 @@ func (m *Manager) saveState(ctx context.Context, w http.ResponseWriter, st *stat
 	}
 	st.stored, st.version = true, version
 	m.counters.saves.Add(1)
-	if created {
+	if st.fresh {
 		m.counters.created.Add(1)
+		if m.cfg.OnEvent != nil {
+			user := ""
+			if st.meta != nil {
+				user = st.meta.User
+			}
+			m.add(&ev, EventCreated, user, handleOf(key), "")
+		}
 	}
+	st.fresh = false
 	// The next request reads these bytes: spare it decoding them. From
 	// now on st.values is shared (a change after the headers went out is
 	// not saved, but must not reach the cache).
-	m.decoded.put(key, data, record{Deadline: st.deadline.UnixNano(), Values: st.values, size: len(data)})
+	rec := st.record(savedAt) // what data holds
+	rec.size = len(data)
+	m.decoded.put(key, data, rec)
 	st.shared = m.decoded != nil
 	m.setCookie(w, st.id, version, st.deadline)
 	return nil
@@ -489,7 +575,7 @@ func (m *Manager) touch(ctx context.Context, st *state) error {
 		}
 		return err
 	}
-	data, err := m.codec.Marshal(record{Deadline: st.deadline.UnixNano(), Values: st.values})
+	data, err := m.encode(key, st.record(m.cfg.Now()))
 	if err != nil {
 		return err
 	}

@@ -73,10 +73,28 @@ func (m *Manager) emptySize() (int, error) {
 	return len(b) - m.mapHeaderSize(0), nil
 }
 
-// sessionSize is the encoded size of a record of values, computed: the
-// Manager's sizing must not be sizeByEncoding.
+// metaSize is what md adds to the stored size of a record: its encoding
+// (exact for both codecs: the record's field count stays under
+// msgpack's 16 of a fixmap, and JSON adds a comma and the field), asked
+// of the codec, which costs a Marshal only for a session with a user or
+// labels.
+func (m *Manager) metaSize(md *meta) int {
+	if md == nil {
+		return 0
+	}
+	sized := *md
+	sized.Saved = time.Now().UnixNano() // as a save will write it (JSON: 19 digits)
+	b, err := m.codec.Marshal(record{Meta: &sized})
+	if err != nil {
+		return 0 // the save will fail with the codec's error
+	}
+	return len(b) - m.emptyLen
+}
+
+// sessionSize is the stored size of a record of values without meta,
+// computed: the Manager's sizing must not be sizeByEncoding.
 func (m *Manager) sessionSize(values map[string][]byte) int {
-	n := m.baseSize + m.mapHeaderSize(len(values))
+	n := m.baseSize + m.overhead + m.mapHeaderSize(len(values))
 	for k, v := range values {
 		n += m.entrySize(k, v)
 	}
@@ -150,9 +168,9 @@ func (m *Manager) putWithinLimit(st *state, key string, value []byte) error {
 		if deadline.IsZero() { // a new session: its deadline is set when it is saved
 			deadline = m.cfg.Now().Add(m.cfg.Lifetime)
 		}
-		data, err := m.codec.Marshal(record{Deadline: deadline.UnixNano(), Values: st.values})
-		if err == nil && len(data) > m.maxBytes {
-			err = m.tooLarge(len(data))
+		data, err := m.codec.Marshal(record{Deadline: deadline.UnixNano(), Values: st.values, Meta: st.meta})
+		if err == nil && len(data)+m.overhead > m.maxBytes {
+			err = m.tooLarge(len(data) + m.overhead)
 		}
 		if err != nil {
 			if had {
@@ -165,7 +183,7 @@ func (m *Manager) putWithinLimit(st *state, key string, value []byte) error {
 		return nil
 	}
 	if !st.sized {
-		st.size, st.sized = m.sessionSize(st.values), true
+		st.size, st.sized = m.sessionSize(st.values)+m.metaSize(st.meta), true
 	}
 	size := st.size + m.entrySize(key, value)
 	if old, had := st.values[key]; had {

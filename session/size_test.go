@@ -169,7 +169,10 @@ func TestPutLimitIsTheStoresMaxValueBytes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			slack := map[string]int{"msgpack": 0, "json": 3}[name]
+			// JSON encodes the value twice in base64 (the []byte Put
+			// encodes, then the record's bytes of it), so a byte more can
+			// grow the record by 8: up to 7 bytes may be left unused.
+			slack := map[string]int{"msgpack": 0, "json": 7}[name]
 			if len(stored) > limit || len(stored) < limit-slack {
 				t.Errorf("the largest session Put accepts is %d bytes in Redis, want the Store's limit, %d (less up to %d)", len(stored), limit, slack)
 			}

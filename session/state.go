@@ -35,19 +35,28 @@ type state struct {
 	mu sync.Mutex
 
 	id       string            // "" until the session is first saved
-	stored   bool              // the Store holds this id, at version
 	version  tierstore.Version // with a Versioned Store
 	deadline time.Time
 	expiry   time.Time // the Store's expiry when loaded; zero if unknown
 	values   map[string][]byte
-	shared   bool // values is a decoded session other requests use too: copy before changing
-	status   status
+	// The flags, side by side so that they share one word.
+	stored bool // the Store holds this id, at version
+	shared bool // values is a decoded session other requests use too: copy before changing
+	status status
 	// cookieAhead: the request's cookie names a later version than the
 	// Store holds, so the response corrects it even if nothing changed.
 	cookieAhead bool
 	sized       bool // size is known
+	// fresh: the session's ID was never stored; its first save reports
+	// EventCreated.
+	fresh bool
 
-	changes map[string]change // keys put or removed by this request
+	changes map[changeKey]change // keys and labels put or removed by this request
+
+	// meta is the session's user, creation and labels (nil: none), as
+	// loaded or as this request set them; never modified in place, as a
+	// decoded session shares it.
+	meta *meta
 
 	// size is the encoded size of the session as values stand, if sized:
 	// known from the load (record.size) or added up at the request's
@@ -58,6 +67,15 @@ type state struct {
 	// w is the request's response writer, allocated with the state:
 	// the middleware's two objects per request in one allocation.
 	w saveWriter
+}
+
+// changeKey names what a change changes: a value's key, or a label's
+// name (SetLabel), which a rebase applies to the session's labels. One
+// map for both keeps the state of every request, most of which change
+// no label, as small as before labels existed.
+type changeKey struct {
+	name  string
+	label bool
 }
 
 // change is a key's new value, or its removal.
@@ -76,10 +94,14 @@ func (st *state) own() {
 
 // note records a change of key. st.mu must be held.
 func (st *state) note(key string, c change) {
+	st.noteChange(changeKey{name: key}, c)
+}
+
+func (st *state) noteChange(k changeKey, c change) {
 	if st.changes == nil {
-		st.changes = map[string]change{}
+		st.changes = map[changeKey]change{}
 	}
-	st.changes[key] = c
+	st.changes[k] = c
 	st.status = modified
 }
 
@@ -91,14 +113,63 @@ func (st *state) rebase(rec record, version tierstore.Version, expiry time.Time)
 		values[k] = v
 	}
 	for k, c := range st.changes {
-		if c.removed {
-			delete(values, k)
-		} else {
-			values[k] = c.value
+		switch {
+		case k.label:
+		case c.removed:
+			delete(values, k.name)
+		default:
+			values[k.name] = c.value
 		}
 	}
 	st.values, st.shared, st.version, st.expiry = values, false, version, expiry
 	st.deadline, st.sized = time.Unix(0, rec.Deadline), false
+	st.meta = rec.Meta
+	st.applyLabels()
+}
+
+// applyLabels applies this request's label changes to st.meta. st.mu
+// must be held.
+func (st *state) applyLabels() {
+	labelled := false
+	for k := range st.changes {
+		labelled = labelled || k.label
+	}
+	if !labelled {
+		return
+	}
+	var md meta
+	if st.meta != nil {
+		md = *st.meta
+	}
+	labels := maps.Clone(md.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	for k, c := range st.changes {
+		switch {
+		case !k.label:
+		case c.removed:
+			delete(labels, k.name)
+		default:
+			labels[k.name] = string(c.value)
+		}
+	}
+	if len(labels) == 0 {
+		labels = nil
+	}
+	md.Labels = labels
+	st.meta, st.sized = &md, false
+}
+
+// record is the session to store, saved at now. st.mu must be held.
+func (st *state) record(now time.Time) record {
+	rec := record{Deadline: st.deadline.UnixNano(), Values: st.values}
+	if st.meta != nil {
+		md := *st.meta
+		md.Saved = now.UnixNano()
+		rec.Meta = &md
+	}
+	return rec
 }
 
 // drop forgets a session found deleted in the Store: nothing of it, nor
@@ -107,6 +178,7 @@ func (st *state) drop() {
 	st.id, st.stored, st.version = "", false, tierstore.NoVersion
 	st.deadline, st.expiry = time.Time{}, time.Time{}
 	st.values, st.shared, st.changes, st.sized = map[string][]byte{}, false, nil, false
+	st.meta = nil
 	st.status = destroyed
 }
 
@@ -370,17 +442,40 @@ func (m *Manager) Deadline(ctx context.Context) time.Time {
 // the old ID before it was deleted carry over to the new one. If the old
 // session was deleted meanwhile (a logout elsewhere), nothing of it
 // carries over: the new session starts empty.
+//
+// A session bound to a user (SetUser) is written under its new ID at
+// once, and its new handle replaces the old one in the user's index; if
+// it was revoked meanwhile, the request ends logged out instead.
 func (m *Manager) Renew(ctx context.Context) error {
 	st, err := m.state(ctx)
 	if err != nil {
 		return err
 	}
+	var ev events
+	defer m.emit(&ev)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.stored && st.meta != nil && st.meta.User != "" {
+		// A bound session: its new ID replaces the old in its user's index.
+		vs, err := m.versioned()
+		if err != nil {
+			return err
+		}
+		return m.bind(ctx, vs, st, st.meta.User, false, &ev)
+	}
+	prev := ""
+	if st.stored {
+		prev = handleOf(m.storeKey(st.id))
+	}
 	if err := m.deleteStored(ctx, st); err != nil {
 		return err
 	}
 	st.id, st.version = NewID(), tierstore.NoVersion
+	if prev != "" && st.status != destroyed {
+		m.add(&ev, EventRenewed, "", handleOf(m.storeKey(st.id)), prev)
+	} else {
+		st.fresh = true // its first save creates it
+	}
 	if st.deadline.IsZero() {
 		st.deadline = m.cfg.Now().Add(m.cfg.Lifetime)
 	}
@@ -398,11 +493,35 @@ func (m *Manager) Destroy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var ev events
+	defer m.emit(&ev)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.stored {
-		if err := m.cfg.Store.Delete(ctx, m.storeKey(st.id)); err != nil {
+		key := m.storeKey(st.id)
+		ended := true
+		if vs, ok := m.cfg.Store.(tierstore.Versioned); ok {
+			// Conditional, so that the one request that ended it reports
+			// it; a conflict re-reads and deletes again, so the logout
+			// still wins over every concurrent save.
+			ended, err = m.endStored(ctx, vs, key, st.version)
+			if errors.Is(err, tierstore.ErrConflict) {
+				// As many saves as versioned.MaxAttempts in between: the
+				// logout still wins, unconditionally.
+				ended, err = true, m.cfg.Store.Delete(ctx, key)
+			}
+		} else {
+			err = m.cfg.Store.Delete(ctx, key)
+		}
+		if err != nil {
 			return fmt.Errorf("session: destroy: stored session not deleted: %w", err)
+		}
+		if ended && m.cfg.OnEvent != nil {
+			user := ""
+			if st.meta != nil {
+				user = st.meta.User
+			}
+			m.add(&ev, EventDestroyed, user, handleOf(key), "")
 		}
 	}
 	st.drop()

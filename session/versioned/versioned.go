@@ -59,6 +59,20 @@ type Merge func(current []byte, v tierstore.Version, expiry time.Time) (next []b
 // tierstore.ErrConflict after MaxAttempts conflicting writes, or the
 // store's or Merge's error.
 func Save(ctx context.Context, s tierstore.Versioned, key string, base tierstore.Version, value []byte, expiry time.Time, merge Merge) (tierstore.Version, error) {
+	return save(ctx, s, key, base, value, expiry, merge, false)
+}
+
+// Update is Save for a key that anyone may create or delete, such as an
+// index of sessions: a key found absent after a conflict is not ErrGone
+// but handed to merge as (nil, tierstore.NoVersion, zero time), and the
+// merged value is written only if the key is still absent. Everything
+// else is as in Save.
+func Update(ctx context.Context, s tierstore.Versioned, key string, base tierstore.Version, value []byte, expiry time.Time, merge Merge) (tierstore.Version, error) {
+	return save(ctx, s, key, base, value, expiry, merge, true)
+}
+
+// save is the loop of Save and Update; absentOK says which.
+func save(ctx context.Context, s tierstore.Versioned, key string, base tierstore.Version, value []byte, expiry time.Time, merge Merge, absentOK bool) (tierstore.Version, error) {
 	want := base
 	for attempt := 1; ; attempt++ {
 		v, err := s.SetIf(ctx, key, value, expiry, want)
@@ -69,6 +83,9 @@ func Save(ctx context.Context, s tierstore.Versioned, key string, base tierstore
 			return tierstore.NoVersion, err
 		}
 		current, v, exp, err := Current(ctx, s, key, want)
+		if absentOK && errors.Is(err, ErrGone) {
+			current, v, exp, err = nil, tierstore.NoVersion, time.Time{}, nil
+		}
 		if err != nil {
 			return tierstore.NoVersion, err
 		}
