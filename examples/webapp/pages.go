@@ -47,12 +47,13 @@ var pages = template.Must(template.New("").Parse(`
 {{define "head"}}<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{.Title}} · instance {{.Instance}}</title>
 <style>
-body { font: 16px/1.5 sans-serif; max-width: 46em; margin: 1.5em auto; padding: 0 1em; color: #222 }
+body { font: 16px/1.5 sans-serif; max-width: 50em; margin: 1.5em auto; padding: 0 1em; color: #222 }
 #status { background: #eef; padding: .4em .8em; border-radius: 4px }
 .notice { background: #ffd; padding: .4em .8em; border-radius: 4px }
 table { border-collapse: collapse; margin: 1em 0 }
 th, td { text-align: left; padding: .35em .9em; border-bottom: 1px solid #ccc }
 tr.current td { background: #efe }
+td.time { white-space: nowrap }
 form.inline { display: inline; margin: 0 }
 label { display: block; margin: .5em 0 }
 .small { color: #555; font-size: .9em }
@@ -78,12 +79,12 @@ session on the user's account page, on both instances.</p>
 <tr><th>device</th><th>logged in</th><th>last seen</th><th></th></tr>
 {{range .Sessions}}<tr class="session{{if .Current}} current{{end}}" data-device="{{.Device}}" data-handle="{{.Handle}}">
 <td class="device">{{.Device}}{{if .Current}} <b>(this session)</b>{{end}}</td>
-<td>{{.Created}}</td><td>{{.LastSeen}}</td>
+<td class="time">{{.Created}}</td><td class="time">{{.LastSeen}}</td>
 <td>{{if .Current}}<form class="inline" method="post" action="/logout"><button>log out this session</button></form>
 {{- else}}<form class="inline" method="post" action="/revoke"><input type="hidden" name="handle" value="{{.Handle}}"><button>log out this session</button></form>{{end}}</td>
 </tr>
 {{end}}</table>
-<form method="post" action="/logout-everywhere"><button id="everywhere">log out everywhere</button></form>
+<form method="post" action="/logout-everywhere"><button id="logout-everywhere">log out everywhere</button></form>
 <p class="small">Both instances serve this page from one Redis; a session
 logged out here is refused by the other instance at once. Forms are POSTs;
 the session cookie is SameSite=Lax and cross-origin POSTs are refused
