@@ -171,7 +171,7 @@ func run(ctx context.Context, redisAddr, addrA, addrB string, serve bool, out io
 	if !serve {
 		return nil
 	}
-	fmt.Fprintf(out, "\nServing: open %s and %s in a browser (Ctrl-C to stop).\n", urlA, urlB)
+	fmt.Fprintf(out, "\nServing: open %s/login in one browser and %s/login in another\n(or a private window): two devices (Ctrl-C to stop).\n", urlA, urlB)
 	<-ctx.Done()
 	return nil
 }
