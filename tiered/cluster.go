@@ -51,8 +51,9 @@ type clusterSource struct {
 	perKey     bool
 	interval   time.Duration
 	onMessage  func(bus.Message)
-	onGap      func(reason string)
+	onGap      func(cause invalidation.GapCause, reason string)
 	onProof    func(lag time.Duration)
+	onLive     func()
 	forget     func(key string)
 	log        *statelog.Logger
 
@@ -78,7 +79,7 @@ type clusterSource struct {
 func newClusterSource(w wiring) *clusterSource {
 	f := &clusterSource{
 		cc: w.cfg.Redis.(*redis.ClusterClient), conns: w.conns, prefix: w.cfg.KeyPrefix, beatPrefix: w.beats,
-		interval: w.cfg.HealthCheckInterval, onMessage: w.onMessage, onGap: w.onGap, onProof: w.onProof, log: w.log,
+		interval: w.cfg.HealthCheckInterval, onMessage: w.onMessage, onGap: w.onGap, onProof: w.onProof, onLive: w.onLive, log: w.log,
 		perKey: w.cfg.Invalidation == invalidation.PerKey, forget: w.forget,
 		shards: map[string]*shard{}, refresh: make(chan struct{}, 1),
 	}
@@ -333,7 +334,7 @@ func (f *clusterSource) sync(first bool) bool {
 	if topology {
 		// Keys may have moved to masters whose changes were not being
 		// followed: forget everything. New shards are not Live yet.
-		f.onGap("cluster topology changed")
+		f.onGap(invalidation.GapTopology, "cluster topology changed")
 	}
 	return true
 }
@@ -352,7 +353,7 @@ func (f *clusterSource) newShard(addr string, node *redis.Client) (*shard, error
 	sh.bus, err = bus.New(bus.Config{
 		Redis: sh.tracker.Subscriber(), Channel: bus.TrackingChannel, KeyPrefix: f.prefix,
 		BeatPrefix: f.beatPrefix, BeatReports: sh.tracker.BeatReports(), Beat: sh.tracker.Beat,
-		HealthCheckInterval: f.interval, OnMessage: f.onMessage, OnGap: f.onGap, OnProof: f.onProof,
+		HealthCheckInterval: f.interval, OnMessage: f.onMessage, OnGap: f.onGap, OnProof: f.onProof, OnLive: f.onLive,
 		Log: f.log.With("node", addr),
 	})
 	if err != nil {

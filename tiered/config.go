@@ -86,6 +86,20 @@ type Config struct {
 	// one on the hit path, never a key (keys appear as the prefix and a
 	// hash), a session ID or a value. Default nil: silent.
 	Logger *slog.Logger
+	// FailSafe, if positive, lets a read be served from memory while Redis
+	// is unreachable (its read fails with tierstore.ErrUnavailable, never
+	// tierstore.ErrRefused), for at most FailSafe after the store lost its
+	// proof (Live became false), if the key's copy was in L1 and coherent
+	// at that moment and nothing has invalidated it since: a report of a
+	// change that still arrived, a write or delete of the key on this
+	// instance (a delete, or a session's Destroy, that fails leaves a
+	// tombstone here), a flush or another dataset reported. A value so
+	// served is at most FailSafe + HealthCheckInterval older than Redis's
+	// (see docs/consistency.md); it never outlives its own expiry or
+	// L1TTL. Writes still fail, and nothing is kept only in memory.
+	// Default 0: off, a read fails while Redis is unreachable. See
+	// docs/operations.md on choosing it.
+	FailSafe time.Duration
 	// OnInvalidate, if set, is called after a report of a change of key
 	// (a peer's, or in per-key mode this instance's own write reported
 	// back) has been applied to L1: for tracing and metrics. It runs on the
@@ -113,6 +127,9 @@ func (cfg Config) resolved() (Config, error) {
 	// one per master, where an error could only be retried.
 	if d := cfg.HealthCheckInterval; d < 0 || (d > 0 && d < bus.MinHealthCheckInterval) {
 		return cfg, fmt.Errorf("tiered: HealthCheckInterval %v: want 0 (the default) or at least %v", d, bus.MinHealthCheckInterval)
+	}
+	if cfg.FailSafe < 0 {
+		return cfg, errors.New("tiered: negative FailSafe")
 	}
 	if cfg.Invalidation < invalidation.PerKey || cfg.Invalidation > invalidation.OwnWrites {
 		return cfg, fmt.Errorf("tiered: unknown Invalidation %v", cfg.Invalidation)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/tierstore/tierstore"
@@ -96,6 +97,9 @@ func (s *Store) read(ctx context.Context, key string, atLeast tierstore.Version,
 		o, _, err = s.await(ctx, s.l1.Begin(key), true)
 	}
 	if err != nil {
+		if m, kept, err := s.serveKept(ctx, key, atLeast, err, fn); kept {
+			return m, err
+		}
 		return nearcache.Meta{}, err
 	}
 	return o.Meta, fn(o.Value)
@@ -175,11 +179,19 @@ func (s *Store) await(ctx context.Context, f *nearcache.Flight, start bool) (nea
 // whether or not this caller still waits, and lands it for every waiter.
 func (s *Store) fly(ctx context.Context, f *nearcache.Flight) {
 	key := f.Key()
+	probe, err := s.brk.allow()
+	if err != nil {
+		err = fmt.Errorf("%s: %w", s.l2.Named("get", key), err)
+		s.countError(err)
+		s.l1.Cancel(f, err, false)
+		return
+	}
 	if h := hooksOf(s); h != nil && h.beforeL2Read != nil {
 		h.beforeL2Read(ctx, key)
 	}
 	end := s.trace(ctx, "get")
 	_, _ = s.l2.ReadAsync(ctx, key, s.src.epochKey(), func(r rediskv.Item, err error) {
+		s.brk.done(ctx, probe, err)
 		s.land(ctx, f, r, err)
 		endTrace(end, err)
 	})

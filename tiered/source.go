@@ -62,10 +62,25 @@ type wiring struct {
 	id        bus.ID
 	beats     string // the heartbeat keys' prefix, in the tracked modes
 	onMessage func(bus.Message)
-	onGap     func(reason string)
+	onGap     func(cause invalidation.GapCause, reason string)
 	onProof   func(lag time.Duration)
+	onLive    func()                       // a bus gained Live
+	onBeat    func(err error)              // a heartbeat's outcome (see breaker)
 	forget    func(key string)             // drops key's copy, kills its fills in flight
 	own       func() redis.UniversalClient // the Store's own client like cfg.Redis
+}
+
+// beat returns make with its outcomes handed to onBeat: a heartbeat is
+// a round trip on the store's own connections and deadline, so its
+// failure to reach Redis is the store's knowledge, whoever waits.
+func (w wiring) beat(make func(ctx context.Context, seq uint64) (bus.Flush, error)) func(ctx context.Context, seq uint64) (bus.Flush, error) {
+	return func(ctx context.Context, seq uint64) (bus.Flush, error) {
+		flush, err := make(ctx, seq)
+		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			w.onBeat(err)
+		}
+		return flush, err
+	}
 }
 
 // reported is the part of the tracked sources where Redis reports every
@@ -115,9 +130,9 @@ func newNodeSource(w wiring) (*nodeSource, error) {
 	n.tracker = t
 	n.Bus, err = bus.New(bus.Config{
 		Redis: t.Subscriber(), Channel: bus.TrackingChannel, KeyPrefix: w.cfg.KeyPrefix,
-		BeatPrefix: w.beats, BeatReports: t.BeatReports(), Beat: t.Beat,
+		BeatPrefix: w.beats, BeatReports: t.BeatReports(), Beat: w.beat(t.Beat),
 		ID: w.id, HealthCheckInterval: w.cfg.HealthCheckInterval, Log: w.log,
-		OnMessage: w.onMessage, OnGap: w.onGap, OnProof: w.onProof,
+		OnMessage: w.onMessage, OnGap: w.onGap, OnProof: w.onProof, OnLive: w.onLive,
 	})
 	if err != nil {
 		_ = t.Close()
@@ -168,11 +183,11 @@ func newOwnWritesSource(w wiring) (*ownWritesSource, error) {
 	beatChannel := w.cfg.Channel + ":heartbeat:" + w.id.String()
 	b, err := bus.New(bus.Config{
 		Redis: own, Channel: w.cfg.Channel, BeatChannel: beatChannel,
-		Beat: func(ctx context.Context, seq uint64) (bus.Flush, error) {
+		Beat: w.beat(func(ctx context.Context, seq uint64) (bus.Flush, error) {
 			return bus.Flush{}, own.Publish(ctx, beatChannel, seq).Err()
-		},
+		}),
 		ID: w.id, HealthCheckInterval: w.cfg.HealthCheckInterval, Log: w.log,
-		OnMessage: w.onMessage, OnGap: w.onGap, OnProof: w.onProof,
+		OnMessage: w.onMessage, OnGap: w.onGap, OnProof: w.onProof, OnLive: w.onLive,
 	})
 	if err != nil {
 		return nil, err

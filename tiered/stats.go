@@ -18,6 +18,7 @@ type Stats struct {
 	L1           L1Stats
 	Redis        RedisStats
 	Invalidation invalidation.Stats
+	FailSafe     FailSafeStats
 }
 
 // L1Stats counts the reads of this instance's memory, and what it holds.
@@ -119,6 +120,7 @@ func (s *Store) Stats() Stats {
 		st.Redis.ErrorsBy[c] = n
 		st.Redis.Errors += n
 	}
+	st.FailSafe = s.failSafeStats()
 	if s.access != nil {
 		st.Redis.AccessReports = s.access.sent.Load()
 	}

@@ -54,6 +54,10 @@ type Store struct {
 	observersMu    sync.Mutex                             // serialises changes of proofObservers
 	proofObservers atomic.Pointer[[]*func(time.Duration)] // see ObserveProofLag
 
+	fs    failSafe    // Config.FailSafe
+	built atomic.Bool // s.src is set: onLive may use it
+	brk   *breaker    // nil on a Cluster: see breaker
+
 	bypassed, l2Hits, l2Misses atomic.Uint64
 	sent, received, ignoredOwn atomic.Uint64
 	refreshes                  atomic.Uint64                  // see refresh
@@ -67,6 +71,10 @@ var (
 	_ tierstore.Versioned     = (*Store)(nil)
 	_ tierstore.VersionViewer = (*Store)(nil)
 )
+
+// failFast: a Store fails fast while Redis is unreachable (see breaker).
+// Only the outage benchmark turns it off, to measure the difference.
+var failFast = true
 
 // ambiguousWriteWindow is how long after a failed write this instance
 // honours its own invalidation messages. A write that failed on a timeout
@@ -98,10 +106,16 @@ func New(cfg Config) (*Store, error) {
 		onInvalidate: cfg.OnInvalidate, done: make(chan struct{}), conns: rediskv.NewConns(),
 		log: statelog.New(cfg.Logger, 0, "prefix", cfg.KeyPrefix),
 	}
+	s.fs = failSafe{max: cfg.FailSafe, log: s.log}
+	if _, isCluster := cfg.Redis.(*redis.ClusterClient); !isCluster && failFast {
+		s.brk = newBreaker(cfg.HealthCheckInterval, cfg.Invalidation != invalidation.OwnWrites, s.log)
+	}
 	if err := s.build(cfg); err != nil {
 		s.closeParts()
 		return nil, err
 	}
+	s.built.Store(true)
+	s.onLive() // a bus may have gained Live before s.src was set
 	if reachable {
 		// Redis answers: a misconfiguration shows within a few round
 		// trips, and is New's error rather than a store that never
@@ -136,7 +150,7 @@ func (s *Store) build(cfg Config) error {
 	w := wiring{
 		cfg: cfg, conns: s.conns, log: s.log, id: id,
 		beats:     tracking.BeatPrefix(cfg.KeyPrefix, id.String()),
-		onMessage: s.onMessage, onGap: s.onGap, onProof: s.proved,
+		onMessage: s.onMessage, onGap: s.onGap, onProof: s.proved, onLive: s.onLive, onBeat: s.brk.beat,
 		forget: func(key string) { s.l1.Invalidate(key) },
 		own:    func() redis.UniversalClient { return s.own(cfg.Redis) },
 	}
@@ -216,7 +230,18 @@ func (s *Store) onMessage(m bus.Message) {
 	}
 }
 
-func (s *Store) onGap(string) { s.l1.InvalidateAll() }
+// onGap flushes L1: what it holds may have missed a report. The
+// fail-safe may keep the epoch it ended (see failSafe).
+func (s *Store) onGap(cause invalidation.GapCause, reason string) {
+	s.fs.gap(s.l1.InvalidateAll(), cause, reason)
+}
+
+// onLive runs when a bus gains Live: the store may be Live again.
+func (s *Store) onLive() {
+	if s.built.Load() {
+		s.fs.live(s.l1, s.src.live)
+	}
+}
 
 // check is the first step of every call: a live context, an open store.
 func (s *Store) check(ctx context.Context) error {
@@ -239,5 +264,11 @@ func (s *Store) Keys(ctx context.Context, fn func(key string) bool) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	return s.l2.Keys(ctx, fn)
+	probe, err := s.brk.allow()
+	if err != nil {
+		return fmt.Errorf("tiered: keys: %w", err)
+	}
+	err = s.l2.Keys(ctx, fn)
+	s.brk.done(ctx, probe, err)
+	return err
 }

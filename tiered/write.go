@@ -23,11 +23,16 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, expiry time.T
 		return err
 	}
 	st := s.l1.BeginWrite(key)
+	probe, err := s.admit("set", key, st)
+	if err != nil {
+		return err
+	}
 	cached := bytes.Clone(value)
 	end := s.trace(ctx, "set")
 	// The outcome is applied to L1 when Redis answers, also if ctx ends
 	// first: a write that left is not a write whose result is unknown.
-	err := s.l2.SetAndPublish(ctx, key, value, expiry, s.src.notice(key), func(err error) {
+	err = s.l2.SetAndPublish(ctx, key, value, expiry, s.src.notice(key), func(err error) {
+		s.brk.done(ctx, probe, err)
 		if err != nil {
 			s.failed(key, st, err)
 			return
@@ -45,8 +50,13 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	st := s.l1.BeginWrite(key)
+	probe, err := s.admit("delete", key, st)
+	if err != nil {
+		return err
+	}
 	end := s.trace(ctx, "delete")
-	_, err := s.l2.DeleteAndPublish(ctx, key, s.src.notice(key), func(err error) {
+	_, err = s.l2.DeleteAndPublish(ctx, key, s.src.notice(key), func(err error) {
+		s.brk.done(ctx, probe, err)
 		if err != nil {
 			s.failed(key, st, err)
 			return
@@ -72,9 +82,14 @@ func (s *Store) SetIf(ctx context.Context, key string, value []byte, expiry time
 		return 0, err
 	}
 	st := s.l1.BeginWrite(key)
+	probe, err := s.admit("setif", key, st)
+	if err != nil {
+		return 0, err
+	}
 	cached := bytes.Clone(value)
 	end := s.trace(ctx, "set_if")
 	v, err := s.l2.SetIf(ctx, key, value, expiry, want, s.src.notice(key), func(v tierstore.Version, err error) {
+		s.brk.done(ctx, probe, err)
 		if s.endConditional(key, st, err) {
 			s.endWrite(key, st, cached, nearcache.Meta{Expiry: expiry, Version: v, Own: true})
 		}
@@ -91,8 +106,13 @@ func (s *Store) DeleteIf(ctx context.Context, key string, want tierstore.Version
 		return err
 	}
 	st := s.l1.BeginWrite(key)
+	probe, err := s.admit("deleteif", key, st)
+	if err != nil {
+		return err
+	}
 	end := s.trace(ctx, "delete_if")
-	err := s.l2.DeleteIf(ctx, key, want, s.src.notice(key), func(err error) {
+	err = s.l2.DeleteIf(ctx, key, want, s.src.notice(key), func(err error) {
+		s.brk.done(ctx, probe, err)
 		if s.endConditional(key, st, err) {
 			s.l1.EndWrite(key, st, nil, nearcache.Meta{})
 		}
@@ -112,10 +132,31 @@ func (s *Store) Touch(ctx context.Context, key string, expiry time.Time) error {
 	if err := s.checkWrite(ctx, key, nil); err != nil {
 		return err
 	}
+	probe, err := s.admit("touch", key, s.l1.BeginWrite(key))
+	if err != nil {
+		return err
+	}
 	end := s.trace(ctx, "touch")
-	err := s.src.touch(ctx, s, key, expiry)
+	err = s.src.touch(ctx, s, key, expiry)
+	s.brk.done(ctx, probe, err)
 	endTrace(end, err)
 	return err
+}
+
+// admit asks the breaker whether a write of key, begun with st, may go to
+// Redis. One that may not fails at once, and drops the key's copy here as
+// a failed write does: a tombstone, which the fail-safe never serves
+// past (a delete or a session's Destroy that fails must not leave the
+// session readable here).
+func (s *Store) admit(op, key string, st nearcache.Stamp) (probe bool, err error) {
+	probe, err = s.brk.allow()
+	if err != nil {
+		err = fmt.Errorf("%s: %w", s.l2.Named(op, key), err)
+		s.countError(err)
+		s.l1.EndWrite(key, st, nil, nearcache.Meta{})
+		return false, err
+	}
+	return probe, nil
 }
 
 // checkWrite is the one validation of a write's input: a live context, an
@@ -174,7 +215,7 @@ func (s *Store) endWrite(key string, st nearcache.Stamp, value []byte, m nearcac
 // outcomes are handled on connections' goroutines that must not wait.
 func (s *Store) refresh(key string) {
 	r := s.src.refreshes()
-	if r == nil || s.closed.Load() {
+	if r == nil || s.closed.Load() || s.brk.isOpen() {
 		return
 	}
 	s.refreshes.Add(1)

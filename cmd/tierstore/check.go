@@ -33,6 +33,7 @@ func runCheck(args []string, out io.Writer) error {
 		hc        = fs.Duration("health-check", 200*time.Millisecond, "instances' HealthCheckInterval")
 		delta     = fs.Duration("delta", 100*time.Millisecond, "staleness bound outside faults")
 		keys      = fs.Int("keys", 32, "number of hot keys")
+		failSafe  = fs.Duration("failsafe", 0, "the instances' tiered FailSafe in every phase (0: off, or fault-duration/2 if the failsafe fault is named); its reads are judged by the fail-safe's rule")
 		invMode   = fs.String("invalidation", invalidation.PerKey.String(), "the instances' invalidation mode: per-key, broadcast, or own-writes (which does not hear changes made outside tiered: -faults all then leaves out "+outsideFaultNames()+", and naming one is an error)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -44,7 +45,7 @@ func runCheck(args []string, out io.Writer) error {
 	}
 	cfg := check.Config{
 		Instances: *instances, Ops: *ops, Phase: *phase, FaultDuration: *faultDur,
-		HealthCheckInterval: *hc, Delta: *delta, Keys: *keys, Invalidation: mode,
+		HealthCheckInterval: *hc, Delta: *delta, Keys: *keys, Invalidation: mode, FailSafe: *failSafe,
 		Progress: func(s string) { fmt.Fprintf(out, "%s  %s\n", time.Now().Format("15:04:05.000"), s) },
 	}
 	switch *faults {
@@ -116,7 +117,7 @@ func outsideFaultNames() string {
 
 func faultNames() string {
 	var names []string
-	for _, f := range check.AllFaults() {
+	for _, f := range append(check.AllFaults(), check.OptionalFaults()...) {
 		names = append(names, f.Name)
 	}
 	return strings.Join(names, ", ")

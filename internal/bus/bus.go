@@ -82,12 +82,15 @@ type Config struct {
 	// OnGap is called whenever messages may have been lost (the
 	// subscription was lost or re-made, the lease expired, a message
 	// could not be read): the receiver must forget everything the
-	// messages were protecting. reason says why.
-	OnGap func(reason string)
+	// messages were protecting. cause and reason say why.
+	OnGap func(cause invalidation.GapCause, reason string)
 	// OnProof, if set, is called with the lag of each heartbeat proven
 	// (see Stats.ProofLag), on the goroutine that proved it: it must be
 	// quick.
 	OnProof func(lag time.Duration)
+	// OnLive, if set, is called when the bus gains Live, after the change,
+	// on the goroutine that renewed the lease.
+	OnLive func()
 	// Log records state changes; nil: silent.
 	Log *statelog.Logger
 }
@@ -234,7 +237,7 @@ func New(cfg Config) (*Bus, error) {
 		cfg.OnMessage = func(Message) {}
 	}
 	if cfg.OnGap == nil {
-		cfg.OnGap = func(string) {}
+		cfg.OnGap = func(invalidation.GapCause, string) {}
 	}
 	if cfg.ID == (ID{}) {
 		cfg.ID = NewID()
@@ -391,7 +394,7 @@ func (b *Bus) gap(cause invalidation.GapCause, reason string) {
 		b.gaps.Add(1)
 		b.gapsBy[cause].Add(1)
 	}
-	b.cfg.OnGap(reason)
+	b.cfg.OnGap(cause, reason)
 }
 
 func (b *Bus) since() time.Duration { return time.Since(b.start) }
@@ -623,6 +626,9 @@ func (b *Bus) renew(a *beat) {
 	b.proved(lag)
 	if gained {
 		b.cfg.Log.Info("live", "after", down.Round(time.Millisecond))
+		if b.cfg.OnLive != nil {
+			b.cfg.OnLive()
+		}
 	}
 }
 

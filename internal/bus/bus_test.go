@@ -28,7 +28,7 @@ func (r *recorder) onMessage(m bus.Message) {
 	r.msgs = append(r.msgs, m)
 }
 
-func (r *recorder) onGap(reason string) {
+func (r *recorder) onGap(_ invalidation.GapCause, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.gaps = append(r.gaps, reason)
@@ -198,7 +198,7 @@ func TestFlushReturnedWithAnErrorIsAGap(t *testing.T) {
 			}
 			return publishBeat(c, "inv:heartbeat")(ctx, seq)
 		},
-		OnGap: func(reason string) {
+		OnGap: func(_ invalidation.GapCause, reason string) {
 			if reason == "tracking registered" {
 				once.Do(func() { close(flushed) })
 			}

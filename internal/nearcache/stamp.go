@@ -86,10 +86,14 @@ func (s *Cache) Invalidate(key string) (own bool) {
 
 // InvalidateAll drops every entry in O(1), and kills every fill stamped
 // before the call. Memory is reclaimed as dead entries are replaced or
-// evicted.
-func (s *Cache) InvalidateAll() {
-	s.epoch.Add(1)
+// evicted. It returns the epoch it ended: until then, the dead entries
+// of that epoch stay readable by LookupKept alone.
+func (s *Cache) InvalidateAll() (ended uint64) {
+	return s.epoch.Add(1) - 1
 }
+
+// Epoch returns the current epoch: the one the next InvalidateAll ends.
+func (s *Cache) Epoch() uint64 { return s.epoch.Load() }
 
 // BeginWrite prepares a write of key to the source of truth and returns
 // the stamp to pass to EndWrite. The cached value, if any, keeps serving

@@ -20,9 +20,13 @@ func (s *Client) name(key string) string {
 	return fmt.Sprintf("%skey#%08x", s.prefix, h.Sum32())
 }
 
+// Named is how this client names op on key in errors ("tiered: get
+// tierstore:key#1a2b3c4d").
+func (s *Client) Named(op, key string) string { return s.op + ": " + op + " " + s.name(key) }
+
 // WrapError is Wrap for op on key, named as this client names it.
 func (s *Client) WrapError(ctx context.Context, op, key string, err error) error {
-	return Wrap(ctx, s.op+": "+op+" "+s.name(key), err)
+	return Wrap(ctx, s.Named(op, key), err)
 }
 
 // deadlineError is the error of a call whose context deadline passed

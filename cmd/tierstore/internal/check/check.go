@@ -71,6 +71,13 @@ type Config struct {
 	// invalidation delivery delay, with room for a loaded 2-core machine
 	// and the race detector.
 	Delta time.Duration
+	// FailSafe is the instances' tiered.Config.FailSafe, in every phase
+	// (0: off, unless a fault needs it: Fault.FailSafe, whose runs take
+	// FaultDuration/2, so that the outage outlasts the window). With it
+	// on, each instance's reads take turns, so that its Stats tell which
+	// ones the fail-safe served: those are judged by the fail-safe's rule
+	// (see docs/consistency.md).
+	FailSafe time.Duration
 	// Faults to inject, in order (AllFaults).
 	Faults []Fault
 	// Ops, if positive, makes the run repeat the fault sequence until at
@@ -108,6 +115,12 @@ func (c *Config) defaults() error {
 	}
 	if err := JudgeableFaults(c.Invalidation, c.Faults); err != nil {
 		return err
+	}
+	if c.FailSafe < 0 {
+		return errors.New("check: negative FailSafe")
+	}
+	if c.FailSafe == 0 && slices.ContainsFunc(c.Faults, func(f Fault) bool { return f.FailSafe }) {
+		c.FailSafe = c.FaultDuration / 2
 	}
 	if c.Progress == nil {
 		c.Progress = func(string) {}

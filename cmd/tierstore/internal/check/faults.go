@@ -29,6 +29,9 @@ type Fault struct {
 	// Redis: in a run with such a fault, the instances reach Redis
 	// through a proxy (Env.proxy) in every phase.
 	Proxied bool
+	// FailSafe marks a fault that needs the instances' fail-safe on
+	// (Config.FailSafe): a run with it has it on in every phase.
+	FailSafe bool
 }
 
 // Env is what a fault can act on.
@@ -186,12 +189,76 @@ func JudgeableFaults(m invalidation.Mode, faults []Fault) error {
 	return nil
 }
 
+// OptionalFaults are the faults a run injects only when named: the
+// fail-safe, which changes what every other fault's reads may return.
+func OptionalFaults() []Fault {
+	return []Fault{{Name: "failsafe", Inject: failSafeOutage, FailSafe: true}}
+}
+
+// failSafeOutage is "Redis unreachable with the fail-safe on": with the
+// writers held for a moment, so that the readers cache most keys (hot
+// keys are otherwise invalidated faster than they are read), the server
+// is shut down (connections refused); once every instance has lost its
+// proof the writers go on (their writes fail, leaving tombstones), and
+// the server stays down for twice the fail-safe window, so that the
+// window's end is judged too. Every instance must have opened a window.
+func failSafeOutage(ctx context.Context, e Env) error {
+	before, err := e.states()
+	if err != nil {
+		return err
+	}
+	hold := func(on bool) error {
+		for _, m := range e.members {
+			if err := m.holdWrites(on); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := hold(true); err != nil {
+		return err
+	}
+	// Each must lose its proof after before: one that lost it just now
+	// (a lease a loaded machine let lapse) is Live again first.
+	_, err = e.until(ctx, noticeLimit, func(_ int, s instState) bool { return s.Live })
+	if err == nil {
+		err = wait(ctx, e.cfg.HealthCheckInterval/2) // the readers fill L1
+	}
+	if err != nil {
+		return errors.Join(err, hold(false))
+	}
+	e.cfg.Server.Shutdown()
+	missed, err := e.until(ctx, noticeLimit, func(_ int, s instState) bool { return !s.Live })
+	if herr := hold(false); herr != nil {
+		err = errors.Join(err, herr)
+	}
+	if err == nil {
+		for _, i := range missed {
+			e.brokenf("instance %d was still Live %v after Redis was shut down", i, noticeLimit)
+		}
+		err = wait(ctx, max(e.outage(), 2*e.cfg.FailSafe))
+	}
+	after, serr := e.states()
+	if rerr := e.cfg.Server.Restart(); rerr != nil {
+		return rerr
+	}
+	if err != nil || serr != nil {
+		return errors.Join(err, serr)
+	}
+	for i := range after {
+		if after[i].FailSafeActivations == before[i].FailSafeActivations {
+			e.brokenf("instance %d opened no fail-safe window when it lost its proof (%s)", i, describe(after[i]))
+		}
+	}
+	return nil
+}
+
 // FaultsNamed returns the faults with the given names.
 func FaultsNamed(names ...string) ([]Fault, error) {
 	var out []Fault
 	for _, n := range names {
 		found := false
-		for _, f := range AllFaults() {
+		for _, f := range append(AllFaults(), OptionalFaults()...) {
 			if f.Name == n {
 				out, found = append(out, f), true
 			}

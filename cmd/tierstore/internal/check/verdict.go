@@ -39,6 +39,11 @@ type Report struct {
 	// Phantoms counts reads of values never written, or written only
 	// after the read ended: always a bug.
 	Phantoms int
+	// FailSafe is the instances' fail-safe window (0: off);
+	// FailSafeReads counts the reads it served, FailSafeViolations those
+	// that broke its rule (see PhaseReport.FailSafeBroken).
+	FailSafe                          time.Duration
+	FailSafeReads, FailSafeViolations int
 }
 
 // PhaseReport is the verdict of one phase.
@@ -62,6 +67,11 @@ type PhaseReport struct {
 	// Stale describes the first violations (up to maxStaleListed): what
 	// was read, where, and how stale.
 	Stale []StaleRead
+	// FailSafeReads counts the reads the fail-safe served, judged by its
+	// rule rather than by the staleness bound; FailSafeViolations those
+	// that broke it, the first of which FailSafeBroken describes.
+	FailSafeReads, FailSafeViolations int
+	FailSafeBroken                    []string
 }
 
 // maxStaleListed bounds PhaseReport.Stale.
@@ -94,7 +104,7 @@ func (s StaleRead) String() string {
 
 // Failed reports whether the run broke a promise.
 func (r *Report) Failed() bool {
-	if r.LostWrites > 0 || r.Phantoms > 0 || r.Unexplained > 0 {
+	if r.LostWrites > 0 || r.Phantoms > 0 || r.Unexplained > 0 || r.FailSafeViolations > 0 {
 		return true
 	}
 	for _, p := range r.Phases {
@@ -144,17 +154,27 @@ func indexKey(ops []Op) *keyIndex {
 // acknowledged write had replaced when it began), or a phantom or
 // ambiguous outcome.
 func (ki *keyIndex) verdict(rd Read) (staleness time.Duration, replacedAt int64, phantom, ambiguous bool) {
-	var sup int64
+	sup, phantom, ambiguous := ki.supersededAt(rd)
+	if phantom || ambiguous || sup < 0 || sup >= rd.Start {
+		return 0, 0, phantom, ambiguous
+	}
+	return time.Duration(rd.Start - sup), sup, false, false
+}
+
+// supersededAt returns when the first acknowledged write that replaced
+// the state rd read returned (-1: none yet), or that rd is a phantom or
+// an ambiguous outcome.
+func (ki *keyIndex) supersededAt(rd Read) (sup int64, phantom, ambiguous bool) {
 	if rd.Version > 0 {
 		if rd.Version > uint64(len(ki.ops)) {
-			return 0, 0, true, false
+			return 0, true, false
 		}
 		o := ki.ops[rd.Version-1]
 		if o.Del || o.Start > rd.End {
-			return 0, 0, true, false
+			return 0, true, false
 		}
 		if !o.OK {
-			return 0, 0, false, true
+			return 0, false, true
 		}
 		sup = ki.nextAcked[rd.Version]
 	} else {
@@ -167,10 +187,36 @@ func (ki *keyIndex) verdict(rd Read) (staleness time.Duration, replacedAt int64,
 		}
 		sup = ki.nextAckedSet[d]
 	}
-	if sup < 0 || sup >= rd.Start {
-		return 0, 0, false, false
+	return sup, false, false
+}
+
+// failSafeVerdict judges a read the fail-safe served by its rule, and
+// says how it broke it ("" if it did not): served within failSafe of the
+// moment its instance lost its proof; the value then the latest but for
+// the changes of the last bound (which the lost proof may not have
+// covered: the staleness bound of a fault); never after a write or
+// delete of the key by its instance (the key's writer: own) ended after
+// that moment, which leaves a tombstone.
+func (ki *keyIndex) failSafeVerdict(rd Read, own bool, failSafe, bound time.Duration) string {
+	since := rd.FailSafeSince
+	if late := time.Duration(rd.Start - since); late > failSafe {
+		return fmt.Sprintf("served %v after the proof was lost (FailSafe %v)", round(late), failSafe)
 	}
-	return time.Duration(rd.Start - sup), sup, false, false
+	sup, phantom, _ := ki.supersededAt(rd)
+	switch {
+	case phantom:
+		return "" // counted as a phantom
+	case sup >= 0 && sup < since-int64(bound):
+		return fmt.Sprintf("version %d replaced %v before the proof was lost (bound %v)", rd.Version, round(time.Duration(since-sup)), bound)
+	}
+	if own {
+		for _, o := range ki.ops {
+			if o.End >= since && o.End < rd.Start {
+				return fmt.Sprintf("served after this instance's write of version %d ended during the outage", o.Version)
+			}
+		}
+	}
+	return ""
 }
 
 // replacing returns the version of the acknowledged op that returned at
@@ -185,7 +231,10 @@ func (ki *keyIndex) replacing(end int64) uint64 {
 }
 
 func (r *run) judge(ctx context.Context) (*Report, error) {
-	rep := &Report{Invalidation: r.cfg.Invalidation, Delta: r.cfg.Delta, FaultBound: min(r.cfg.L1TTL, r.cfg.HealthCheckInterval) + r.cfg.Delta}
+	rep := &Report{
+		Invalidation: r.cfg.Invalidation, Delta: r.cfg.Delta, FaultBound: min(r.cfg.L1TTL, r.cfg.HealthCheckInterval) + r.cfg.Delta,
+		FailSafe: r.cfg.FailSafe,
+	}
 	index := make([]*keyIndex, r.cfg.Keys)
 	for k := range index {
 		index[k] = indexKey(r.ops[k])
@@ -250,6 +299,27 @@ func (r *run) judge(ctx context.Context) (*Report, error) {
 				countFailure(rd.Err)
 				if ph != nil {
 					ph.ReadErrors++
+				}
+				continue
+			}
+			if rd.FailSafeSince != 0 {
+				rep.FailSafeReads++
+				own := int(rd.Key)%r.cfg.Instances == int(rd.Inst)
+				why := index[rd.Key].failSafeVerdict(rd, own, r.cfg.FailSafe, rep.FaultBound)
+				if ph != nil {
+					ph.FailSafeReads++
+				}
+				if why != "" {
+					rep.FailSafeViolations++
+					if ph != nil {
+						ph.FailSafeViolations++
+						if len(ph.FailSafeBroken) < maxStaleListed {
+							ph.FailSafeBroken = append(ph.FailSafeBroken, fmt.Sprintf("instance %d key %d: %s", rd.Inst, rd.Key, why))
+						}
+					}
+				}
+				if _, phantom, _ := index[rd.Key].supersededAt(rd); phantom {
+					rep.Phantoms++
 				}
 				continue
 			}
@@ -347,7 +417,24 @@ func (r *Report) Table() string {
 		"writes lost: %d; phantom reads: %d; failed writes applied anyway: %d in the final state, %d reads saw one.\n",
 		verdict, r.Invalidation, r.Reads, r.ReadErrors, r.Writes, r.FailedWrites, r.Unavailable, r.Refused, r.Unexplained,
 		r.LostWrites, r.Phantoms, r.AmbiguousFinal, r.AmbiguousReads)
+	r.writeFailSafe(&b)
 	return b.String()
+}
+
+// writeFailSafe says, with the fail-safe on, how many reads it served in
+// each phase and how many broke its rule.
+func (r *Report) writeFailSafe(b *strings.Builder) {
+	if r.FailSafe <= 0 {
+		return
+	}
+	var per []string
+	for _, p := range r.Phases {
+		if p.FailSafeReads > 0 {
+			per = append(per, fmt.Sprintf("%s %d", p.Name, p.FailSafeReads))
+		}
+	}
+	fmt.Fprintf(b, "fail-safe %v: %d reads served (%s), judged by its rule (within FailSafe of the loss of proof, the latest value then but for the last %v, never after this instance's write of the key): %d violations.\n",
+		r.FailSafe, r.FailSafeReads, strings.Join(per, ", "), r.FaultBound, r.FailSafeViolations)
 }
 
 // writeBroken lists what the faults saw wrong in the instances' state,
@@ -361,6 +448,10 @@ func (r *Report) writeBroken(b *strings.Builder) {
 		}
 		for _, s := range p.Stale {
 			fmt.Fprintf(b, "\nSTALE in %s: %v", p.Name, s)
+			listed = true
+		}
+		for _, s := range p.FailSafeBroken {
+			fmt.Fprintf(b, "\nFAIL-SAFE in %s: %s", p.Name, s)
 			listed = true
 		}
 		if n := p.Violations - len(p.Stale); n > 0 && len(p.Stale) > 0 {
@@ -421,5 +512,6 @@ func (r *Report) Summary() string {
 	fmt.Fprintf(&b, "\ninvalidation %v; writes acknowledged: %d, lost: %d; writes failed: %d, of which applied anyway: %d in the final state; "+
 		"errors: %d unavailable, %d refused, %d unexplained; phantom reads: %d\n",
 		r.Invalidation, r.Writes-r.FailedWrites, r.LostWrites, r.FailedWrites, r.AmbiguousFinal, r.Unavailable, r.Refused, r.Unexplained, r.Phantoms)
+	r.writeFailSafe(&b)
 	return b.String()
 }

@@ -57,6 +57,9 @@ type Read struct {
 	Version    uint64
 	Start, End int64
 	Err        Failure // Succeeded unless it failed
+	// FailSafeSince, for a read the fail-safe served, is when its
+	// instance lost its proof (FailSafeStats.Since); 0 for any other.
+	FailSafeSince int64
 }
 
 // Failure is how an operation failed, in the terms of the failure table
@@ -92,6 +95,8 @@ type instState struct {
 	Refused        bool
 	Gaps, Refusals uint64
 	Health         string // why the instance is not Live; empty while it is
+	// FailSafeActivations: tiered.FailSafeStats.Activations.
+	FailSafeActivations uint64
 }
 
 // load is what a worker is told to do: the part of Config it needs.
@@ -105,6 +110,7 @@ type load struct {
 	DeleteRatio, ColdWriteShare float64
 	HealthCheckInterval, L1TTL  time.Duration
 	Invalidation                invalidation.Mode
+	FailSafe                    time.Duration
 }
 
 func loadOf(cfg *Config, addr string, id int) load {
@@ -112,7 +118,7 @@ func loadOf(cfg *Config, addr string, id int) load {
 		Addr: addr, User: checkUser, Password: checkPassword, ID: id, Instances: cfg.Instances, Keys: cfg.Keys,
 		ReadersPerInstance: cfg.ReadersPerInstance, ReadPause: cfg.ReadPause, WritePause: cfg.WritePause,
 		DeleteRatio: cfg.DeleteRatio, ColdWriteShare: cfg.ColdWriteShare, HealthCheckInterval: cfg.HealthCheckInterval, L1TTL: cfg.L1TTL,
-		Invalidation: cfg.Invalidation,
+		Invalidation: cfg.Invalidation, FailSafe: cfg.FailSafe,
 	}
 }
 
@@ -141,6 +147,10 @@ type worker struct {
 	// that reading; fillDone is closed when it has.
 	stopFill, fillDone chan struct{}
 
+	// readOne serialises the reads when the fail-safe is on, so that
+	// the Stats around each tell whether the fail-safe served it.
+	readOne sync.Mutex
+
 	ops   map[int][]Op
 	reads [][]Read
 	stop  chan struct{}
@@ -162,7 +172,7 @@ func startWorker(l load) (*worker, error) {
 	var err error
 	w.store, err = tiered.New(tiered.Config{
 		Redis: w.rdb, KeyPrefix: "check:", L1TTL: l.L1TTL,
-		HealthCheckInterval: l.HealthCheckInterval, Invalidation: l.Invalidation,
+		HealthCheckInterval: l.HealthCheckInterval, Invalidation: l.Invalidation, FailSafe: l.FailSafe,
 		OnInvalidate: func(string) {
 			for w.slow.Load() {
 				time.Sleep(10 * time.Millisecond)
@@ -210,7 +220,10 @@ func (w *worker) close() {
 
 func (w *worker) state() instState {
 	st := w.store.Stats()
-	is := instState{Live: st.Invalidation.Live, Gaps: st.Invalidation.Gaps, Refusals: st.Invalidation.Refusals}
+	is := instState{
+		Live: st.Invalidation.Live, Gaps: st.Invalidation.Gaps, Refusals: st.Invalidation.Refusals,
+		FailSafeActivations: st.FailSafe.Activations,
+	}
 	if err := w.store.Health(); err != nil {
 		is.Health, is.Refused = err.Error(), errors.Is(err, tierstore.ErrRefused)
 	}
@@ -395,6 +408,28 @@ func (w *worker) writeCold() {
 	}
 }
 
+// read reads key k, and, with the fail-safe on, learns whether the
+// fail-safe served it.
+func (w *worker) read(ctx context.Context, k int) (Read, []byte, error) {
+	if w.l.FailSafe > 0 {
+		w.readOne.Lock()
+		defer w.readOne.Unlock()
+	}
+	var before uint64
+	if w.l.FailSafe > 0 {
+		before = w.store.Stats().FailSafe.Serves
+	}
+	rd := Read{Key: int32(k), Inst: int32(w.l.ID), Start: time.Now().UnixNano()}
+	v, err := w.store.Get(ctx, keyName(k))
+	rd.End = time.Now().UnixNano()
+	if w.l.FailSafe > 0 {
+		if st := w.store.Stats().FailSafe; st.Serves > before {
+			rd.FailSafeSince = st.Since.UnixNano()
+		}
+	}
+	return rd, v, err
+}
+
 func (w *worker) readLoop(seed uint64) []Read {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(uint64(w.l.ID), seed))
@@ -409,9 +444,7 @@ func (w *worker) readLoop(seed uint64) []Read {
 		if w.paused.Load() && k >= w.l.Keys/2 {
 			continue
 		}
-		rd := Read{Key: int32(k), Inst: int32(w.l.ID), Start: time.Now().UnixNano()}
-		v, err := w.store.Get(ctx, keyName(k))
-		rd.End = time.Now().UnixNano()
+		rd, v, err := w.read(ctx, k)
 		switch {
 		case errors.Is(err, tierstore.ErrNotFound):
 		case err != nil:
