@@ -114,6 +114,16 @@ func (e Env) during(ctx context.Context, d time.Duration, skip []int, bad func(s
 	return nil
 }
 
+// each calls do for every instance, and returns the first error.
+func (e Env) each(do func(m member) error) error {
+	for _, m := range e.members {
+		if err := do(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // describe formats an instance's state for a report.
 func describe(s instState) string {
 	health := s.Health
@@ -207,14 +217,7 @@ func failSafeOutage(ctx context.Context, e Env) error {
 	if err != nil {
 		return err
 	}
-	hold := func(on bool) error {
-		for _, m := range e.members {
-			if err := m.holdWrites(on); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+	hold := func(on bool) error { return e.each(func(m member) error { return m.holdWrites(on) }) }
 	if err := hold(true); err != nil {
 		return err
 	}
@@ -479,14 +482,7 @@ func stopStart(ctx context.Context, e Env) error {
 // other programs: sets through the Redis-only store (an admin tool),
 // deletes with a plain DEL (an operator revoking a session).
 func outsideWrites(ctx context.Context, e Env) error {
-	set := func(on bool) error {
-		for _, m := range e.members {
-			if err := m.setOutside(on); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+	set := func(on bool) error { return e.each(func(m member) error { return m.setOutside(on) }) }
 	if err := set(true); err != nil {
 		return err
 	}
