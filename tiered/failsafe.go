@@ -140,9 +140,6 @@ func (s *Store) serveKept(ctx context.Context, key string, atLeast tierstore.Ver
 		return nearcache.Meta{}, false, nil
 	}
 	s.fs.serves.Add(1)
-	if h := hooksOf(s); h != nil && h.afterFailSafe != nil {
-		h.afterFailSafe(key)
-	}
 	return m, true, fn(value)
 }
 

@@ -12,7 +12,6 @@ type hooks struct {
 	afterL2Write    func(key string)                      // Redis applied a write; L1 is not settled yet
 	afterFlightJoin func(key string)                      // a miss joined or started its flight
 	afterRefresh    func(key string)                      // a refresh (see Store.refresh) landed
-	afterFailSafe   func(key string)                      // a read is about to be served by the fail-safe
 }
 
 // hooksOf returns the hooks of s: none outside tests, whose
