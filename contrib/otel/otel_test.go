@@ -88,6 +88,11 @@ var checkpointWant = map[string]float64{
 	"tierstore.redis.errors{tierstore.error.class=refused," + name + "}":                 0,
 	"tierstore.redis.errors{tierstore.error.class=corrupt," + name + "}":                 0,
 	"tierstore.redis.errors{tierstore.error.class=other," + name + "}":                   0,
+	"tierstore.failsafe.serves{" + name + "}":                                            0,
+	"tierstore.failsafe.activations{" + name + "}":                                       0,
+	"tierstore.failsafe.active{" + name + "}":                                            0,
+	"tierstore.fast_failures{" + name + "}":                                              0,
+	"tierstore.failing_fast{" + name + "}":                                               0,
 }
 
 const (

@@ -66,6 +66,21 @@ tierstore_cache_requests_total{level="l1",result="miss",store="sessions"} 3
 tierstore_cache_requests_total{level="l1",result="stale",store="sessions"} 1
 tierstore_cache_requests_total{level="redis",result="hit",store="sessions"} 3
 tierstore_cache_requests_total{level="redis",result="miss",store="sessions"} 1
+# HELP tierstore_failsafe_activations_total Fail-safe windows opened: times the store lost its proof with Config.FailSafe set.
+# TYPE tierstore_failsafe_activations_total counter
+tierstore_failsafe_activations_total{store="sessions"} 0
+# HELP tierstore_failsafe_active 1 while a fail-safe window is open, else 0.
+# TYPE tierstore_failsafe_active gauge
+tierstore_failsafe_active{store="sessions"} 0
+# HELP tierstore_failsafe_serves_total Reads served from L1 under Config.FailSafe while Redis was unreachable.
+# TYPE tierstore_failsafe_serves_total counter
+tierstore_failsafe_serves_total{store="sessions"} 0
+# HELP tierstore_failing_fast 1 while calls fail fast (Redis known to be unreachable, until a probe reaches it), else 0.
+# TYPE tierstore_failing_fast gauge
+tierstore_failing_fast{store="sessions"} 0
+# HELP tierstore_fast_failures_total Calls failed at once because Redis was known to be unreachable.
+# TYPE tierstore_fast_failures_total counter
+tierstore_fast_failures_total{store="sessions"} 0
 # HELP tierstore_gaps_total Times L1 was flushed because invalidations may have been missed, by cause.
 # TYPE tierstore_gaps_total counter
 tierstore_gaps_total{cause="connection_lost",store="sessions"} 1
@@ -102,7 +117,9 @@ tierstore_redis_errors_total{class="unavailable",store="sessions"} 0
 var checkpointNames = []string{
 	"tierstore_cache_requests_total", "tierstore_gaps_total", "tierstore_invalidations_received_total",
 	"tierstore_invalidations_sent_total", "tierstore_l1_entries", "tierstore_l1_evictions_total",
-	"tierstore_live", "tierstore_redis_errors_total",
+	"tierstore_live", "tierstore_redis_errors_total", "tierstore_failsafe_serves_total",
+	"tierstore_failsafe_activations_total", "tierstore_failsafe_active", "tierstore_fast_failures_total",
+	"tierstore_failing_fast",
 }
 
 // checkProofLag checks the histogram against the store's own counts,
