@@ -103,9 +103,13 @@ func TestSavedSessionIsServedFromMemory(t *testing.T) {
 			if want := (requests - 1) * 9 / 10; hits < want {
 				t.Fatalf("%d of %d repeat requests served from memory; want at least %d", hits, requests-1, want)
 			}
+			// Each save is reported back once, and once more after a
+			// request that missed: its read, on the reads' connection,
+			// has that connection follow the key too.
 			if echoed {
-				if got := s.Stats().Invalidation.Received; got != requests {
-					t.Fatalf("%d reports of %d saves; want one each", got, requests)
+				misses := uint64(requests - 1 - hits)
+				if got := s.Stats().Invalidation.Received; got < requests || got > requests+misses {
+					t.Fatalf("%d reports of %d saves with %d misses; want one each, and at most one more per miss", got, requests, misses)
 				}
 			}
 		})
