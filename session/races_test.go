@@ -109,21 +109,11 @@ func startHeld(h http.Handler, held chan chan struct{}, path, cookie string) (fi
 // body and the session cookie value the response set ("" if none).
 func (r *racer) do(t *testing.T, path, cookie string) (string, string) {
 	t.Helper()
-	req := httptest.NewRequest("GET", path, nil)
-	if cookie != "" {
-		req.AddCookie(&http.Cookie{Name: "session", Value: cookie})
-	}
-	rec := httptest.NewRecorder()
-	r.h.ServeHTTP(rec, req)
-	res := rec.Result()
+	res := serve(r.h, path, cookie)
 	if res.StatusCode != 200 {
 		t.Fatalf("%s: status %d: %s", path, res.StatusCode, body(res))
 	}
-	set := ""
-	if c := sessionCookie(res); c != nil {
-		set = c.Value
-	}
-	return body(res), set
+	return body(res), setCookie(res)
 }
 
 // hold starts a /hold request in the background once it has loaded its

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -87,13 +86,7 @@ func caughtUp(t *testing.T, reader, writer *instance) {
 
 func (in *instance) do(t *testing.T, path, cookie string) *http.Response {
 	t.Helper()
-	req := httptest.NewRequest("GET", path, nil)
-	if cookie != "" {
-		req.AddCookie(&http.Cookie{Name: "session", Value: cookie})
-	}
-	rec := httptest.NewRecorder()
-	in.h.ServeHTTP(rec, req)
-	return rec.Result()
+	return serve(in.h, path, cookie)
 }
 
 // afterInvalidation runs write, then waits until in has applied at least

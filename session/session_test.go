@@ -183,13 +183,15 @@ func handler(m *session.Manager) http.Handler {
 // do sends a request with cookie (if not empty) and returns the response.
 func (f *fixture) do(path, cookie string) *http.Response {
 	f.t.Helper()
-	req := httptest.NewRequest("GET", path, nil)
-	if cookie != "" {
-		req.AddCookie(&http.Cookie{Name: "session", Value: cookie})
+	return serve(f.h, path, cookie)
+}
+
+// setCookie returns the session cookie res set ("" if none).
+func setCookie(res *http.Response) string {
+	if c := sessionCookie(res); c != nil {
+		return c.Value
 	}
-	rec := httptest.NewRecorder()
-	f.h.ServeHTTP(rec, req)
-	return rec.Result()
+	return ""
 }
 
 func body(r *http.Response) string { b, _ := io.ReadAll(r.Body); return string(b) }
@@ -198,18 +200,8 @@ func body(r *http.Response) string { b, _ := io.ReadAll(r.Body); return string(b
 // and returns the body and the session cookie the response set ("" if
 // none).
 func serveCookie(h http.Handler, path, cookie string) (string, string) {
-	req := httptest.NewRequest("GET", path, nil)
-	if cookie != "" {
-		req.AddCookie(&http.Cookie{Name: "session", Value: cookie})
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	res := rec.Result()
-	set := ""
-	if c := sessionCookie(res); c != nil {
-		set = c.Value
-	}
-	return body(res), set
+	res := serve(h, path, cookie)
+	return body(res), setCookie(res)
 }
 
 func sessionCookie(r *http.Response) *http.Cookie {

@@ -3,7 +3,6 @@ package session_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"testing"
 
@@ -40,18 +39,7 @@ func BenchmarkUserIndex(b *testing.B) {
 			b.Fatal(err)
 		}
 	}))
-	serve := func(path, cookie string) string {
-		req := httptest.NewRequest("GET", path, nil)
-		if cookie != "" {
-			req.AddCookie(&http.Cookie{Name: "session", Value: cookie})
-		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if c := sessionCookie(rec.Result()); c != nil {
-			return c.Value
-		}
-		return ""
-	}
+	visit := func(path, cookie string) string { return setCookie(serve(h, path, cookie)) }
 	ctx := context.Background()
 	// measure runs setup (untimed, uncounted) and op each iteration.
 	measure := func(b *testing.B, setup func(i int) string, op func(i int, arg string)) {
@@ -70,12 +58,12 @@ func BenchmarkUserIndex(b *testing.B) {
 		b.ReportMetric(float64(calls)/float64(n), "store-calls/op")
 	}
 	b.Run("login", func(b *testing.B) {
-		measure(b, func(int) string { return serve("/", "") }, func(i int, cookie string) {
-			serve("/?login=u"+strconv.Itoa(i), cookie)
+		measure(b, func(int) string { return visit("/", "") }, func(i int, cookie string) {
+			visit("/?login=u"+strconv.Itoa(i), cookie)
 		})
 	})
 	for range 5 {
-		serve("/?login=ada", serve("/", ""))
+		visit("/?login=ada", visit("/", ""))
 	}
 	b.Run("list-5", func(b *testing.B) {
 		measure(b, func(int) string { return "" }, func(int, string) {
@@ -88,7 +76,7 @@ func BenchmarkUserIndex(b *testing.B) {
 		measure(b, func(i int) string {
 			user := "r" + strconv.Itoa(i)
 			for range 5 {
-				serve("/?login="+user, "")
+				visit("/?login="+user, "")
 			}
 			return user
 		}, func(_ int, user string) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -181,18 +180,8 @@ func userHandler(t *testing.T, m *session.Manager, held chan chan struct{}) http
 // set ("" if none).
 func (a *userApp) serve(t *testing.T, path, cookie string) (int, string, string) {
 	t.Helper()
-	req := httptest.NewRequest("GET", path, nil)
-	if cookie != "" {
-		req.AddCookie(&http.Cookie{Name: "session", Value: cookie})
-	}
-	rec := httptest.NewRecorder()
-	a.h.ServeHTTP(rec, req)
-	res := rec.Result()
-	set := ""
-	if c := sessionCookie(res); c != nil {
-		set = c.Value
-	}
-	return res.StatusCode, body(res), set
+	res := serve(a.h, path, cookie)
+	return res.StatusCode, body(res), setCookie(res)
 }
 
 // login logs user in on a, from a fresh browser, and returns the cookie.
