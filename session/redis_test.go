@@ -2,15 +2,10 @@ package session_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/tierstore/tierstore"
 	"github.com/tierstore/tierstore/internal/testenv/redistest"
 	"github.com/tierstore/tierstore/session"
 	"github.com/tierstore/tierstore/tiered"
@@ -18,19 +13,17 @@ import (
 
 // instance is one server process: its own tiered store and manager.
 type instance struct {
-	store *tiered.Store
-	h     http.Handler
-
-	mu      sync.Mutex
-	markers map[string]chan struct{} // closed when the store applies the key's invalidation
+	store   *tiered.Store
+	h       http.Handler
+	markers redistest.Markers
 }
 
 func newInstance(t *testing.T, srv *redistest.Server) *instance {
 	t.Helper()
-	in := &instance{markers: map[string]chan struct{}{}}
+	in := &instance{}
 	store, err := tiered.New(tiered.Config{
 		Redis: srv.Client(nil), HealthCheckInterval: 200 * time.Millisecond,
-		OnInvalidate: in.invalidated,
+		OnInvalidate: in.markers.OnInvalidate,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -43,45 +36,6 @@ func newInstance(t *testing.T, srv *redistest.Server) *instance {
 	}
 	in.store, in.h = store, m.LoadAndSave(handler(m))
 	return in
-}
-
-func (in *instance) invalidated(key string) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if c, ok := in.markers[key]; ok {
-		close(c)
-		delete(in.markers, key)
-	}
-}
-
-var markerSeq atomic.Int64
-
-// caughtUp returns once reader has applied the invalidations of every
-// write writer made before the call. reader reads a fresh marker key (so
-// that per-key tracking follows it for reader), writer writes it, and
-// reader waits for the marker's report: Redis reports the changes of a
-// reader's keys in the order it made them. (Waiting for "one more
-// invalidation" instead can be satisfied by reader's own earlier write
-// reported back late.)
-func caughtUp(t *testing.T, reader, writer *instance) {
-	t.Helper()
-	ctx := context.Background()
-	key := "marker:" + strconv.FormatInt(markerSeq.Add(1), 10)
-	heard := make(chan struct{})
-	reader.mu.Lock()
-	reader.markers[key] = heard
-	reader.mu.Unlock()
-	if _, err := reader.store.Get(ctx, key); !errors.Is(err, tierstore.ErrNotFound) {
-		t.Fatalf("marker read: %v", err)
-	}
-	if err := writer.store.Set(ctx, key, []byte("m"), time.Now().Add(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-heard:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the marker's invalidation never arrived")
-	}
 }
 
 func (in *instance) do(t *testing.T, path, cookie string) *http.Response {
@@ -109,7 +63,7 @@ func TestLogoutOnOneInstanceIsRejectedOnTheOther(t *testing.T) {
 		t.Fatalf("A read %q", got)
 	}
 	b.do(t, "/destroy", id)
-	caughtUp(t, a, b)
+	a.markers.CaughtUp(t, a.store, b.store) // not "one more invalidation": A's own save reported back late could be it
 	if got := body(a.do(t, "/get?k=user", id)); got != "" {
 		t.Fatalf("A still serves a session destroyed on B: %q", got)
 	}

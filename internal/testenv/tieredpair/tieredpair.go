@@ -6,12 +6,7 @@
 package tieredpair
 
 import (
-	"context"
-	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -27,8 +22,7 @@ type Pair struct {
 	A, B   *tiered.Store
 	Truth  *l2.Store
 
-	watchA, watchB markers
-	seq            atomic.Int64
+	watchA, watchB redistest.Markers
 }
 
 // Start starts a redis-server and A, B and Truth on it with this key
@@ -37,11 +31,11 @@ type Pair struct {
 func Start(t testing.TB, prefix string) *Pair {
 	t.Helper()
 	p := &Pair{Server: redistest.Start(t)}
-	open := func(w *markers) *tiered.Store {
+	open := func(w *redistest.Markers) *tiered.Store {
 		s, err := tiered.New(tiered.Config{
 			Redis:        p.Server.Client(&redis.Options{ContextTimeoutEnabled: true}),
 			KeyPrefix:    prefix,
-			OnInvalidate: w.onInvalidate,
+			OnInvalidate: w.OnInvalidate,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -63,37 +57,6 @@ func Start(t testing.TB, prefix string) *Pair {
 // then Redis's.
 func (p *Pair) Settle(t testing.TB) {
 	t.Helper()
-	p.marker(t, p.B, &p.watchB, p.A)
-	p.marker(t, p.A, &p.watchA, p.B)
-}
-
-// marker writes, through writer, a key of no session that reader read
-// first (so that per-key tracking reports it to reader), and waits until
-// reader applied its invalidation: Redis reports the changes of one
-// reader's keys in order, so every write before it was applied too.
-func (p *Pair) marker(t testing.TB, reader *tiered.Store, w *markers, writer *tiered.Store) {
-	t.Helper()
-	ctx := context.Background()
-	key := fmt.Sprintf("tieredpair-marker-%d", p.seq.Add(1))
-	ch := make(chan struct{})
-	w.m.Store(key, ch)
-	_, _ = reader.Get(ctx, key) // a miss, followed by reader
-	if err := writer.Set(ctx, key, []byte("x"), time.Now().Add(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-ch:
-	case <-time.After(10 * time.Second): // a guard against a hung test, not a timing assumption
-		t.Fatalf("timed out waiting for an instance to apply the invalidation of %s", key)
-	}
-}
-
-// markers closes a marker's channel when its instance applies the
-// marker's invalidation.
-type markers struct{ m sync.Map } // key -> chan struct{}
-
-func (w *markers) onInvalidate(key string) {
-	if ch, ok := w.m.LoadAndDelete(key); ok {
-		close(ch.(chan struct{}))
-	}
+	p.watchB.CaughtUp(t, p.B, p.A)
+	p.watchA.CaughtUp(t, p.A, p.B)
 }
