@@ -206,12 +206,7 @@ func TestDeadAndSilentRedisAreUnavailable(t *testing.T) {
 			held = append(held, c)
 		}
 	}()
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedAddr := closed.Addr().String()
-	closed.Close() // nothing listens there now
+	closedAddr := redistest.RefusedAddr(t)
 	for name, addr := range map[string]string{"silent server": silent.Addr().String(), "closed port": closedAddr} {
 		t.Run(name, func(t *testing.T) {
 			c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})

@@ -232,12 +232,7 @@ func TestAuthErrorSaysAuth(t *testing.T) {
 // A wrong address: New does not wait for it, and WaitLive's error says
 // what is wrong, not just that the time ran out.
 func TestWaitLiveSaysWhy(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now: dials are refused
+	addr := redistest.RefusedAddr(t)
 	for _, own := range []bool{false, true} {
 		rdb := redis.NewClient(&redis.Options{Addr: addr})
 		defer rdb.Close()
